@@ -1,0 +1,84 @@
+//! Errors that stop a job. An unreadable sector is *not* one of them: it is data, kept in the
+//! sector map and the record (see [`crate::map`]). What lands here is a real failure: a refused
+//! request, an option that makes no sense, an output that cannot be written, a source that
+//! vanished, or an interruption.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can make a job fail, with the context an examiner needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request would harm evidence or overwrite something; nothing was written.
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// An option or argument that cannot work.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// Opening, inspecting or creating a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or device concerned.
+        path: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Reading the source failed in a way that is not an unreadable sector (the device went
+    /// away, the kernel refused the request).
+    #[error("reading {} at byte {offset}: {source}", path.display())]
+    Read {
+        /// The source.
+        path: PathBuf,
+        /// Byte offset of the failed request.
+        offset: u64,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing an output failed (target full, target vanished).
+    #[error("writing {} at byte {offset}: {source}", path.display())]
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// Byte offset within that file.
+        offset: u64,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A stored file (map, record, image) is not what it claims to be.
+    #[error("{}: {message}", path.display())]
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// SIGINT or SIGTERM arrived; the job stopped early and says so.
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
+
+    /// A worker thread died; a bug, reported instead of hidden.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

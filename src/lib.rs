@@ -1,0 +1,29 @@
+//! # exhibit
+//!
+//! Forensic, sector-level disk acquisition. The source (a block device, a partition or an
+//! image file) is read **once**, in order, by an io_uring engine (O_DIRECT, aligned pooled
+//! buffers, several reads in flight) or a `pread` fallback; every block is shared by
+//! reference with the hashers (MD5, SHA-1, SHA-256, each on its own thread) and the outputs
+//! (raw, split raw, a target device, E01). Unreadable sectors are narrowed down to the
+//! sectors that really fail, filled with zeros, and mapped.
+//!
+//! The library never prints, exits or reads argv: `main.rs` does that.
+
+#![warn(missing_docs)]
+
+pub mod block;
+pub mod buffer;
+pub mod case;
+pub mod error;
+pub mod hash;
+pub mod map;
+pub mod sink;
+
+pub use error::{Error, Result};
+
+/// The tool's name, as recorded in every artefact.
+pub const TOOL_NAME: &str = "exhibit";
+/// The crate version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision the binary was built from (`git describe --always --dirty`).
+pub const GIT_REVISION: &str = env!("EXHIBIT_GIT_REVISION");

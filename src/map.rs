@@ -1,0 +1,319 @@
+//! The sector map: which byte ranges of the source were read, which could not be, and (in
+//! rescue) which are still to do. Stored as a GNU ddrescue mapfile, so `ddrescuelog` and the
+//! ddrescue viewers read ours, and a rescue can resume from theirs.
+//!
+//! Format (ddrescue manual, "Mapfile structure"): `#` comment lines; one status line
+//! `current_pos current_status [current_pass]`; then one line per block
+//! `pos size status`, positions and sizes in bytes (we write `0x` hex, we read any base).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// State of a byte range, with ddrescue's status characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockState {
+    /// `?`: not read yet.
+    NonTried,
+    /// `*`: a read here failed; its edges are not trimmed yet.
+    NonTrimmed,
+    /// `/`: trimmed; the inside still to be read sector by sector.
+    NonScraped,
+    /// `-`: a sector that failed alone; filled with zeros in the image.
+    BadSector,
+    /// `+`: read and in the image.
+    Finished,
+}
+
+impl BlockState {
+    /// ddrescue's character for this state.
+    pub fn symbol(self) -> char {
+        match self {
+            BlockState::NonTried => '?',
+            BlockState::NonTrimmed => '*',
+            BlockState::NonScraped => '/',
+            BlockState::BadSector => '-',
+            BlockState::Finished => '+',
+        }
+    }
+
+    /// The state for a ddrescue character.
+    pub fn from_symbol(c: char) -> Option<Self> {
+        Some(match c {
+            '?' => BlockState::NonTried,
+            '*' => BlockState::NonTrimmed,
+            '/' => BlockState::NonScraped,
+            '-' => BlockState::BadSector,
+            '+' => BlockState::Finished,
+            _ => return None,
+        })
+    }
+}
+
+/// One unreadable run of the source as the record keeps it: where, why, and how hard we tried.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BadRun {
+    /// Byte offset of the first unreadable byte (a sector boundary).
+    pub offset: u64,
+    /// Length in bytes (whole sectors, except a final partial sector of a file).
+    pub length: u64,
+    /// The errno of the last failed read (EIO = 5, ENODATA = 61, …).
+    pub errno: i32,
+    /// How many reads of each sector in the run failed.
+    pub attempts: u32,
+}
+
+/// A contiguous range with one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapBlock {
+    /// First byte.
+    pub pos: u64,
+    /// Length in bytes (never 0).
+    pub size: u64,
+    /// Its state.
+    pub state: BlockState,
+}
+
+impl MapBlock {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.pos + self.size
+    }
+}
+
+/// The whole map of a source of `size` bytes: consecutive blocks covering `0..size`, adjacent
+/// blocks always in different states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectorMap {
+    size: u64,
+    blocks: Vec<MapBlock>,
+    /// ddrescue's `current_pos`: where the job was.
+    pub current_pos: u64,
+    /// ddrescue's `current_status` character (`?` copying, `*` trimming, `/` scraping,
+    /// `-` retrying, `+` finished).
+    pub current_status: char,
+    /// ddrescue's `current_pass` (1-based).
+    pub current_pass: u32,
+}
+
+impl SectorMap {
+    /// A map of `size` bytes, all in `state`.
+    pub fn new(size: u64, state: BlockState) -> Self {
+        let blocks = if size == 0 {
+            Vec::new()
+        } else {
+            vec![MapBlock {
+                pos: 0,
+                size,
+                state,
+            }]
+        };
+        SectorMap {
+            size,
+            blocks,
+            current_pos: 0,
+            current_status: '?',
+            current_pass: 1,
+        }
+    }
+
+    /// Size of the mapped source in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The blocks, in order.
+    pub fn blocks(&self) -> &[MapBlock] {
+        &self.blocks
+    }
+
+    /// Sets `pos..pos+len` (clipped to the map) to `state`, merging with equal neighbours.
+    pub fn set(&mut self, pos: u64, len: u64, state: BlockState) {
+        let end = pos.saturating_add(len).min(self.size);
+        if pos >= end {
+            return;
+        }
+        // The pieces before the range, the range itself, the pieces after it; then merge.
+        let mut result: Vec<MapBlock> = Vec::with_capacity(self.blocks.len() + 2);
+        for b in &self.blocks {
+            if b.end() <= pos {
+                result.push(*b);
+            } else if b.pos < pos {
+                result.push(MapBlock {
+                    pos: b.pos,
+                    size: pos - b.pos,
+                    state: b.state,
+                });
+            }
+        }
+        result.push(MapBlock {
+            pos,
+            size: end - pos,
+            state,
+        });
+        for b in &self.blocks {
+            if b.pos >= end {
+                result.push(*b);
+            } else if b.end() > end {
+                result.push(MapBlock {
+                    pos: end,
+                    size: b.end() - end,
+                    state: b.state,
+                });
+            }
+        }
+        self.blocks = merge(result);
+    }
+
+    /// Total bytes in `state`.
+    pub fn bytes_in(&self, state: BlockState) -> u64 {
+        self.blocks
+            .iter()
+            .filter(|b| b.state == state)
+            .map(|b| b.size)
+            .sum()
+    }
+
+    /// The blocks in `state`, in order.
+    pub fn blocks_in(&self, state: BlockState) -> impl Iterator<Item = &MapBlock> {
+        self.blocks.iter().filter(move |b| b.state == state)
+    }
+
+    /// The mapfile text. `header` lines are written as comments first.
+    pub fn to_mapfile(&self, header: &[String]) -> String {
+        let mut s = String::new();
+        for line in header {
+            let _ = writeln!(s, "# {line}");
+        }
+        let _ = writeln!(s, "# current_pos  current_status  current_pass");
+        let _ = writeln!(
+            s,
+            "0x{:08X}     {}               {}",
+            self.current_pos, self.current_status, self.current_pass
+        );
+        let _ = writeln!(s, "#      pos        size  status");
+        for b in &self.blocks {
+            let _ = writeln!(s, "0x{:08X}  0x{:08X}  {}", b.pos, b.size, b.state.symbol());
+        }
+        s
+    }
+
+    /// Parses mapfile text (ours or GNU ddrescue's). `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let bad = |line: usize, what: &str| Error::Format {
+            path: path.to_path_buf(),
+            message: format!("line {line}: {what}"),
+        };
+        let mut status: Option<(u64, char, u32)> = None;
+        let mut blocks = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if status.is_none() {
+                if fields.len() < 2 {
+                    return Err(bad(i + 1, "expected 'current_pos current_status'"));
+                }
+                let pos = parse_number(fields[0]).ok_or_else(|| bad(i + 1, "bad current_pos"))?;
+                let st = fields[1].chars().next().unwrap_or('?');
+                let pass = fields
+                    .get(2)
+                    .and_then(|f| parse_number(f))
+                    .map(|p| p as u32)
+                    .unwrap_or(1);
+                status = Some((pos, st, pass));
+                continue;
+            }
+            if fields.len() < 3 {
+                return Err(bad(i + 1, "expected 'pos size status'"));
+            }
+            let pos = parse_number(fields[0]).ok_or_else(|| bad(i + 1, "bad pos"))?;
+            let size = parse_number(fields[1]).ok_or_else(|| bad(i + 1, "bad size"))?;
+            let state = fields[2]
+                .chars()
+                .next()
+                .and_then(BlockState::from_symbol)
+                .ok_or_else(|| bad(i + 1, "bad status character"))?;
+            let expected = blocks.last().map(MapBlock::end).unwrap_or(0);
+            if pos != expected {
+                return Err(bad(
+                    i + 1,
+                    &format!("block starts at {pos}, expected {expected}"),
+                ));
+            }
+            if size > 0 {
+                blocks.push(MapBlock { pos, size, state });
+            }
+        }
+        let (current_pos, current_status, current_pass) =
+            status.ok_or_else(|| bad(0, "no status line"))?;
+        let size = blocks.last().map(MapBlock::end).unwrap_or(0);
+        Ok(SectorMap {
+            size,
+            blocks: merge(blocks),
+            current_pos,
+            current_status,
+            current_pass,
+        })
+    }
+}
+
+fn merge(blocks: Vec<MapBlock>) -> Vec<MapBlock> {
+    let mut out: Vec<MapBlock> = Vec::with_capacity(blocks.len());
+    for b in blocks.into_iter().filter(|b| b.size > 0) {
+        match out.last_mut() {
+            Some(last) if last.state == b.state && last.end() == b.pos => last.size += b.size,
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u64::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_splits_and_merges() {
+        let mut m = SectorMap::new(10_000, BlockState::Finished);
+        m.set(1024, 512, BlockState::BadSector);
+        m.set(1536, 512, BlockState::BadSector);
+        assert_eq!(m.blocks().len(), 3);
+        assert_eq!(m.bytes_in(BlockState::BadSector), 1024);
+        m.set(1024, 1024, BlockState::Finished);
+        assert_eq!(m.blocks().len(), 1);
+    }
+
+    #[test]
+    fn mapfile_round_trips() {
+        let mut m = SectorMap::new(1 << 20, BlockState::Finished);
+        m.set(0, 512, BlockState::BadSector);
+        m.set(4096, 8192, BlockState::NonTried);
+        m.current_status = '+';
+        let text = m.to_mapfile(&["Mapfile. Created by exhibit".into()]);
+        let back = SectorMap::parse(&text, Path::new("x.map")).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn reads_a_gnu_ddrescue_mapfile() {
+        let text = "# Mapfile. Created by GNU ddrescue version 1.27\n# current_pos  current_status  current_pass\n0x00010000     +               1\n#      pos        size  status\n0x00000000  0x00000200  -\n0x00000200  0x0000FE00  +\n";
+        let m = SectorMap::parse(text, Path::new("d.map")).unwrap();
+        assert_eq!(m.size(), 0x10000);
+        assert_eq!(m.bytes_in(BlockState::BadSector), 512);
+    }
+}
