@@ -18,6 +18,7 @@ pub mod error;
 pub mod hash;
 pub mod map;
 pub mod sink;
+pub mod source;
 
 pub use error::{Error, Result};
 

@@ -1,0 +1,439 @@
+//! The evidence source: opened read-only, measured (size, sector sizes), identified (vendor,
+//! model, serial, firmware from sysfs), and guarded (an output that lives on it is refused).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// What kind of thing the source is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// A whole block device (disk, loop device, …).
+    Disk,
+    /// A partition of a block device.
+    Partition,
+    /// A regular file (an image).
+    File,
+}
+
+/// What the device says about itself (from sysfs); empty for files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// Kernel name (`sda`, `nvme0n1p2`, `loop3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_name: Option<String>,
+    /// Kernel name of the parent disk, for a partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_disk: Option<String>,
+    /// Device number `major:minor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_number: Option<String>,
+    /// Vendor string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// Model string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Serial number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Firmware revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// World-wide identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwid: Option<String>,
+    /// Removable medium.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removable: Option<bool>,
+    /// Spinning disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotational: Option<bool>,
+    /// For a loop device: the file behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_backing_file: Option<String>,
+    /// For a partition: first sector on the parent disk (512-byte units, as sysfs says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_start_sector: Option<u64>,
+}
+
+/// An opened source.
+pub struct Source {
+    path: PathBuf,
+    file: File,
+    kind: SourceKind,
+    size: u64,
+    logical_sector_size: u32,
+    physical_sector_size: u32,
+    direct: bool,
+    direct_note: Option<String>,
+    identity: Identity,
+    /// For a block device its device number; for a file (st_dev, st_ino) identify it.
+    device: Option<u64>,
+    file_id: (u64, u64),
+}
+
+// ioctl numbers from <linux/fs.h>.
+const BLKSSZGET: libc::c_ulong = 0x1268;
+const BLKPBSZGET: libc::c_ulong = 0x127b;
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+
+impl Source {
+    /// Opens `path` read-only. With `direct`, O_DIRECT is tried first and the plain page
+    /// cache used where the filesystem refuses it (the reason is kept for the record).
+    pub fn open(path: &Path, direct: bool) -> Result<Source> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            return Err(Error::Refused(format!(
+                "{} is a directory; the source must be a block device, a partition or an image file",
+                path.display()
+            )));
+        }
+        if !ft.is_block_device() && !ft.is_file() {
+            return Err(Error::Refused(format!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            )));
+        }
+        let open = |flags: i32| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags | libc::O_CLOEXEC | libc::O_NOATIME)
+                .open(path)
+                .or_else(|e| {
+                    // O_NOATIME needs ownership; drop it rather than fail.
+                    if e.raw_os_error() == Some(libc::EPERM) {
+                        OpenOptions::new()
+                            .read(true)
+                            .custom_flags(flags | libc::O_CLOEXEC)
+                            .open(path)
+                    } else {
+                        Err(e)
+                    }
+                })
+        };
+        let (file, direct, direct_note) = if direct {
+            match open(libc::O_DIRECT) {
+                Ok(f) => (f, true, None),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    let f = open(0).map_err(|e| Error::io(path, e))?;
+                    (
+                        f,
+                        false,
+                        Some(
+                            "the filesystem does not support O_DIRECT; read through the page cache"
+                                .into(),
+                        ),
+                    )
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        } else {
+            (
+                open(0).map_err(|e| Error::io(path, e))?,
+                false,
+                Some("O_DIRECT not requested".into()),
+            )
+        };
+
+        if ft.is_block_device() {
+            let fd = file.as_raw_fd();
+            let size = ioctl_u64(fd, BLKGETSIZE64).map_err(|e| Error::io(path, e))?;
+            let logical = ioctl_u32(fd, BLKSSZGET).map_err(|e| Error::io(path, e))?;
+            let physical = ioctl_u32(fd, BLKPBSZGET).unwrap_or(logical);
+            let rdev = meta.rdev();
+            let identity = sysfs::identity(rdev);
+            let kind = if identity.parent_disk.is_some() {
+                SourceKind::Partition
+            } else {
+                SourceKind::Disk
+            };
+            Ok(Source {
+                path: path.to_path_buf(),
+                file,
+                kind,
+                size,
+                logical_sector_size: logical.max(512),
+                physical_sector_size: physical.max(logical),
+                direct,
+                direct_note,
+                identity,
+                device: Some(rdev),
+                file_id: (meta.dev(), meta.ino()),
+            })
+        } else {
+            Ok(Source {
+                path: path.to_path_buf(),
+                file,
+                kind: SourceKind::File,
+                size: meta.len(),
+                logical_sector_size: 512,
+                physical_sector_size: 512,
+                direct,
+                direct_note,
+                identity: Identity::default(),
+                device: None,
+                file_id: (meta.dev(), meta.ino()),
+            })
+        }
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The open file (read-only).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+    /// Disk, partition or file.
+    pub fn kind(&self) -> SourceKind {
+        self.kind
+    }
+    /// Size in bytes, fixed at open: exactly this many bytes are acquired.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Logical sector size: the unit of reads and of unreadable runs (512 for files).
+    pub fn logical_sector_size(&self) -> u32 {
+        self.logical_sector_size
+    }
+    /// Physical sector size.
+    pub fn physical_sector_size(&self) -> u32 {
+        self.physical_sector_size
+    }
+    /// Whether reads bypass the page cache (O_DIRECT).
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+    /// Why O_DIRECT is not in use, if it is not.
+    pub fn direct_note(&self) -> Option<&str> {
+        self.direct_note.as_deref()
+    }
+    /// What sysfs says about the device.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Positioned read; may return fewer bytes than asked (at the end, or from a FUSE file).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Refuses an output path that is the source, or whose filesystem lives on the source
+    /// device (or one of its partitions, or a device stacked on them).
+    pub fn refuse_output_on_source(&self, output: &Path) -> Result<()> {
+        let refuse = |why: String| Err(Error::Refused(format!("{}: {why}", output.display())));
+        // An existing output: the very same file or device?
+        if let Ok(meta) = std::fs::metadata(output) {
+            if (meta.dev(), meta.ino()) == self.file_id {
+                return refuse("is the source itself".into());
+            }
+            if meta.file_type().is_block_device() {
+                let target = meta.rdev();
+                let mut source_devs = Vec::new();
+                if let Some(dev) = self.device {
+                    source_devs.push(dev);
+                } else if let Some(dev) = sysfs::block_device_of_filesystem(self.file_id.0) {
+                    // A file source: its filesystem's device must not be overwritten either.
+                    source_devs.push(dev);
+                }
+                for sdev in sysfs::expand(&source_devs) {
+                    for tdev in sysfs::expand(&[target]) {
+                        if sysfs::overlap(sdev, tdev) {
+                            return refuse(format!(
+                                "the target device overlaps the source ({} and {})",
+                                sysfs::name(tdev),
+                                sysfs::name(sdev)
+                            ));
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        }
+        let Some(source_dev) = self.device else {
+            return Ok(());
+        };
+        // A file output: where does its filesystem live?
+        let dir = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        let fs_devs = sysfs::expand(&[meta.dev()]);
+        for sdev in sysfs::expand(&[source_dev]) {
+            for &fdev in &fs_devs {
+                if sysfs::overlap(sdev, fdev) {
+                    return refuse(format!(
+                        "its filesystem lives on the source device ({} on {})",
+                        sysfs::name(fdev),
+                        sysfs::name(sdev)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ioctl_u64(fd: i32, req: libc::c_ulong) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    // SAFETY: the request writes one u64 into v.
+    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u64) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
+fn ioctl_u32(fd: i32, req: libc::c_ulong) -> io::Result<u32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: the request writes one int into v.
+    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut libc::c_int) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v as u32)
+    }
+}
+
+/// sysfs look-ups by device number.
+pub mod sysfs {
+    use std::collections::BTreeSet;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+
+    use super::Identity;
+
+    fn major(dev: u64) -> u64 {
+        libc::major(dev as libc::dev_t) as u64
+    }
+    fn minor(dev: u64) -> u64 {
+        libc::minor(dev as libc::dev_t) as u64
+    }
+
+    fn node(dev: u64) -> Option<PathBuf> {
+        std::fs::canonicalize(format!("/sys/dev/block/{}:{}", major(dev), minor(dev))).ok()
+    }
+
+    fn read(path: &Path) -> Option<String> {
+        let s = std::fs::read_to_string(path).ok()?;
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_string())
+    }
+
+    fn parse_dev(s: &str) -> Option<u64> {
+        let (ma, mi) = s.trim().split_once(':')?;
+        Some(libc::makedev(ma.parse().ok()?, mi.parse().ok()?) as u64)
+    }
+
+    /// Kernel name of a device number, or `major:minor` if sysfs does not know it.
+    pub fn name(dev: u64) -> String {
+        node(dev)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| format!("{}:{}", major(dev), minor(dev)))
+    }
+
+    /// (disk, partition) for a device: a partition's parent disk, or the disk itself.
+    fn disk_of(dev: u64) -> (u64, Option<u64>) {
+        if let Some(p) = node(dev) {
+            if p.join("partition").exists() {
+                if let Some(parent) = p.parent().and_then(|d| read(&d.join("dev"))) {
+                    if let Some(pdev) = parse_dev(&parent) {
+                        return (pdev, Some(dev));
+                    }
+                }
+            }
+        }
+        (dev, None)
+    }
+
+    /// True if writing to one could change the other: the same disk, and either is the
+    /// whole disk or both are the same partition.
+    pub fn overlap(a: u64, b: u64) -> bool {
+        let (da, pa) = disk_of(a);
+        let (db, pb) = disk_of(b);
+        da == db && (pa.is_none() || pb.is_none() || pa == pb)
+    }
+
+    /// The devices themselves and every device they are stacked on (device-mapper, md and
+    /// loop backing files), so that an output on LVM on the source is still caught.
+    pub fn expand(devs: &[u64]) -> Vec<u64> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<u64> = devs.to_vec();
+        while let Some(d) = todo.pop() {
+            if !seen.insert(d) || seen.len() > 256 {
+                continue;
+            }
+            let Some(p) = node(d) else { continue };
+            if let Ok(entries) = std::fs::read_dir(p.join("slaves")) {
+                for e in entries.flatten() {
+                    if let Some(sd) = read(&e.path().join("dev")).and_then(|s| parse_dev(&s)) {
+                        todo.push(sd);
+                    }
+                }
+            }
+            if let Some(backing) = read(&p.join("loop/backing_file")) {
+                if let Ok(m) = std::fs::metadata(&backing) {
+                    todo.push(m.dev());
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
+    /// The block device a filesystem (by st_dev) lives on, if it is a real one.
+    pub fn block_device_of_filesystem(st_dev: u64) -> Option<u64> {
+        node(st_dev).map(|_| st_dev)
+    }
+
+    /// Identity of a block device from sysfs; for a partition, from its parent disk.
+    pub fn identity(dev: u64) -> Identity {
+        let mut id = Identity {
+            device_number: Some(format!("{}:{}", major(dev), minor(dev))),
+            ..Identity::default()
+        };
+        let Some(p) = node(dev) else { return id };
+        id.kernel_name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut disk = p.clone();
+        if p.join("partition").exists() {
+            id.partition_start_sector = read(&p.join("start")).and_then(|s| s.parse().ok());
+            if let Some(parent) = p.parent() {
+                disk = parent.to_path_buf();
+                id.parent_disk = parent.file_name().map(|n| n.to_string_lossy().into_owned());
+            }
+        }
+        let dev_dir = disk.join("device");
+        id.vendor = read(&dev_dir.join("vendor"));
+        id.model = read(&dev_dir.join("model")).or_else(|| read(&disk.join("device/name")));
+        id.serial = read(&dev_dir.join("serial"))
+            .or_else(|| read(&disk.join("serial")))
+            .or_else(|| vpd_serial(&dev_dir.join("vpd_pg80")));
+        id.firmware = read(&dev_dir.join("rev")).or_else(|| read(&dev_dir.join("firmware_rev")));
+        id.wwid = read(&dev_dir.join("wwid")).or_else(|| read(&disk.join("wwid")));
+        id.removable = read(&disk.join("removable")).map(|s| s == "1");
+        id.rotational = read(&disk.join("queue/rotational")).map(|s| s == "1");
+        id.loop_backing_file = read(&disk.join("loop/backing_file"));
+        id
+    }
+
+    /// Unit serial number from a SCSI VPD page 0x80 (4-byte header, then ASCII).
+    fn vpd_serial(path: &Path) -> Option<String> {
+        let raw = std::fs::read(path).ok()?;
+        let text = String::from_utf8_lossy(raw.get(4..)?).trim().to_string();
+        (!text.is_empty()).then_some(text)
+    }
+}
