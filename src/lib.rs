@@ -17,6 +17,7 @@ pub mod case;
 pub mod error;
 pub mod hash;
 pub mod map;
+pub mod rescue;
 pub mod sink;
 pub mod source;
 

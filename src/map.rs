@@ -130,41 +130,85 @@ impl SectorMap {
     }
 
     /// Sets `pos..pos+len` (clipped to the map) to `state`, merging with equal neighbours.
+    ///
+    /// Costs a binary search plus one splice of the few blocks the range touches, so a
+    /// rescue can call it after every read even when the map has many thousands of blocks.
     pub fn set(&mut self, pos: u64, len: u64, state: BlockState) {
         let end = pos.saturating_add(len).min(self.size);
         if pos >= end {
             return;
         }
-        // The pieces before the range, the range itself, the pieces after it; then merge.
-        let mut result: Vec<MapBlock> = Vec::with_capacity(self.blocks.len() + 2);
-        for b in &self.blocks {
-            if b.end() <= pos {
-                result.push(*b);
-            } else if b.pos < pos {
-                result.push(MapBlock {
+        // Blocks first..last (exclusive) overlap the range; extend by one on each side so
+        // that equal neighbours merge.
+        let first = self.index_at(pos);
+        let mut last = first;
+        while last < self.blocks.len() && self.blocks[last].pos < end {
+            last += 1;
+        }
+        let lo = first.saturating_sub(1);
+        let hi = (last + 1).min(self.blocks.len());
+        let mut pieces: Vec<MapBlock> = Vec::with_capacity(hi - lo + 2);
+        for b in &self.blocks[lo..hi] {
+            if b.end() <= pos || b.pos >= end {
+                pieces.push(*b);
+                continue;
+            }
+            if b.pos < pos {
+                pieces.push(MapBlock {
                     pos: b.pos,
                     size: pos - b.pos,
                     state: b.state,
                 });
             }
-        }
-        result.push(MapBlock {
-            pos,
-            size: end - pos,
-            state,
-        });
-        for b in &self.blocks {
-            if b.pos >= end {
-                result.push(*b);
-            } else if b.end() > end {
-                result.push(MapBlock {
+            if b.end() > end {
+                // Placeholder order: the new range goes in before this tail below.
+                pieces.push(MapBlock {
                     pos: end,
                     size: b.end() - end,
                     state: b.state,
                 });
             }
         }
-        self.blocks = merge(result);
+        let at = pieces.partition_point(|b| b.pos < pos);
+        pieces.insert(
+            at,
+            MapBlock {
+                pos,
+                size: end - pos,
+                state,
+            },
+        );
+        self.blocks.splice(lo..hi, merge(pieces));
+    }
+
+    /// Index of the block containing `pos` (or `blocks.len()` past the end).
+    fn index_at(&self, pos: u64) -> usize {
+        self.blocks.partition_point(|b| b.end() <= pos)
+    }
+
+    /// The state of the byte at `pos`, or `None` past the end.
+    pub fn state_at(&self, pos: u64) -> Option<BlockState> {
+        self.blocks.get(self.index_at(pos)).map(|b| b.state)
+    }
+
+    /// The first range in `state` at or after `pos` (clipped to start at `pos`).
+    pub fn next_in(&self, state: BlockState, pos: u64) -> Option<MapBlock> {
+        self.blocks[self.index_at(pos)..]
+            .iter()
+            .find(|b| b.state == state)
+            .map(|b| {
+                let start = b.pos.max(pos);
+                MapBlock {
+                    pos: start,
+                    size: b.end() - start,
+                    state,
+                }
+            })
+    }
+
+    /// True if any byte is in one of `states`.
+    pub fn any_in(&self, states: &[BlockState]) -> bool {
+        self.blocks.iter().any(|b| states.contains(&b.state))
     }
 
     /// Total bytes in `state`.
@@ -296,6 +340,46 @@ mod tests {
         assert_eq!(m.bytes_in(BlockState::BadSector), 1024);
         m.set(1024, 1024, BlockState::Finished);
         assert_eq!(m.blocks().len(), 1);
+    }
+
+    #[test]
+    fn set_matches_a_byte_model() {
+        // Random ranges against a per-sector model: the fast splice must equal the simple truth.
+        let states = [
+            BlockState::NonTried,
+            BlockState::NonTrimmed,
+            BlockState::NonScraped,
+            BlockState::BadSector,
+            BlockState::Finished,
+        ];
+        let n = 300u64;
+        let mut m = SectorMap::new(n * 512 + 100, BlockState::NonTried);
+        let mut model = vec![BlockState::NonTried; n as usize + 1];
+        let mut x: u64 = 12345;
+        for _ in 0..3000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let a = (x >> 33) % (n + 1);
+            let l = (x >> 20) % 17 + 1;
+            let st = states[((x >> 8) % 5) as usize];
+            m.set(a * 512, l * 512, st);
+            for s in a..(a + l).min(n + 1) {
+                model[s as usize] = st;
+            }
+            for (i, want) in model.iter().enumerate() {
+                assert_eq!(m.state_at(i as u64 * 512), Some(*want));
+            }
+            for w in m.blocks().windows(2) {
+                assert_eq!(w[0].end(), w[1].pos);
+                assert_ne!(w[0].state, w[1].state);
+            }
+            assert_eq!(m.blocks().last().unwrap().end(), m.size());
+        }
+        let bad = m.next_in(BlockState::BadSector, 0);
+        if let Some(b) = bad {
+            assert_eq!(m.state_at(b.pos), Some(BlockState::BadSector));
+        }
     }
 
     #[test]

@@ -1,0 +1,1431 @@
+//! Rescue mode for dying disks: read the easy areas first, come back for the hard ones, and
+//! keep the map on disk all the time so that a killed run resumes where it stopped.
+//!
+//! GNU ddrescue's job, with its mapfile format, in passes over the [`SectorMap`]:
+//!
+//! 1. **Copy** (`?` areas). Blocks of [`RescueOptions::block_size`] in order; a read that
+//!    fails marks its block *non-trimmed* (`*`) and the copy jumps ahead (64 KiB, doubling
+//!    after each further failure up to [`RescueOptions::max_skip`]), because a failing disk
+//!    is slowest and most fragile exactly where it fails. A second copy pass reads what was
+//!    jumped over, without jumping.
+//! 2. **Trim** (`*` areas). Sector by sector from the leading edge forwards until a sector
+//!    fails, then from the trailing edge backwards until a sector fails; what lies between
+//!    becomes *non-scraped* (`/`). Each failed sector is *bad* (`-`).
+//! 3. **Scrape** (`/` areas). Every remaining sector alone, once.
+//! 4. **Retry** ([`RescueOptions::retry_passes`] passes over the `-` sectors). A sector that
+//!    reads is rescued; one that never reads stays bad and is zeros in the image.
+//!
+//! Only one read is in flight at any time: the block layer merges adjacent reads that are in
+//! flight together, so a sector is called bad only after a read of that sector *alone* failed.
+//!
+//! The map (`BASE.map`) is the whole state. Data is written to the image first, the image is
+//! synced, and only then the map is replaced atomically (temp file, fsync, rename), at least
+//! every [`RescueOptions::map_interval`], at every phase change, on interruption and at the
+//! end. So a `kill -9` loses at most the reads of the last interval, and running the same
+//! command again resumes from the map without reading anything it marks finished. A mapfile
+//! written by GNU ddrescue resumes the same way.
+//!
+//! When nothing is left to read, the image is hashed (MD5, SHA-1, SHA-256) and the hash logs
+//! are written next to it. The library never prints: progress is [`RescueProgress`], read
+//! by the caller's own thread.
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use exhibit::rescue::{rescue, RescueOptions, RescueProgress};
+//! use exhibit::source::Source;
+//!
+//! let source = Source::open("/dev/sdb".as_ref(), true)?;
+//! let opts = RescueOptions::new("case42/disk");
+//! let progress = RescueProgress::default();
+//! let interrupted = AtomicBool::new(false);
+//! let report = rescue(&source, &opts, &progress, &interrupted)?;
+//! println!("{} bytes unreadable", report.bad_bytes);
+//! # Ok::<(), exhibit::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::buffer::AlignedBuf;
+use crate::error::{Error, Result};
+use crate::hash::{log_line, HashAlgorithm, MediaHashes};
+use crate::map::{BadRun, BlockState, SectorMap};
+use crate::source::Source;
+
+/// What the rescue reads from: a [`Source`] in production, an in-memory fake in tests.
+///
+/// Reads are positioned, sector-aligned (offset and length) and go into 4096-aligned
+/// buffers, so an O_DIRECT source is read without the page cache.
+pub trait SectorReader {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the source, or when a
+    /// FUSE-backed file answers short.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// Logical sector size: the unit of every narrowed read.
+    fn sector_size(&self) -> u32;
+}
+
+impl SectorReader for Source {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        Source::read_at(self, buf, offset)
+    }
+    fn size(&self) -> u64 {
+        Source::size(self)
+    }
+    fn sector_size(&self) -> u32 {
+        self.logical_sector_size()
+    }
+}
+
+/// True for the errors that mean "this range of the medium cannot be read" (and so go into
+/// the map), as opposed to a refused request or a vanished device (which stop the job).
+/// SCSI and NVMe medium errors reach user space as `ENODATA`; the others are what loop,
+/// FUSE, network block devices and USB bridges turn them into.
+pub fn is_media_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO)
+            | Some(libc::ENODATA)
+            | Some(libc::EILSEQ)
+            | Some(libc::ETIMEDOUT)
+            | Some(libc::ENOLINK)
+            | Some(libc::EREMOTEIO)
+    )
+}
+
+/// Everything the caller decides about a rescue. [`RescueOptions::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct RescueOptions {
+    /// Output base name: the image is `BASE.raw`, the map `BASE.map`, the hash logs
+    /// `BASE.md5`, `BASE.sha1`, `BASE.sha256`.
+    pub output: PathBuf,
+    /// Write the image to this block device instead of `BASE.raw` (its first `size` bytes;
+    /// unreadable sectors are written as zeros, unread areas are left as they were).
+    pub target: Option<PathBuf>,
+    /// Bytes per read in the copy phase; 0 means 128 sectors (64 KiB at 512-byte sectors,
+    /// 512 KiB at 4096, as GNU ddrescue's default cluster). Rounded to whole sectors.
+    pub block_size: u64,
+    /// First jump after a failed read in the first copy pass (default 64 KiB).
+    pub min_skip: u64,
+    /// Largest jump; 0 means 1% of the source, at least `min_skip`, at most 1 GiB.
+    pub max_skip: u64,
+    /// Passes over the bad sectors after scraping (default 1): each gives every bad sector
+    /// one more read, alone. The map remembers how many passes were done, so asking again
+    /// with a higher number runs only the extra passes.
+    pub retry_passes: u32,
+    /// Start afresh, replacing an existing image, map and hash logs. Without it an existing
+    /// map is resumed, and an image without a map is refused.
+    pub overwrite: bool,
+    /// Longest time between two map saves (default 1 s).
+    pub map_interval: Duration,
+    /// Hashes computed over the finished image (default all three).
+    pub hashes: Vec<HashAlgorithm>,
+    /// Extra comment lines for the map's header (e.g. the command line).
+    pub map_header: Vec<String>,
+}
+
+impl RescueOptions {
+    /// The defaults, writing `BASE.raw` and `BASE.map`.
+    pub fn new(output: impl Into<PathBuf>) -> Self {
+        RescueOptions {
+            output: output.into(),
+            target: None,
+            block_size: 0,
+            min_skip: 64 * 1024,
+            max_skip: 0,
+            retry_passes: 1,
+            overwrite: false,
+            map_interval: Duration::from_secs(1),
+            hashes: HashAlgorithm::ALL.to_vec(),
+            map_header: Vec::new(),
+        }
+    }
+
+    /// `BASE` with `ext` appended (`BASE.map`, not a replaced extension).
+    pub fn path_with(&self, ext: &str) -> PathBuf {
+        let mut s = self.output.clone().into_os_string();
+        s.push(".");
+        s.push(ext);
+        PathBuf::from(s)
+    }
+
+    /// The image path: the target device, or `BASE.raw`.
+    pub fn image_path(&self) -> PathBuf {
+        self.target.clone().unwrap_or_else(|| self.path_with("raw"))
+    }
+
+    /// The map path, `BASE.map`.
+    pub fn map_path(&self) -> PathBuf {
+        self.path_with("map")
+    }
+}
+
+/// Which phase a rescue is in (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum Phase {
+    /// Opening, loading the map.
+    Starting = 0,
+    /// Copying untried areas in large blocks.
+    Copying = 1,
+    /// Trimming the edges of failed blocks.
+    Trimming = 2,
+    /// Reading the inside of failed blocks sector by sector.
+    Scraping = 3,
+    /// Giving bad sectors more reads.
+    Retrying = 4,
+    /// Hashing the finished image.
+    Hashing = 5,
+    /// Done.
+    Finished = 6,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            1 => Phase::Copying,
+            2 => Phase::Trimming,
+            3 => Phase::Scraping,
+            4 => Phase::Retrying,
+            5 => Phase::Hashing,
+            6 => Phase::Finished,
+            _ => Phase::Starting,
+        }
+    }
+
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Copying => "copying",
+            Phase::Trimming => "trimming",
+            Phase::Scraping => "scraping",
+            Phase::Retrying => "retrying",
+            Phase::Hashing => "hashing",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+/// Live progress of a rescue, updated by the job after every read and read by any other
+/// thread (a progress bar, a log line every minute) without locks.
+#[derive(Debug, Default)]
+pub struct RescueProgress {
+    phase: AtomicU8,
+    /// Pass number within the phase (1-based; the retry pass while retrying).
+    pub pass: AtomicU32,
+    /// Source size in bytes.
+    pub size: AtomicU64,
+    /// Byte offset of the current read.
+    pub position: AtomicU64,
+    /// Bytes read and in the image (`+`).
+    pub rescued: AtomicU64,
+    /// Bytes in bad sectors (`-`).
+    pub bad_bytes: AtomicU64,
+    /// Number of separate bad areas (runs of `-`).
+    pub bad_areas: AtomicU64,
+    /// Bytes not tried yet (`?`).
+    pub non_tried: AtomicU64,
+    /// Bytes in failed blocks still to trim or scrape (`*` and `/`).
+    pub pending: AtomicU64,
+    /// Reads issued by this run.
+    pub reads: AtomicU64,
+    /// Reads that failed with a media error in this run.
+    pub read_errors: AtomicU64,
+    /// Bytes hashed so far in the hashing phase.
+    pub hashed: AtomicU64,
+}
+
+impl RescueProgress {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+
+    fn set_phase(&self, phase: Phase, pass: u32) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+        self.pass.store(pass, Ordering::Relaxed);
+    }
+
+    fn update_from(&self, map: &SectorMap) {
+        self.rescued
+            .store(map.bytes_in(BlockState::Finished), Ordering::Relaxed);
+        self.bad_bytes
+            .store(map.bytes_in(BlockState::BadSector), Ordering::Relaxed);
+        self.non_tried
+            .store(map.bytes_in(BlockState::NonTried), Ordering::Relaxed);
+        self.pending.store(
+            map.bytes_in(BlockState::NonTrimmed) + map.bytes_in(BlockState::NonScraped),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// What a rescue run did and what the image now holds.
+#[derive(Clone, Debug)]
+pub struct RescueReport {
+    /// The image (`BASE.raw` or the target device).
+    pub image: PathBuf,
+    /// The map, `BASE.map`.
+    pub map: PathBuf,
+    /// Source size in bytes.
+    pub size: u64,
+    /// Logical sector size the rescue worked in.
+    pub sector_size: u32,
+    /// True when this run continued an existing map (ours or GNU ddrescue's).
+    pub resumed: bool,
+    /// True when every phase is done: nothing left to read, hashes computed. Then the image
+    /// is final, and is what an E01 conversion (`--format e01`) would read: the E01 writer
+    /// takes `image` as its source, with `bad_runs` for its error section.
+    pub complete: bool,
+    /// Bytes read and in the image.
+    pub rescued_bytes: u64,
+    /// Bytes in bad sectors (zeros in the image).
+    pub bad_bytes: u64,
+    /// The bad sectors, merged into runs. `errno` and `attempts` describe this run's reads;
+    /// a run inherited from a resumed map that this run did not read has errno 0.
+    pub bad_runs: Vec<BadRun>,
+    /// Media hashes of the image (unreadable sectors as zeros), when complete.
+    pub hashes: MediaHashes,
+    /// The hash logs written (`BASE.md5` …), when complete.
+    pub hash_logs: Vec<PathBuf>,
+    /// Reads issued by this run, and how many failed.
+    pub reads: u64,
+    /// Reads that failed with a media error in this run.
+    pub read_errors: u64,
+    /// Retry passes done in total (over all runs on this map).
+    pub retry_passes_done: u32,
+    /// When this run started.
+    pub started: SystemTime,
+    /// When it ended.
+    pub finished: SystemTime,
+}
+
+/// Rescues `source` to `BASE.raw` (or the target device) and `BASE.map`, resuming from an
+/// existing map. Returns when everything is done, or with [`Error::Interrupted`] once
+/// `interrupted` is seen (after saving the map: run again to continue).
+pub fn rescue(
+    source: &Source,
+    opts: &RescueOptions,
+    progress: &RescueProgress,
+    interrupted: &AtomicBool,
+) -> Result<RescueReport> {
+    source.refuse_output_on_source(&opts.image_path())?;
+    source.refuse_output_on_source(&opts.map_path())?;
+    rescue_from(source, source.path(), opts, progress, interrupted)
+}
+
+/// [`rescue`] from any [`SectorReader`]; `source_path` names it in errors.
+pub fn rescue_from<R: SectorReader + ?Sized>(
+    reader: &R,
+    source_path: &Path,
+    opts: &RescueOptions,
+    progress: &RescueProgress,
+    interrupted: &AtomicBool,
+) -> Result<RescueReport> {
+    let started = SystemTime::now();
+    let mut job = Job::open(reader, source_path, opts, progress, interrupted)?;
+    job.run()?;
+    job.finish(started)
+}
+
+/// Map header line that records how many retry passes are done.
+const RETRY_DONE_KEY: &str = "exhibit-retry-passes-done:";
+
+struct Job<'a, R: SectorReader + ?Sized> {
+    reader: &'a R,
+    source_path: &'a Path,
+    opts: &'a RescueOptions,
+    progress: &'a RescueProgress,
+    interrupted: &'a AtomicBool,
+    size: u64,
+    ss: u64,
+    block_size: u64,
+    max_skip: u64,
+    map: SectorMap,
+    map_path: PathBuf,
+    image_path: PathBuf,
+    image: File,
+    resumed: bool,
+    retry_done: u32,
+    last_save: Instant,
+    dirty: bool,
+    buf: AlignedBuf,
+    zeros: AlignedBuf,
+    /// Per failed sector of this run: (last errno, failed reads).
+    failures: BTreeMap<u64, (i32, u32)>,
+    reads: u64,
+    read_errors: u64,
+}
+
+enum ReadOutcome {
+    /// Everything read and written to the image.
+    Ok,
+    /// A media error in the read that started at `at` (what came before is in the image
+    /// and the map as finished).
+    Bad { at: u64 },
+}
+
+impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
+    fn open(
+        reader: &'a R,
+        source_path: &'a Path,
+        opts: &'a RescueOptions,
+        progress: &'a RescueProgress,
+        interrupted: &'a AtomicBool,
+    ) -> Result<Self> {
+        let size = reader.size();
+        let ss = u64::from(reader.sector_size().max(512));
+        if !ss.is_power_of_two() {
+            return Err(Error::InvalidOption(format!(
+                "sector size {ss} is not a power of two"
+            )));
+        }
+        let block_size = if opts.block_size == 0 {
+            128 * ss
+        } else {
+            opts.block_size.div_ceil(ss) * ss
+        };
+        if block_size > 64 << 20 {
+            return Err(Error::InvalidOption(format!(
+                "block size {block_size} is larger than 64 MiB"
+            )));
+        }
+        let min_skip = opts.min_skip.max(ss);
+        let max_skip = if opts.max_skip == 0 {
+            (size / 100).clamp(min_skip, 1 << 30)
+        } else {
+            opts.max_skip.max(min_skip)
+        };
+        let map_path = opts.map_path();
+        let image_path = opts.image_path();
+        let hash_paths: Vec<PathBuf> = HashAlgorithm::ALL
+            .iter()
+            .map(|a| opts.path_with(a.name()))
+            .collect();
+
+        let existing_map = if opts.overwrite {
+            None
+        } else {
+            match std::fs::read_to_string(&map_path) {
+                Ok(text) => Some(text),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(&map_path, e)),
+            }
+        };
+
+        let is_device = std::fs::metadata(&image_path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        if opts.target.is_some() && !is_device {
+            return Err(Error::InvalidOption(format!(
+                "target {} is not a block device",
+                image_path.display()
+            )));
+        }
+
+        let (map, resumed, retry_done) = match existing_map {
+            Some(text) => {
+                let mut map = SectorMap::parse(&text, &map_path)?;
+                if map.size() != size {
+                    return Err(Error::Refused(format!(
+                        "{} maps {} bytes but {} has {size}; is it the map of another source?",
+                        map_path.display(),
+                        map.size(),
+                        source_path.display()
+                    )));
+                }
+                if !is_device && !image_path.exists() && map.bytes_in(BlockState::NonTried) != size
+                {
+                    return Err(Error::Refused(format!(
+                        "{} says {} bytes were rescued, but the image {} is missing",
+                        map_path.display(),
+                        map.bytes_in(BlockState::Finished),
+                        image_path.display()
+                    )));
+                }
+                align_to_sectors(&mut map, ss);
+                let retry_done = text
+                    .lines()
+                    .filter_map(|l| {
+                        l.trim_start_matches('#')
+                            .trim()
+                            .strip_prefix(RETRY_DONE_KEY)
+                    })
+                    .filter_map(|v| v.trim().parse().ok())
+                    .next_back()
+                    .unwrap_or(0);
+                (map, true, retry_done)
+            }
+            None => {
+                if !opts.overwrite {
+                    let mut clash: Vec<&Path> = hash_paths
+                        .iter()
+                        .map(PathBuf::as_path)
+                        .filter(|p| p.exists())
+                        .collect();
+                    if !is_device && image_path.exists() {
+                        clash.insert(0, &image_path);
+                    }
+                    if let Some(p) = clash.first() {
+                        return Err(Error::Refused(format!(
+                            "{} exists and there is no map {} to resume from; use --overwrite to start afresh",
+                            p.display(),
+                            map_path.display()
+                        )));
+                    }
+                }
+                (SectorMap::new(size, BlockState::NonTried), false, 0)
+            }
+        };
+
+        let image = if is_device {
+            let f = OpenOptions::new()
+                .write(true)
+                .read(true)
+                .open(&image_path)
+                .map_err(|e| Error::io(&image_path, e))?;
+            let dev_size = device_size(&f).map_err(|e| Error::io(&image_path, e))?;
+            if dev_size < size {
+                return Err(Error::Refused(format!(
+                    "target {} has {dev_size} bytes, the source {size}",
+                    image_path.display()
+                )));
+            }
+            f
+        } else {
+            let mut oo = OpenOptions::new();
+            oo.read(true).write(true).create(true);
+            if !resumed {
+                oo.truncate(true);
+            }
+            let f = oo
+                .open(&image_path)
+                .map_err(|e| Error::io(&image_path, e))?;
+            let len = f.metadata().map_err(|e| Error::io(&image_path, e))?.len();
+            if len != size {
+                // Sparse: unread areas take no space and read as zeros.
+                f.set_len(size).map_err(|e| Error::io(&image_path, e))?;
+            }
+            f
+        };
+        if opts.overwrite {
+            for p in &hash_paths {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+
+        let mut zeros = AlignedBuf::new(ss as usize);
+        zeros.fill(0);
+        progress.size.store(size, Ordering::Relaxed);
+        progress.update_from(&map);
+        progress.bad_areas.store(
+            map.blocks_in(BlockState::BadSector).count() as u64,
+            Ordering::Relaxed,
+        );
+        let mut job = Job {
+            reader,
+            source_path,
+            opts,
+            progress,
+            interrupted,
+            size,
+            ss,
+            block_size,
+            max_skip,
+            map,
+            map_path,
+            image_path,
+            image,
+            resumed,
+            retry_done,
+            last_save: Instant::now(),
+            dirty: false,
+            buf: AlignedBuf::new(block_size as usize),
+            zeros,
+            failures: BTreeMap::new(),
+            reads: 0,
+            read_errors: 0,
+        };
+        if !resumed {
+            job.save_map()?;
+        }
+        Ok(job)
+    }
+
+    fn min_skip(&self) -> u64 {
+        self.opts.min_skip.max(self.ss)
+    }
+
+    fn run(&mut self) -> Result<()> {
+        use BlockState::*;
+        // Copy: pass 1 jumps past trouble, pass 2 reads what was jumped over.
+        if self.map.any_in(&[NonTried]) {
+            let (status, pass, pos) = self.status();
+            let resume_pass = if status == '?' && pass == 2 { 2 } else { 1 };
+            for pass in resume_pass..=2 {
+                let from = if status == '?' && pass == resume_pass {
+                    pos
+                } else {
+                    0
+                };
+                self.copy_pass(pass, from)?;
+            }
+        }
+        if self.map.any_in(&[NonTrimmed]) {
+            self.trim()?;
+        }
+        if self.map.any_in(&[NonScraped]) {
+            self.scrape()?;
+        }
+        // Retry passes, continuing one that was cut short.
+        let (status, pass, pos) = self.status();
+        let mut first = self.retry_done + 1;
+        let mut from = 0;
+        if status == '-' && pass >= first {
+            first = pass;
+            from = pos;
+        }
+        for pass in first..=self.opts.retry_passes {
+            if !self.map.any_in(&[BadSector]) {
+                break;
+            }
+            self.retry_pass(pass, from)?;
+            from = 0;
+            self.retry_done = pass;
+        }
+        self.map.current_status = '+';
+        self.map.current_pos = self.size;
+        self.map.current_pass = 1;
+        self.save_map()
+    }
+
+    fn status(&self) -> (char, u32, u64) {
+        (
+            self.map.current_status,
+            self.map.current_pass,
+            self.map.current_pos,
+        )
+    }
+
+    fn begin(&mut self, phase: Phase, status: char, pass: u32) -> Result<()> {
+        self.progress.set_phase(phase, pass);
+        self.map.current_status = status;
+        self.map.current_pass = pass;
+        self.save_map()
+    }
+
+    fn copy_pass(&mut self, pass: u32, from: u64) -> Result<()> {
+        self.begin(Phase::Copying, '?', pass)?;
+        let skipping = pass == 1;
+        let min_skip = self.min_skip();
+        let mut skip = min_skip;
+        let mut pos = from;
+        while let Some(b) = self.map.next_in(BlockState::NonTried, pos) {
+            self.checkpoint(b.pos)?;
+            // Reads stay on the block grid, so one bad sector costs one failed block.
+            let grid_end = (b.pos / self.block_size + 1) * self.block_size;
+            let end = b.end().min(grid_end);
+            match self.read(b.pos, end - b.pos)? {
+                ReadOutcome::Ok => {
+                    self.map.set(b.pos, end - b.pos, BlockState::Finished);
+                    skip = min_skip;
+                    pos = end;
+                }
+                ReadOutcome::Bad { at } => {
+                    self.map.set(at, end - at, BlockState::NonTrimmed);
+                    pos = end;
+                    if skipping {
+                        pos = (end + skip).div_ceil(self.ss) * self.ss;
+                        skip = (skip * 2).min(self.max_skip);
+                    }
+                }
+            }
+            self.changed();
+        }
+        Ok(())
+    }
+
+    fn trim(&mut self) -> Result<()> {
+        self.begin(Phase::Trimming, '*', 1)?;
+        while let Some(b) = self.map.next_in(BlockState::NonTrimmed, 0) {
+            // Leading edge, forwards.
+            let mut p = b.pos;
+            while p < b.end() {
+                self.checkpoint(p)?;
+                let ok = self.read_sector(p)?;
+                p += self.ss;
+                if !ok {
+                    break;
+                }
+            }
+            // Trailing edge, backwards.
+            let mut q = b.end();
+            while q > p {
+                let s = (q - 1) / self.ss * self.ss;
+                self.checkpoint(s)?;
+                let ok = self.read_sector(s)?;
+                q = s;
+                if !ok {
+                    break;
+                }
+            }
+            if p < q {
+                self.map.set(p, q - p, BlockState::NonScraped);
+                self.changed();
+            }
+        }
+        Ok(())
+    }
+
+    fn scrape(&mut self) -> Result<()> {
+        self.begin(Phase::Scraping, '/', 1)?;
+        while let Some(b) = self.map.next_in(BlockState::NonScraped, 0) {
+            let mut p = b.pos;
+            while p < b.end() {
+                self.checkpoint(p)?;
+                self.read_sector(p)?;
+                p += self.ss;
+            }
+        }
+        Ok(())
+    }
+
+    fn retry_pass(&mut self, pass: u32, from: u64) -> Result<()> {
+        self.begin(Phase::Retrying, '-', pass)?;
+        let mut pos = from;
+        while let Some(b) = self.map.next_in(BlockState::BadSector, pos) {
+            let mut p = b.pos;
+            while p < b.end() {
+                self.checkpoint(p)?;
+                self.read_sector(p)?;
+                p += self.ss;
+            }
+            pos = b.end();
+        }
+        Ok(())
+    }
+
+    /// Reads the sector at `p` alone; in the image and map as finished, or as bad (zeros).
+    fn read_sector(&mut self, p: u64) -> Result<bool> {
+        let len = self.ss.min(self.size - p);
+        let ok = match self.read(p, len)? {
+            ReadOutcome::Ok => {
+                self.map.set(p, len, BlockState::Finished);
+                true
+            }
+            ReadOutcome::Bad { .. } => {
+                if self.map.state_at(p) != Some(BlockState::BadSector) {
+                    self.image
+                        .write_all_at(&self.zeros[..len as usize], p)
+                        .map_err(|e| Error::Write {
+                            path: self.image_path.clone(),
+                            offset: p,
+                            source: e,
+                        })?;
+                    self.map.set(p, len, BlockState::BadSector);
+                }
+                false
+            }
+        };
+        self.changed();
+        Ok(ok)
+    }
+
+    /// Reads `len` bytes at `pos` (one read in flight) into the image. Media errors are an
+    /// outcome; anything else stops the job.
+    fn read(&mut self, pos: u64, len: u64) -> Result<ReadOutcome> {
+        let want = len as usize;
+        // Requests are whole sectors even for a final partial sector.
+        let asked = len.div_ceil(self.ss) as usize * self.ss as usize;
+        let mut done = 0usize;
+        let mut stalls = 0;
+        while done < want {
+            let off = pos + done as u64;
+            self.reads += 1;
+            self.progress.reads.fetch_add(1, Ordering::Relaxed);
+            self.progress.position.store(off, Ordering::Relaxed);
+            let r = self.reader.read_at(&mut self.buf[done..asked], off);
+            match r {
+                Ok(0) => {
+                    return Err(Error::Read {
+                        path: self.source_path.to_path_buf(),
+                        offset: off,
+                        source: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the source ended early; did it shrink or vanish?",
+                        ),
+                    })
+                }
+                Ok(n) => {
+                    // A short answer (a FUSE-backed file): keep whole sectors, read on.
+                    let n = n.min(want - done);
+                    let take = if done + n >= want {
+                        n
+                    } else {
+                        n / self.ss as usize * self.ss as usize
+                    };
+                    if take == 0 {
+                        stalls += 1;
+                        if stalls > 3 {
+                            return Err(Error::Read {
+                                path: self.source_path.to_path_buf(),
+                                offset: off,
+                                source: io::Error::other("the source keeps answering short"),
+                            });
+                        }
+                    }
+                    done += take;
+                }
+                Err(e) if is_media_error(&e) => {
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    self.read_errors += 1;
+                    self.progress.read_errors.fetch_add(1, Ordering::Relaxed);
+                    // Write what came before the failure (whole sectors, already read).
+                    if done > 0 {
+                        self.write_image(pos, done)?;
+                        self.map.set(pos, done as u64, BlockState::Finished);
+                    }
+                    if len - done as u64 <= self.ss {
+                        let entry = self.failures.entry(off).or_insert((errno, 0));
+                        entry.0 = errno;
+                        entry.1 += 1;
+                    }
+                    return Ok(ReadOutcome::Bad { at: off });
+                }
+                Err(e) => {
+                    return Err(Error::Read {
+                        path: self.source_path.to_path_buf(),
+                        offset: off,
+                        source: e,
+                    })
+                }
+            }
+        }
+        self.write_image(pos, want)?;
+        Ok(ReadOutcome::Ok)
+    }
+
+    fn write_image(&mut self, pos: u64, len: usize) -> Result<()> {
+        self.image
+            .write_all_at(&self.buf[..len], pos)
+            .map_err(|e| Error::Write {
+                path: self.image_path.clone(),
+                offset: pos,
+                source: e,
+            })
+    }
+
+    fn changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Between reads: publish progress, save the map when due, stop when interrupted.
+    fn checkpoint(&mut self, pos: u64) -> Result<()> {
+        self.progress.position.store(pos, Ordering::Relaxed);
+        // Where a resumed run of the same pass starts: nothing at or after `pos` in this
+        // pass has been read yet.
+        self.map.current_pos = pos;
+        if self.dirty {
+            self.progress.update_from(&self.map);
+            self.progress.bad_areas.store(
+                self.map.blocks_in(BlockState::BadSector).count() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        if self.interrupted.load(Ordering::Relaxed) {
+            self.save_map()?;
+            return Err(Error::Interrupted("a signal (SIGINT or SIGTERM)"));
+        }
+        if self.dirty && self.last_save.elapsed() >= self.opts.map_interval {
+            self.save_map()?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the image, then replaces the map atomically: the map never claims data that is
+    /// not on disk.
+    fn save_map(&mut self) -> Result<()> {
+        self.image
+            .sync_data()
+            .map_err(|e| Error::io(&self.image_path, e))?;
+        let mut header = vec![format!(
+            "Mapfile. Created by {} {} ({})",
+            crate::TOOL_NAME,
+            crate::VERSION,
+            crate::GIT_REVISION
+        )];
+        header.extend(self.opts.map_header.iter().cloned());
+        header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
+        write_atomically(&self.map_path, self.map.to_mapfile(&header).as_bytes())?;
+        self.last_save = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn finish(self, started: SystemTime) -> Result<RescueReport> {
+        self.progress.update_from(&self.map);
+        let bad_runs = self.bad_runs();
+        self.progress
+            .bad_areas
+            .store(bad_runs.len() as u64, Ordering::Relaxed);
+        self.progress.set_phase(Phase::Hashing, 1);
+        let hashes = hash_image(
+            &self.image,
+            &self.image_path,
+            self.size,
+            &self.opts.hashes,
+            &self.progress.hashed,
+        )?;
+        let name = if self.opts.target.is_some() {
+            "-".to_string()
+        } else {
+            self.image_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut hash_logs = Vec::new();
+        for (alg, _) in hashes.hex() {
+            let digest = hashes.get(alg).unwrap_or_default();
+            let path = self.opts.path_with(alg.name());
+            write_atomically(&path, log_line(digest, &name).as_bytes())?;
+            hash_logs.push(path);
+        }
+        self.progress.set_phase(Phase::Finished, 1);
+        Ok(RescueReport {
+            image: self.image_path.clone(),
+            map: self.map_path.clone(),
+            size: self.size,
+            sector_size: self.ss as u32,
+            resumed: self.resumed,
+            complete: true,
+            rescued_bytes: self.map.bytes_in(BlockState::Finished),
+            bad_bytes: self.map.bytes_in(BlockState::BadSector),
+            bad_runs,
+            hashes,
+            hash_logs,
+            reads: self.reads,
+            read_errors: self.read_errors,
+            retry_passes_done: self.retry_done,
+            started,
+            finished: SystemTime::now(),
+        })
+    }
+
+    /// The bad sectors as runs, with what this run learned about each.
+    fn bad_runs(&self) -> Vec<BadRun> {
+        self.map
+            .blocks_in(BlockState::BadSector)
+            .map(|b| {
+                let mut errno = 0;
+                let mut attempts = 0;
+                for (_, &(e, n)) in self.failures.range(b.pos..b.end()) {
+                    errno = e;
+                    attempts = attempts.max(n);
+                }
+                BadRun {
+                    offset: b.pos,
+                    length: b.size,
+                    errno,
+                    attempts,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Rounds the edges of every unfinished block out to whole sectors, so that a map made with
+/// another sector size (or by hand) never asks for a misaligned read.
+fn align_to_sectors(map: &mut SectorMap, ss: u64) {
+    let size = map.size();
+    let todo: Vec<_> = map
+        .blocks()
+        .iter()
+        .filter(|b| b.state != BlockState::Finished && (b.pos % ss != 0 || b.end() % ss != 0))
+        .copied()
+        .collect();
+    for b in todo {
+        let start = b.pos / ss * ss;
+        let end = (b.end().div_ceil(ss) * ss).min(size);
+        map.set(start, end - start, b.state);
+    }
+}
+
+/// Writes `data` to `path` through a temporary file, fsync and rename, then syncs the
+/// directory: after a crash the file is either the old one or the new one, never half.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn device_size(f: &File) -> io::Result<u64> {
+    use std::os::unix::io::AsRawFd;
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut v: u64 = 0;
+    // SAFETY: the request writes one u64 into v.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKGETSIZE64 as _, &mut v as *mut u64) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
+/// Hashes the first `size` bytes of the image, each algorithm on its own thread.
+fn hash_image(
+    image: &File,
+    path: &Path,
+    size: u64,
+    algorithms: &[HashAlgorithm],
+    hashed: &AtomicU64,
+) -> Result<MediaHashes> {
+    let mut file = image.try_clone().map_err(|e| Error::io(path, e))?;
+    let chunk = 4 << 20;
+    std::thread::scope(|scope| {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for &alg in algorithms {
+            let (tx, rx) = mpsc::sync_channel::<Arc<Vec<u8>>>(4);
+            senders.push(tx);
+            handles.push(scope.spawn(move || {
+                let mut h = alg.hasher();
+                for data in rx {
+                    h.update(&data);
+                }
+                (alg, h.finish())
+            }));
+        }
+        let mut left = size;
+        let mut offset = 0u64;
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))
+            .map_err(|e| Error::io(path, e))?;
+        while left > 0 {
+            let n = left.min(chunk) as usize;
+            let mut data = vec![0u8; n];
+            file.read_exact(&mut data).map_err(|e| Error::Read {
+                path: path.to_path_buf(),
+                offset,
+                source: e,
+            })?;
+            let data = Arc::new(data);
+            for tx in &senders {
+                let _ = tx.send(Arc::clone(&data));
+            }
+            left -= n as u64;
+            offset += n as u64;
+            hashed.store(offset, Ordering::Relaxed);
+        }
+        drop(senders);
+        let mut out = MediaHashes::default();
+        for h in handles {
+            let (alg, digest) = h
+                .join()
+                .map_err(|_| Error::Internal("a hash thread panicked".into()))?;
+            out.set(alg, &digest);
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// How a fake sector fails.
+    #[derive(Clone, Copy)]
+    struct Fault {
+        /// `None`: always; `Some(n)`: the first n reads that touch it.
+        times: Option<u32>,
+        errno: i32,
+    }
+
+    /// An in-memory disk whose chosen sectors fail; counts reads per sector.
+    struct FakeDisk {
+        data: Vec<u8>,
+        ss: u64,
+        faults: Mutex<HashMap<u64, Fault>>,
+        reads: Mutex<HashMap<u64, u32>>,
+        /// Stops serving (as if killed) after this many reads: the interrupt flag is set.
+        interrupt_after: Option<(u64, &'static AtomicBool)>,
+        total: AtomicU64,
+    }
+
+    impl FakeDisk {
+        fn new(size: usize, ss: u64) -> Self {
+            let data = (0..size)
+                .map(|i| (i as u64 / ss * 7 + (i as u64 % 251) * 13) as u8 | 1)
+                .collect();
+            FakeDisk {
+                data,
+                ss,
+                faults: Mutex::new(HashMap::new()),
+                reads: Mutex::new(HashMap::new()),
+                interrupt_after: None,
+                total: AtomicU64::new(0),
+            }
+        }
+        fn bad(self, sector: u64, times: Option<u32>, errno: i32) -> Self {
+            self.faults
+                .lock()
+                .unwrap()
+                .insert(sector, Fault { times, errno });
+            self
+        }
+        fn reads_of(&self, sector: u64) -> u32 {
+            self.reads
+                .lock()
+                .unwrap()
+                .get(&sector)
+                .copied()
+                .unwrap_or(0)
+        }
+        /// The image we expect: the data with the given sectors zeroed.
+        fn expected(&self, bad: &[u64]) -> Vec<u8> {
+            let mut v = self.data.clone();
+            for &s in bad {
+                let a = (s * self.ss) as usize;
+                let b = (a + self.ss as usize).min(v.len());
+                v[a..b].fill(0);
+            }
+            v
+        }
+    }
+
+    impl SectorReader for FakeDisk {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            assert_eq!(offset % self.ss, 0, "misaligned offset");
+            assert_eq!(buf.len() as u64 % self.ss, 0, "misaligned length");
+            let n = self.total.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some((limit, flag)) = self.interrupt_after {
+                if n >= limit {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            let size = self.data.len() as u64;
+            if offset >= size {
+                return Ok(0);
+            }
+            let end = (offset + buf.len() as u64).min(size);
+            let mut failed = None;
+            {
+                let mut reads = self.reads.lock().unwrap();
+                let mut faults = self.faults.lock().unwrap();
+                for s in offset / self.ss..end.div_ceil(self.ss) {
+                    *reads.entry(s).or_default() += 1;
+                    if let Some(f) = faults.get_mut(&s) {
+                        match &mut f.times {
+                            None => failed = Some(f.errno),
+                            Some(0) => {}
+                            Some(k) => {
+                                *k -= 1;
+                                failed = Some(f.errno);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(errno) = failed {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            let n = (end - offset) as usize;
+            buf[..n].copy_from_slice(&self.data[offset as usize..end as usize]);
+            Ok(n)
+        }
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+        fn sector_size(&self) -> u32 {
+            self.ss as u32
+        }
+    }
+
+    fn opts(dir: &Path) -> RescueOptions {
+        let mut o = RescueOptions::new(dir.join("img"));
+        o.retry_passes = 0;
+        o
+    }
+
+    fn run(disk: &FakeDisk, o: &RescueOptions) -> Result<RescueReport> {
+        let p = RescueProgress::default();
+        let stop = AtomicBool::new(false);
+        rescue_from(disk, Path::new("fake"), o, &p, &stop)
+    }
+
+    fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
+        map.blocks_in(BlockState::BadSector)
+            .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn load_map(o: &RescueOptions) -> SectorMap {
+        let p = o.map_path();
+        SectorMap::parse(&std::fs::read_to_string(&p).unwrap(), &p).unwrap()
+    }
+
+    #[test]
+    fn finds_exactly_the_bad_sectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = [0u64, 5, 6, 7, 300, 1001, 2047];
+        let mut disk = FakeDisk::new(2048 * 512, 512);
+        for &s in &bad {
+            disk = disk.bad(s, None, libc::EIO);
+        }
+        let o = opts(dir.path());
+        let r = run(&disk, &o).unwrap();
+        assert!(r.complete);
+        let map = load_map(&o);
+        assert_eq!(bad_sectors(&map, 512), bad);
+        assert_eq!(map.bytes_in(BlockState::Finished), (2048 - 7) * 512);
+        assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.expected(&bad));
+        assert_eq!(r.bad_bytes, 7 * 512);
+        assert_eq!(r.bad_runs.len(), 5);
+        assert_eq!(r.bad_runs[1].offset, 5 * 512);
+        assert_eq!(r.bad_runs[1].length, 3 * 512);
+        assert_eq!(r.bad_runs[1].errno, libc::EIO);
+        // No sector was read alone more than twice (trim or scrape, then nothing), and no
+        // good sector far from trouble was read more than once.
+        for &s in &bad {
+            assert!(disk.reads_of(s) <= 3, "sector {s}: {}", disk.reads_of(s));
+        }
+        assert_eq!(disk.reads_of(1500), 1);
+        // The hash log names the image and matches it.
+        let md5 = std::fs::read_to_string(o.path_with("md5")).unwrap();
+        assert!(md5.ends_with("  img.raw\n"), "{md5}");
+    }
+
+    #[test]
+    fn partial_final_sector_and_final_block() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1000 sectors + 100 bytes: the last block and the last sector are partial.
+        let disk = FakeDisk::new(1000 * 512 + 100, 512)
+            .bad(1000, None, libc::EIO)
+            .bad(990, None, libc::EIO);
+        let o = opts(dir.path());
+        run(&disk, &o).unwrap();
+        let map = load_map(&o);
+        assert_eq!(map.size(), 1000 * 512 + 100);
+        assert_eq!(bad_sectors(&map, 512), vec![990, 1000]);
+        assert_eq!(map.bytes_in(BlockState::BadSector), 512 + 100);
+        assert_eq!(
+            std::fs::read(o.image_path()).unwrap(),
+            disk.expected(&[990, 1000])
+        );
+    }
+
+    #[test]
+    fn transient_sector_is_recovered_by_retry_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Fails the first 2 reads: the copy read and the trim read fail; retry pass 1 reads it
+        // (3 reads in all, like `--retries 3` allows).
+        let disk = FakeDisk::new(512 * 512, 512).bad(100, Some(2), libc::EIO);
+        let mut o = opts(dir.path());
+        o.retry_passes = 3;
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(r.bad_bytes, 0);
+        assert!(r.bad_runs.is_empty());
+        assert_eq!(disk.reads_of(100), 3);
+        assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.data);
+        assert_eq!(r.retry_passes_done, 1);
+    }
+
+    #[test]
+    fn without_retries_a_transient_sector_stays_bad_until_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(512 * 512, 512).bad(100, Some(3), libc::EIO);
+        let mut o = opts(dir.path());
+        o.retry_passes = 1;
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(r.bad_bytes, 512);
+        assert_eq!(r.bad_runs[0].attempts, 2);
+        assert_eq!(disk.reads_of(100), 3);
+        // Running again with the same options reads nothing: the pass is done.
+        let r2 = run(&disk, &o).unwrap();
+        assert_eq!(r2.reads, 0);
+        assert!(r2.resumed);
+        // Asking for more passes runs only the extra one; the sector reads now.
+        o.retry_passes = 2;
+        let r3 = run(&disk, &o).unwrap();
+        assert_eq!(r3.reads, 1);
+        assert_eq!(r3.bad_bytes, 0);
+        assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.data);
+    }
+
+    #[test]
+    fn enodata_is_a_media_error_and_einval_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(256 * 512, 512).bad(17, None, libc::ENODATA);
+        let o = opts(dir.path());
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(r.bad_runs.len(), 1);
+        assert_eq!(r.bad_runs[0].errno, libc::ENODATA);
+
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(256 * 512, 512).bad(17, None, libc::EINVAL);
+        let o = opts(dir.path());
+        match run(&disk, &o) {
+            Err(Error::Read { offset, .. }) => assert_eq!(offset, 0),
+            other => panic!("expected a read error, got {other:?}"),
+        }
+        // The map was saved and still says nothing was read there.
+        assert_eq!(load_map(&o).bytes_in(BlockState::Finished), 0);
+    }
+
+    #[test]
+    fn sectors_of_4096() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(300 * 4096, 4096)
+            .bad(0, None, libc::EIO)
+            .bad(299, None, libc::EIO)
+            .bad(150, None, libc::EIO)
+            .bad(151, None, libc::EIO);
+        let o = opts(dir.path());
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(r.sector_size, 4096);
+        assert_eq!(bad_sectors(&load_map(&o), 4096), vec![0, 150, 151, 299]);
+        assert_eq!(
+            std::fs::read(o.image_path()).unwrap(),
+            disk.expected(&[0, 150, 151, 299])
+        );
+    }
+
+    #[test]
+    fn interrupted_runs_resume_without_rereading() {
+        static STOP: AtomicBool = AtomicBool::new(false);
+        let bad: Vec<u64> = vec![3, 400, 401, 402, 900, 1500, 4095];
+        let make = || {
+            let mut d = FakeDisk::new(4096 * 512, 512);
+            for &s in &bad {
+                d = d.bad(s, None, libc::EIO);
+            }
+            d
+        };
+        let reference = make();
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path());
+        run(&reference, &o).unwrap();
+        let want_image = std::fs::read(o.image_path()).unwrap();
+        let want_md5 = std::fs::read_to_string(o.path_with("md5")).unwrap();
+        let total_reads = reference.total.load(Ordering::SeqCst);
+
+        // Interrupt after every k reads, resume, until complete.
+        for step in [7u64, 40, 150] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut o = opts(dir.path());
+            o.map_interval = Duration::from_secs(3600);
+            let mut runs = 0;
+            let mut reads = 0;
+            loop {
+                STOP.store(false, Ordering::SeqCst);
+                let mut d = make();
+                d.interrupt_after = Some((step, &STOP));
+                let before = if o.map_path().exists() {
+                    Some(load_map(&o))
+                } else {
+                    None
+                };
+                let p = RescueProgress::default();
+                let r = rescue_from(&d, Path::new("fake"), &o, &p, &STOP);
+                reads += d.total.load(Ordering::SeqCst);
+                runs += 1;
+                // Nothing finished before this run was read again.
+                if let Some(m) = before {
+                    for b in m.blocks_in(BlockState::Finished) {
+                        for s in b.pos / 512..b.end() / 512 {
+                            assert_eq!(d.reads_of(s), 0, "finished sector {s} re-read");
+                        }
+                    }
+                }
+                match r {
+                    Ok(_) => break,
+                    Err(Error::Interrupted(_)) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(runs > 2, "step {step}: {runs} runs");
+            assert_eq!(std::fs::read(o.image_path()).unwrap(), want_image);
+            assert_eq!(
+                std::fs::read_to_string(o.path_with("md5")).unwrap(),
+                want_md5
+            );
+            // Resuming costs at most the interrupted read per run.
+            assert!(reads <= total_reads + runs, "{reads} vs {total_reads}");
+        }
+    }
+
+    #[test]
+    fn resumes_a_gnu_ddrescue_map_and_refuses_surprises() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(64 * 512, 512).bad(10, None, libc::EIO);
+        let o = opts(dir.path());
+        // ddrescue got the first 8 sectors, failed a block at 8..16, and stopped.
+        let map = "# Mapfile. Created by GNU ddrescue version 1.27\n0x00001000     ?               1\n#      pos        size  status\n0x00000000  0x00001000  +\n0x00001000  0x00001000  *\n0x00002000  0x00006000  ?\n";
+        std::fs::write(o.map_path(), map).unwrap();
+        // Its image has the data it got.
+        let mut img = vec![0u8; 64 * 512];
+        img[..4096].copy_from_slice(&disk.data[..4096]);
+        std::fs::write(o.image_path(), &img).unwrap();
+        let r = run(&disk, &o).unwrap();
+        assert!(r.resumed);
+        for s in 0..8 {
+            assert_eq!(disk.reads_of(s), 0);
+        }
+        assert_eq!(bad_sectors(&load_map(&o), 512), vec![10]);
+        assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.expected(&[10]));
+
+        // An image without a map is refused; a map of another size too.
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path());
+        std::fs::write(o.image_path(), b"x").unwrap();
+        assert!(matches!(run(&disk, &o), Err(Error::Refused(_))));
+        std::fs::write(o.map_path(), "0 ?\n0 0x100 ?\n").unwrap();
+        assert!(matches!(run(&disk, &o), Err(Error::Refused(_))));
+        let mut o2 = o.clone();
+        o2.overwrite = true;
+        assert!(run(&disk, &o2).unwrap().complete);
+    }
+
+    #[test]
+    fn skipping_reads_bad_areas_no_more_than_needed() {
+        // A 40-sector bad run: copy fails a block, jumps; trimming reaches each edge once;
+        // scraping reads each inner sector once.
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = FakeDisk::new(2048 * 512, 512);
+        for s in 500..540 {
+            disk = disk.bad(s, None, libc::EIO);
+        }
+        let o = opts(dir.path());
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(r.bad_bytes, 40 * 512);
+        for s in 500..540 {
+            assert!(disk.reads_of(s) <= 2, "sector {s}: {}", disk.reads_of(s));
+        }
+    }
+}
