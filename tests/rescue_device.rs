@@ -1,0 +1,327 @@
+//! `exhibit rescue` on a real faulty block device (FUSE + loop, O_DIRECT): the image equals
+//! the source with exactly the bad sectors zeroed, the map marks exactly those sectors, a
+//! sector that fails twice is recovered by retry passes, GNU ddrescue finds the same bad
+//! areas, and a rescue killed with SIGKILL resumes without re-reading finished areas.
+//!
+//! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use exhibit::map::{BlockState, SectorMap};
+use exhibit::rescue::{rescue, RescueOptions, RescueProgress, RescueReport};
+use exhibit::source::Source;
+use support::{Fault, FaultyDevice};
+
+fn load_map(path: &Path) -> SectorMap {
+    SectorMap::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap()
+}
+
+/// Bad sectors of a map, in units of `ss`.
+fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
+    map.blocks_in(BlockState::BadSector)
+        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
+        .collect()
+}
+
+fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueReport {
+    let source = Source::open(&dev.device, true).unwrap();
+    assert!(source.is_direct());
+    assert_eq!(source.logical_sector_size(), dev.sector_size);
+    let mut opts = RescueOptions::new(base);
+    opts.retry_passes = retry_passes;
+    let progress = RescueProgress::default();
+    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap()
+}
+
+/// A device with every awkward case at once, in units of its sector size: the first and the
+/// last sector, a run of adjacent sectors, a lone sector, an ENODATA sector, a sector inside
+/// the final partial copy block, and a sector that fails only twice.
+struct Scenario {
+    dev: FaultyDevice,
+    always_bad: Vec<u64>,
+    transient: u64,
+}
+
+fn scenario(ss: u32) -> Scenario {
+    let ssz = u64::from(ss);
+    // 128-sector copy blocks; the device is 40 blocks and 5 sectors, so the last copy block is
+    // partial.
+    let sectors = 40 * 128 + 5;
+    let last = sectors - 1;
+    let always_bad = vec![0, 700, 1500, 1501, 1502, 1503, 1504, 1505, 1506, 3001, last - 2, last];
+    let transient = 2222;
+    let mut b = FaultyDevice::builder(sectors * ssz).sector_size(ss);
+    for &s in &always_bad {
+        let errno = if s == 3001 { libc::ENODATA } else { libc::EIO };
+        b = b.fault(s, 1, Fault::Always(errno));
+    }
+    b = b.fault(transient, 1, Fault::FirstN(2, libc::EIO));
+    Scenario {
+        dev: b.build(),
+        always_bad,
+        transient,
+    }
+}
+
+fn check_rescue_on(ss: u32) {
+    let sc = scenario(ss);
+    let dev = &sc.dev;
+    let ssz = u64::from(ss);
+    let base = dev.dir.join("rescued");
+    let r = run_rescue(dev, &base, 3);
+    assert!(r.complete);
+    assert_eq!(r.sector_size, ss);
+
+    let map = load_map(&base.with_extension("map"));
+    assert_eq!(map.size(), dev.size);
+    assert_eq!(bad_sectors(&map, ssz), sc.always_bad, "bad sectors in the map");
+    assert_eq!(
+        map.bytes_in(BlockState::Finished) + map.bytes_in(BlockState::BadSector),
+        dev.size,
+        "nothing left unread"
+    );
+    let image = std::fs::read(base.with_extension("raw")).unwrap();
+    assert!(image == dev.expected_image(&sc.always_bad), "image differs");
+    assert_eq!(r.bad_bytes, sc.always_bad.len() as u64 * ssz);
+    let enodata = r.bad_runs.iter().find(|b| b.offset == 3001 * ssz).unwrap();
+    assert_eq!(enodata.errno, libc::ENODATA);
+
+    // The transient sector was read three times (copy, trim, first retry pass) and rescued.
+    let t = sc.transient * ssz;
+    let failed_reads = dev
+        .read_log()
+        .iter()
+        .filter(|rec| rec.touches(t, ssz) && rec.failed)
+        .count();
+    assert_eq!(failed_reads, 2);
+    assert_eq!(r.retry_passes_done, 3.min(r.retry_passes_done));
+
+    // The hash logs check with coreutils.
+    for tool in ["md5sum", "sha1sum", "sha256sum"] {
+        let ext = tool.trim_end_matches("sum");
+        let st = Command::new(tool)
+            .arg("-c")
+            .arg("--quiet")
+            .arg(base.with_extension(ext).file_name().unwrap())
+            .current_dir(&dev.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool} -c failed");
+    }
+
+    // No finished area was read twice: every good sector outside the failed copy blocks was
+    // read exactly once.
+    let log = dev.read_log();
+    let block = 128 * ssz;
+    let troubled: Vec<u64> = sc
+        .always_bad
+        .iter()
+        .chain(std::iter::once(&sc.transient))
+        .map(|s| s * ssz / block)
+        .collect();
+    for sector in (0..dev.size / ssz).step_by(37) {
+        if troubled.contains(&(sector * ssz / block)) {
+            continue;
+        }
+        let n = log.iter().filter(|r| r.touches(sector * ssz, ssz)).count();
+        assert_eq!(n, 1, "good sector {sector} read {n} times");
+    }
+}
+
+#[test]
+fn rescue_512_byte_sectors() {
+    require_faulty_device!();
+    check_rescue_on(512);
+}
+
+#[test]
+fn rescue_4096_byte_sectors() {
+    require_faulty_device!();
+    check_rescue_on(4096);
+}
+
+fn ddrescue_available() -> bool {
+    Command::new("ddrescue")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn check_against_ddrescue(ss: u32) {
+    let sc = scenario(ss);
+    let dev = &sc.dev;
+    let ssz = u64::from(ss);
+    let base = dev.dir.join("ours");
+    run_rescue(dev, &base, 3);
+    let ours = load_map(&base.with_extension("map"));
+
+    dev.reset();
+    let img = dev.dir.join("dd.img");
+    let mapfile = dev.dir.join("dd.map");
+    let out = Command::new("ddrescue")
+        .args(["-d", "-b", &ss.to_string(), "-r", "3", "-q"])
+        .arg(&dev.device)
+        .arg(&img)
+        .arg(&mapfile)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "ddrescue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = load_map(&mapfile);
+    assert_eq!(theirs.size(), ours.size());
+    assert_eq!(
+        bad_sectors(&theirs, ssz),
+        bad_sectors(&ours, ssz),
+        "GNU ddrescue and exhibit disagree on the bad areas"
+    );
+    assert_eq!(bad_sectors(&ours, ssz), sc.always_bad);
+    // ddrescue leaves bad areas unwritten in a new file: zeros, like ours (and a bad last
+    // sector not written at all, so its file is that much shorter).
+    let mut theirs_image = std::fs::read(&img).unwrap();
+    assert!(theirs_image.len() as u64 <= dev.size);
+    theirs_image.resize(dev.size as usize, 0);
+    assert!(theirs_image == std::fs::read(base.with_extension("raw")).unwrap());
+}
+
+#[test]
+fn same_bad_areas_as_gnu_ddrescue_512() {
+    require_faulty_device!();
+    if !ddrescue_available() {
+        println!("SKIP: GNU ddrescue is not installed");
+        return;
+    }
+    check_against_ddrescue(512);
+}
+
+#[test]
+fn same_bad_areas_as_gnu_ddrescue_4096() {
+    require_faulty_device!();
+    if !ddrescue_available() {
+        println!("SKIP: GNU ddrescue is not installed");
+        return;
+    }
+    check_against_ddrescue(4096);
+}
+
+/// The rescue as its own process, so that it can be killed with SIGKILL: this same test
+/// binary, running only [`child_rescue`] with the device and base in the environment.
+fn spawn_child(device: &Path, base: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_rescue", "--nocapture", "--test-threads=1"])
+        .env("EXHIBIT_TEST_CHILD_DEVICE", device)
+        .env("EXHIBIT_TEST_CHILD_BASE", base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Not a test of its own: the body of the child process of [`killed_and_resumed`].
+#[test]
+fn child_rescue() {
+    let (Some(device), Some(base)) = (
+        std::env::var_os("EXHIBIT_TEST_CHILD_DEVICE"),
+        std::env::var_os("EXHIBIT_TEST_CHILD_BASE"),
+    ) else {
+        return;
+    };
+    let source = Source::open(Path::new(&device), true).unwrap();
+    let mut opts = RescueOptions::new(PathBuf::from(base));
+    opts.retry_passes = 2;
+    opts.map_interval = Duration::from_millis(100);
+    let progress = RescueProgress::default();
+    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap();
+}
+
+#[test]
+fn killed_and_resumed() {
+    require_faulty_device!();
+    let ss = 512u64;
+    let bad = [5u64, 600, 601, 602, 1800, 2500, 4000, 4095];
+    let mut b = FaultyDevice::builder(4096 * ss).read_delay(Duration::from_millis(2));
+    for &s in &bad {
+        b = b.bad(s);
+    }
+    let dev = b.build();
+
+    // The uninterrupted run, for reference.
+    let reference = dev.dir.join("reference");
+    let mut child = spawn_child(&dev.device, &reference);
+    assert!(child.wait().unwrap().success());
+    let total_reads = dev.read_log().len();
+    let want_image = std::fs::read(reference.with_extension("raw")).unwrap();
+    assert!(want_image == dev.expected_image(&bad));
+
+    // Kill after k reads of each run (counted by the device), then resume, until done.
+    let base = dev.dir.join("killed");
+    let mut kills = 0;
+    let mut runs = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for k in [10usize, 60, 150, 300, 500, 700, usize::MAX] {
+        let before = if base.with_extension("map").exists() {
+            Some(load_map(&base.with_extension("map")))
+        } else {
+            None
+        };
+        dev.reset();
+        let mut child = spawn_child(&dev.device, &base);
+        runs += 1;
+        let done = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                assert!(st.success(), "resumed run failed");
+                break true;
+            }
+            if dev.read_log().len() >= k {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                break false;
+            }
+            assert!(Instant::now() < deadline, "rescue did not finish");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // Let a read that was in flight at the kill reach the log.
+        std::thread::sleep(Duration::from_millis(30));
+        if let Some(m) = before {
+            for rec in dev.read_log() {
+                for f in m.blocks_in(BlockState::Finished) {
+                    assert!(
+                        !rec.touches(f.pos, f.size),
+                        "run {runs} re-read finished area {}+{} (read {}+{})",
+                        f.pos,
+                        f.size,
+                        rec.offset,
+                        rec.len
+                    );
+                }
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(kills >= 3, "only {kills} kills landed");
+    assert!(std::fs::read(base.with_extension("raw")).unwrap() == want_image);
+    for ext in ["md5", "sha1", "sha256"] {
+        let ours = std::fs::read_to_string(base.with_extension(ext)).unwrap();
+        let theirs = std::fs::read_to_string(reference.with_extension(ext)).unwrap();
+        assert_eq!(
+            ours.split_whitespace().next(),
+            theirs.split_whitespace().next()
+        );
+    }
+    assert_eq!(
+        bad_sectors(&load_map(&base.with_extension("map")), ss),
+        bad.to_vec()
+    );
+    eprintln!("killed {kills} times in {runs} runs; uninterrupted run made {total_reads} reads");
+}
