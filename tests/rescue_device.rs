@@ -53,7 +53,20 @@ fn scenario(ss: u32) -> Scenario {
     // partial.
     let sectors = 40 * 128 + 5;
     let last = sectors - 1;
-    let always_bad = vec![0, 700, 1500, 1501, 1502, 1503, 1504, 1505, 1506, 3001, last - 2, last];
+    let always_bad = vec![
+        0,
+        700,
+        1500,
+        1501,
+        1502,
+        1503,
+        1504,
+        1505,
+        1506,
+        3001,
+        last - 2,
+        last,
+    ];
     let transient = 2222;
     let mut b = FaultyDevice::builder(sectors * ssz).sector_size(ss);
     for &s in &always_bad {
@@ -79,7 +92,11 @@ fn check_rescue_on(ss: u32) {
 
     let map = load_map(&base.with_extension("map"));
     assert_eq!(map.size(), dev.size);
-    assert_eq!(bad_sectors(&map, ssz), sc.always_bad, "bad sectors in the map");
+    assert_eq!(
+        bad_sectors(&map, ssz),
+        sc.always_bad,
+        "bad sectors in the map"
+    );
     assert_eq!(
         map.bytes_in(BlockState::Finished) + map.bytes_in(BlockState::BadSector),
         dev.size,
@@ -265,8 +282,30 @@ fn killed_and_resumed() {
     let base = dev.dir.join("killed");
     let mut kills = 0;
     let mut runs = 0;
+    let mut phases = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    for k in [10usize, 60, 150, 300, 500, 700, usize::MAX] {
+    // Kill after k reads of a run (counted by the device), or as soon as the saved map says
+    // the run is in a given phase; then resume, until a run finishes.
+    enum Kill {
+        AfterReads(usize),
+        InPhase(char),
+        Never,
+    }
+    let map_path = base.with_extension("map");
+    let in_phase = |c: char| {
+        std::fs::read_to_string(&map_path)
+            .ok()
+            .and_then(|t| SectorMap::parse(&t, &map_path).ok())
+            .is_some_and(|m| m.current_status == c)
+    };
+    for plan in [
+        Kill::AfterReads(10),
+        Kill::AfterReads(60),
+        Kill::AfterReads(150),
+        Kill::InPhase('-'),
+        Kill::AfterReads(4),
+        Kill::Never,
+    ] {
         let before = if base.with_extension("map").exists() {
             Some(load_map(&base.with_extension("map")))
         } else {
@@ -280,7 +319,12 @@ fn killed_and_resumed() {
                 assert!(st.success(), "resumed run failed");
                 break true;
             }
-            if dev.read_log().len() >= k {
+            let kill = match plan {
+                Kill::AfterReads(k) => dev.read_log().len() >= k,
+                Kill::InPhase(c) => in_phase(c),
+                Kill::Never => false,
+            };
+            if kill {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 kills += 1;
@@ -289,6 +333,9 @@ fn killed_and_resumed() {
             assert!(Instant::now() < deadline, "rescue did not finish");
             std::thread::sleep(Duration::from_millis(1));
         };
+        if !done {
+            phases.insert(load_map(&base.with_extension("map")).current_status);
+        }
         // Let a read that was in flight at the kill reach the log.
         std::thread::sleep(Duration::from_millis(30));
         if let Some(m) = before {
@@ -310,6 +357,9 @@ fn killed_and_resumed() {
         }
     }
     assert!(kills >= 3, "only {kills} kills landed");
+    // The kills landed in more than one phase (copying `?`, trimming `*`, scraping `/`,
+    // retrying `-`).
+    assert!(phases.len() >= 2, "all kills in phases {phases:?}");
     assert!(std::fs::read(base.with_extension("raw")).unwrap() == want_image);
     for ext in ["md5", "sha1", "sha256"] {
         let ours = std::fs::read_to_string(base.with_extension(ext)).unwrap();
@@ -323,5 +373,7 @@ fn killed_and_resumed() {
         bad_sectors(&load_map(&base.with_extension("map")), ss),
         bad.to_vec()
     );
-    eprintln!("killed {kills} times in {runs} runs; uninterrupted run made {total_reads} reads");
+    eprintln!(
+        "killed {kills} times in {runs} runs (phases {phases:?}); uninterrupted run made {total_reads} reads"
+    );
 }

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
 /// Why faulty-device tests cannot run here, or `None` if they can.
@@ -121,7 +121,12 @@ impl FaultyFs {
         let (kind, size, perm, nlink) = if ino == 1 {
             (FileType::Directory, 0, 0o555, 2)
         } else {
-            (FileType::RegularFile, self.state.data.len() as u64, 0o444, 1)
+            (
+                FileType::RegularFile,
+                self.state.data.len() as u64,
+                0o444,
+                1,
+            )
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -520,7 +525,10 @@ impl FaultyDevice {
     fn is_mounted(&self) -> bool {
         let target = self.mountpoint.to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str())))
+            .map(|m| {
+                m.lines()
+                    .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+            })
             .unwrap_or(false)
     }
 }
@@ -531,7 +539,10 @@ impl Drop for FaultyDevice {
         self.detach_loop();
         drop(self.session.take());
         if self.is_mounted() {
-            let _ = Command::new("umount").arg("-l").arg(&self.mountpoint).output();
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .output();
         }
         if let Some(t) = self.tempdir.take() {
             if self.is_mounted() {
