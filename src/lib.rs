@@ -17,6 +17,8 @@ pub mod case;
 pub mod error;
 pub mod hash;
 pub mod map;
+pub mod pieces;
+pub mod reader;
 pub mod sink;
 pub mod source;
 
