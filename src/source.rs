@@ -288,6 +288,11 @@ impl Source {
     }
 }
 
+/// Size in bytes of an open block device.
+pub(crate) fn block_device_size(f: &File) -> io::Result<u64> {
+    ioctl_u64(f.as_raw_fd(), BLKGETSIZE64)
+}
+
 fn ioctl_u64(fd: i32, req: libc::c_ulong) -> io::Result<u64> {
     let mut v: u64 = 0;
     // SAFETY: the request writes one u64 into v.
