@@ -591,7 +591,6 @@ fn run_pass(
             Ok(())
         };
         let read = read_source(source, &opts.reader, pool, stop, &mut emit);
-        drop(emit);
         drop(senders);
 
         let mut digests = MediaHashes::default();

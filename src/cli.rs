@@ -156,7 +156,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a size (e.g. 4096, 64K, 1M, 2G)"))?;
     let bytes = value * mult as f64;
-    if !(bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19) || bytes.fract() != 0.0 {
+    if !(0.0..1.8e19).contains(&bytes) || bytes.fract() != 0.0 {
         return Err(format!("'{s}' is not a whole number of bytes"));
     }
     Ok(bytes as u64)
