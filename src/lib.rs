@@ -11,12 +11,18 @@
 
 #![warn(missing_docs)]
 
+pub mod acquire;
+pub mod audit;
 pub mod block;
 pub mod buffer;
 pub mod case;
+pub mod cli;
 pub mod error;
 pub mod hash;
 pub mod map;
+pub mod pieces;
+pub mod progress;
+pub mod reader;
 pub mod rescue;
 pub mod sink;
 pub mod source;

@@ -45,7 +45,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -53,10 +53,18 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::acquire::{unreadable_info, EXIT_COMPLETE, EXIT_FAILED, EXIT_UNREADABLE};
+use crate::audit::{
+    write_atomically, AuditRecord, HashInfo, HostInfo, Outcome, ReaderInfo, SourceInfo, Throughput,
+    Times, ToolInfo,
+};
 use crate::buffer::AlignedBuf;
+use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::{log_line, HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
+use crate::reader::EngineKind;
+use crate::sink::OutputFile;
 use crate::source::Source;
 
 /// What the rescue reads from: a [`Source`] in production, an in-memory fake in tests.
@@ -102,7 +110,7 @@ pub fn is_media_error(e: &io::Error) -> bool {
 }
 
 /// Everything the caller decides about a rescue. [`RescueOptions::new`] gives the defaults.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RescueOptions {
     /// Output base name: the image is `BASE.raw`, the map `BASE.map`, the hash logs
     /// `BASE.md5`, `BASE.sha1`, `BASE.sha256`.
@@ -125,11 +133,21 @@ pub struct RescueOptions {
     /// map is resumed, and an image without a map is refused.
     pub overwrite: bool,
     /// Longest time between two map saves (default 1 s).
+    #[serde(serialize_with = "seconds")]
     pub map_interval: Duration,
     /// Hashes computed over the finished image (default all three).
     pub hashes: Vec<HashAlgorithm>,
-    /// Extra comment lines for the map's header (e.g. the command line).
+    /// Extra comment lines for the map's header.
     pub map_header: Vec<String>,
+    /// Case metadata for the record.
+    pub case: CaseMetadata,
+    /// argv, for the record.
+    #[serde(skip)]
+    pub command_line: Vec<String>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 impl RescueOptions {
@@ -146,6 +164,8 @@ impl RescueOptions {
             map_interval: Duration::from_secs(1),
             hashes: HashAlgorithm::ALL.to_vec(),
             map_header: Vec::new(),
+            case: CaseMetadata::default(),
+            command_line: Vec::new(),
         }
     }
 
@@ -165,6 +185,11 @@ impl RescueOptions {
     /// The map path, `BASE.map`.
     pub fn map_path(&self) -> PathBuf {
         self.path_with("map")
+    }
+
+    /// The record path, `BASE.yaml`.
+    pub fn record_path(&self) -> PathBuf {
+        self.path_with("yaml")
     }
 }
 
@@ -319,9 +344,165 @@ pub fn rescue(
     progress: &RescueProgress,
     interrupted: &AtomicBool,
 ) -> Result<RescueReport> {
-    source.refuse_output_on_source(&opts.image_path())?;
-    source.refuse_output_on_source(&opts.map_path())?;
-    rescue_from(source, source.path(), opts, progress, interrupted)
+    for path in [opts.image_path(), opts.map_path(), opts.record_path()] {
+        source.refuse_output_on_source(&path)?;
+    }
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let mut job = Job::open(source, source.path(), opts, progress, interrupted)?;
+    let mut record = new_record(source, opts, started, job.block_size);
+    record.write(&opts.record_path())?;
+    let result = job.run();
+    let sector = job.ss;
+    if let Err(e) = result {
+        let interrupted = matches!(e, Error::Interrupted(_));
+        let (status, reason) = if interrupted {
+            (
+                "interrupted",
+                format!("{e}; the map is saved: run the same command again to resume"),
+            )
+        } else {
+            ("failed", e.to_string())
+        };
+        record.outputs = vec![job.output_file()];
+        record.unreadable = unreadable_info(&job.bad_runs(), sector, Some(job.map_path.clone()));
+        end_record(&mut record, clock, status, EXIT_FAILED, Some(reason));
+        let _ = record.write(&opts.record_path());
+        return Err(e);
+    }
+    let output = job.output_file();
+    let report = job.finish(started)?;
+    record.outputs = vec![output];
+    record.unreadable = unreadable_info(&report.bad_runs, sector, Some(report.map.clone()));
+    let hex = |a| report.hashes.get(a).map(crate::hash::to_hex);
+    let zero_filled_sectors = report.bad_bytes.div_ceil(sector);
+    record.hashes = Some(HashInfo {
+        md5: hex(HashAlgorithm::Md5),
+        sha1: hex(HashAlgorithm::Sha1),
+        sha256: hex(HashAlgorithm::Sha256),
+        covers: if report.bad_bytes == 0 {
+            format!("all {} bytes of the source, as rescued", report.size)
+        } else {
+            format!(
+                "the image as written: {} bytes, of which {} unreadable sectors ({} bytes) are filled with zeros",
+                report.size, zero_filled_sectors, report.bad_bytes
+            )
+        },
+        bytes: report.size,
+        zero_filled_sectors,
+        logs: report.hash_logs.clone(),
+        check: report
+            .hash_logs
+            .iter()
+            .zip(report.hashes.hex())
+            .map(|(log, (alg, _))| {
+                let name = log
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match &opts.target {
+                    None => format!("{} -c {name}", alg.checker()),
+                    Some(dev) => format!(
+                        "head -c {} {} | {} -c {name}",
+                        report.size,
+                        dev.display(),
+                        alg.checker()
+                    ),
+                }
+            })
+            .collect(),
+    });
+    let seconds = clock.elapsed().as_secs_f64();
+    record.throughput = Some(Throughput {
+        bytes: report.size,
+        seconds,
+        megabytes_per_second: if seconds > 0.0 {
+            report.size as f64 / seconds / 1e6
+        } else {
+            0.0
+        },
+    });
+    let (status, exit) = if report.bad_bytes == 0 {
+        ("complete", EXIT_COMPLETE)
+    } else {
+        ("complete-with-unreadable-sectors", EXIT_UNREADABLE)
+    };
+    end_record(&mut record, clock, status, exit, None);
+    record.write(&opts.record_path())?;
+    Ok(report)
+}
+
+/// The record of a rescue run as it starts (status `running`).
+fn new_record(
+    source: &Source,
+    opts: &RescueOptions,
+    started: SystemTime,
+    block_size: u64,
+) -> AuditRecord {
+    let started: chrono::DateTime<chrono::Utc> = started.into();
+    AuditRecord {
+        schema: crate::audit::SCHEMA.into(),
+        tool: ToolInfo::current(),
+        command_line: opts.command_line.clone(),
+        options: serde_yaml::to_value(opts).unwrap_or(serde_yaml::Value::Null),
+        host: HostInfo::current(),
+        case: opts.case.clone(),
+        times: Times {
+            started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_utc: None,
+            host_utc_offset: chrono::Local::now().format("%:z").to_string(),
+            duration_seconds: None,
+        },
+        source: SourceInfo {
+            path: source.path().to_path_buf(),
+            kind: source.kind(),
+            size: source.size(),
+            logical_sector_size: source.logical_sector_size(),
+            physical_sector_size: source.physical_sector_size(),
+            identity: source.identity().clone(),
+        },
+        reader: Some(ReaderInfo {
+            engine: EngineKind::Sync,
+            engine_reason: "rescue keeps one read in flight, so the block layer never merges a \
+                            failing read with its neighbours"
+                .into(),
+            direct_io: source.is_direct(),
+            block_size: block_size as usize,
+            queue_depth: 1,
+            retries: opts.retry_passes,
+        }),
+        outputs: Vec::new(),
+        hashes: None,
+        unreadable: Default::default(),
+        pieces: None,
+        throughput: None,
+        outcome: Outcome {
+            status: "running".into(),
+            exit_code: None,
+            reason: Some(
+                "the rescue has not finished; if this persists it was killed: run the same \
+                 command again to resume from the map"
+                    .into(),
+            ),
+        },
+    }
+}
+
+fn end_record(
+    record: &mut AuditRecord,
+    clock: Instant,
+    status: &str,
+    exit: i32,
+    reason: Option<String>,
+) {
+    let now = chrono::Utc::now();
+    record.times.finished_utc = Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    record.times.duration_seconds = Some(clock.elapsed().as_secs_f64());
+    record.outcome = Outcome {
+        status: status.into(),
+        exit_code: Some(exit),
+        reason,
+    };
 }
 
 /// [`rescue`] from any [`SectorReader`]; `source_path` names it in errors.
@@ -468,8 +649,10 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
             None => {
                 if !opts.overwrite {
+                    let record = opts.record_path();
                     let mut clash: Vec<&Path> = hash_paths
                         .iter()
+                        .chain(std::iter::once(&record))
                         .map(PathBuf::as_path)
                         .filter(|p| p.exists())
                         .collect();
@@ -519,7 +702,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             f
         };
         if opts.overwrite {
-            for p in &hash_paths {
+            for p in hash_paths.iter().chain([&opts.record_path()]) {
                 let _ = std::fs::remove_file(p);
             }
         }
@@ -922,6 +1105,19 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         })
     }
 
+    /// The image, for the record.
+    fn output_file(&self) -> OutputFile {
+        OutputFile {
+            path: self.image_path.clone(),
+            size: self.size,
+            kind: if self.opts.target.is_some() {
+                "device".into()
+            } else {
+                "raw".into()
+            },
+        }
+    }
+
     /// The bad sectors as runs, with what this run learned about each.
     fn bad_runs(&self) -> Vec<BadRun> {
         self.map
@@ -959,28 +1155,6 @@ fn align_to_sectors(map: &mut SectorMap, ss: u64) {
         let end = (b.end().div_ceil(ss) * ss).min(size);
         map.set(start, end - start, b.state);
     }
-}
-
-/// Writes `data` to `path` through a temporary file, fsync and rename, then syncs the
-/// directory: after a crash the file is either the old one or the new one, never half.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 fn device_size(f: &File) -> io::Result<u64> {

@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::hash::MediaHashes;
 use crate::map::BadRun;
 
+pub mod raw;
+
 /// What the whole pass learned, handed to every sink when the data is done.
 #[derive(Clone, Debug)]
 pub struct MediaSummary {

@@ -272,20 +272,24 @@ impl Source {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-        let fs_devs = sysfs::expand(&[meta.dev()]);
-        for sdev in sysfs::expand(&[source_dev]) {
-            for &fdev in &fs_devs {
-                if sysfs::overlap(sdev, fdev) {
-                    return refuse(format!(
-                        "its filesystem lives on the source device ({} on {})",
-                        sysfs::name(fdev),
-                        sysfs::name(sdev)
-                    ));
-                }
+        // Writing a file changes the devices below its filesystem, not those the source is
+        // stacked on: a loop-device source backed by a file on this same filesystem is safe.
+        for fdev in sysfs::expand(&[meta.dev()]) {
+            if sysfs::overlap(source_dev, fdev) {
+                return refuse(format!(
+                    "its filesystem lives on the source device ({} on {})",
+                    sysfs::name(fdev),
+                    sysfs::name(source_dev)
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// Size in bytes of an open block device.
+pub(crate) fn block_device_size(f: &File) -> io::Result<u64> {
+    ioctl_u64(f.as_raw_fd(), BLKGETSIZE64)
 }
 
 fn ioctl_u64(fd: i32, req: libc::c_ulong) -> io::Result<u64> {

@@ -28,6 +28,18 @@ fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Sector numbers as (first, count) runs.
+fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in sectors {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == s => *count += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out
+}
+
 fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueReport {
     let source = Source::open(&dev.device, true).unwrap();
     assert!(source.is_direct());
@@ -117,6 +129,23 @@ fn check_rescue_on(ss: u32) {
         .count();
     assert_eq!(failed_reads, 2);
     assert_eq!(r.retry_passes_done, 3.min(r.retry_passes_done));
+
+    // The record says how it ended and lists exactly the bad runs.
+    let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
+    assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
+    assert_eq!(record.outcome.exit_code, Some(1));
+    assert_eq!(record.unreadable.sectors, sc.always_bad.len() as u64);
+    let runs: Vec<(u64, u64)> = record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect();
+    assert_eq!(runs, runs_of(&sc.always_bad));
+    assert_eq!(
+        record.hashes.as_ref().unwrap().md5.as_deref(),
+        Some(exhibit::hash::to_hex(r.hashes.md5.as_ref().unwrap()).as_str())
+    );
 
     // The hash logs check with coreutils.
     for tool in ["md5sum", "sha1sum", "sha256sum"] {

@@ -1,0 +1,321 @@
+//! The audit record (`BASE.yaml`): what a court or a colleague reads about an acquisition.
+//! Schema `exhibit-audit/1`, documented field by field in docs/audit-record.md. It is written
+//! atomically (temporary file, fsync, rename), first when the job starts (status `running`, so
+//! that a run killed outright never leaves a record that looks finished) and again at the end.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::CaseMetadata;
+use crate::error::{Error, Result};
+use crate::sink::OutputFile;
+use crate::source::{Identity, SourceKind};
+
+/// The schema name and version written in every record.
+pub const SCHEMA: &str = "exhibit-audit/1";
+
+/// The whole record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The program that made the record.
+    pub tool: ToolInfo,
+    /// argv exactly as given.
+    pub command_line: Vec<String>,
+    /// The options in effect, defaults included.
+    pub options: serde_yaml::Value,
+    /// The machine it ran on.
+    pub host: HostInfo,
+    /// Case metadata.
+    pub case: CaseMetadata,
+    /// When.
+    pub times: Times,
+    /// What was read.
+    pub source: SourceInfo,
+    /// How it was read.
+    pub reader: Option<ReaderInfo>,
+    /// Every file written, with its size.
+    pub outputs: Vec<OutputFile>,
+    /// Media hashes (hex) and what they cover.
+    pub hashes: Option<HashInfo>,
+    /// Unreadable sectors.
+    pub unreadable: UnreadableInfo,
+    /// The CRC-64 piece list beside the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pieces: Option<PiecesInfo>,
+    /// Speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<Throughput>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Tool identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// `exhibit`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+    /// `git describe` of the build.
+    pub git_revision: String,
+}
+
+impl ToolInfo {
+    /// This build.
+    pub fn current() -> Self {
+        ToolInfo {
+            name: crate::TOOL_NAME.into(),
+            version: crate::VERSION.into(),
+            git_revision: crate::GIT_REVISION.into(),
+        }
+    }
+}
+
+/// Host identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Host name.
+    pub name: String,
+    /// Kernel (`uname -srm`).
+    pub kernel: String,
+    /// OS (`PRETTY_NAME` of /etc/os-release).
+    pub os: String,
+}
+
+impl HostInfo {
+    /// The machine this runs on.
+    pub fn current() -> Self {
+        // SAFETY: utsname is plain old data, filled by uname(2).
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::uname(&mut u) } == 0;
+        let field = |f: &[libc::c_char]| {
+            let bytes: Vec<u8> = f
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| c as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        let (name, kernel) = if ok {
+            (
+                field(&u.nodename),
+                format!(
+                    "{} {} {}",
+                    field(&u.sysname),
+                    field(&u.release),
+                    field(&u.machine)
+                ),
+            )
+        } else {
+            ("unknown".into(), "unknown".into())
+        };
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        HostInfo { name, kernel, os }
+    }
+}
+
+/// Start and end, UTC, with the host's offset from UTC at the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Times {
+    /// RFC 3339, UTC.
+    pub started_utc: String,
+    /// RFC 3339, UTC; absent while running.
+    pub finished_utc: Option<String>,
+    /// Host's UTC offset, `+HH:MM`.
+    pub host_utc_offset: String,
+    /// Wall time in seconds.
+    pub duration_seconds: Option<f64>,
+}
+
+/// The source as opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// Path as given.
+    pub path: PathBuf,
+    /// Disk, partition or file.
+    pub kind: SourceKind,
+    /// Bytes acquired.
+    pub size: u64,
+    /// Logical sector size.
+    pub logical_sector_size: u32,
+    /// Physical sector size.
+    pub physical_sector_size: u32,
+    /// sysfs identity.
+    pub identity: Identity,
+}
+
+/// The read engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderInfo {
+    /// `uring` or `sync`.
+    pub engine: crate::reader::EngineKind,
+    /// Why that engine.
+    pub engine_reason: String,
+    /// O_DIRECT on the source.
+    pub direct_io: bool,
+    /// Bytes per read.
+    pub block_size: usize,
+    /// Reads in flight.
+    pub queue_depth: usize,
+    /// Retries of a failing sector.
+    pub retries: u32,
+}
+
+/// Media hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashInfo {
+    /// MD5, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// SHA-1, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// SHA-256, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What the hashes cover, in words.
+    pub covers: String,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// Sectors filled with zeros inside the hashed bytes.
+    pub zero_filled_sectors: u64,
+    /// Hash log files written.
+    pub logs: Vec<PathBuf>,
+    /// Shell commands that check the logs.
+    pub check: Vec<String>,
+}
+
+/// Unreadable sectors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableInfo {
+    /// Number of sectors filled with zeros.
+    pub sectors: u64,
+    /// Bytes filled with zeros.
+    pub bytes: u64,
+    /// The sector map file (GNU ddrescue format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<PathBuf>,
+    /// Each unreadable run.
+    pub runs: Vec<UnreadableRun>,
+}
+
+/// One unreadable run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableRun {
+    /// First sector (logical sector size).
+    pub first_sector: u64,
+    /// Sectors in the run.
+    pub sector_count: u64,
+    /// Byte offset.
+    pub offset: u64,
+    /// Bytes.
+    pub length: u64,
+    /// errno of the last failed read.
+    pub errno: i32,
+    /// Its symbolic name (`EIO`, `ENODATA`).
+    pub error: String,
+    /// Failed reads of each sector alone.
+    pub attempts: u32,
+}
+
+/// The piece list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PiecesInfo {
+    /// File name.
+    pub file: PathBuf,
+    /// Bytes per piece.
+    pub piece_size: u32,
+    /// `crc-64/xz`.
+    pub algorithm: String,
+}
+
+/// Speed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Bytes read.
+    pub bytes: u64,
+    /// Seconds from the first read to the last output synced.
+    pub seconds: f64,
+    /// MB/s (10^6 bytes per second).
+    pub megabytes_per_second: f64,
+}
+
+/// How the job ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// `running`, `complete`, `complete-with-unreadable-sectors`, `failed`, `interrupted`.
+    pub status: String,
+    /// The process exit code that goes with it.
+    pub exit_code: Option<i32>,
+    /// Why it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AuditRecord {
+    /// YAML text.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"));
+        format!("# exhibit acquisition record ({SCHEMA}); see docs/audit-record.md\n{body}")
+    }
+
+    /// Reads a record.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_yaml::from_str(&text).map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            message: format!("not an exhibit record: {e}"),
+        })
+    }
+
+    /// Writes the record atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomically(path, self.to_yaml().as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, synced and renamed
+/// over the target, so a reader sees the old or the new file, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Symbolic name of an errno.
+pub fn errno_name(errno: i32) -> String {
+    match errno {
+        libc::EIO => "EIO",
+        libc::ENODATA => "ENODATA",
+        libc::EILSEQ => "EILSEQ",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ENOLINK => "ENOLINK",
+        libc::EREMOTEIO => "EREMOTEIO",
+        libc::EBADMSG => "EBADMSG",
+        libc::ECOMM => "ECOMM",
+        libc::EPROTO => "EPROTO",
+        _ => return format!("errno {errno}"),
+    }
+    .to_string()
+}

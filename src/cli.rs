@@ -1,0 +1,178 @@
+//! Command-line definitions: every flag defined once, here; `main.rs` maps them onto the
+//! library's options structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Forensic sector-level disk acquisition.
+#[derive(Debug, Parser)]
+#[command(name = "exhibit", version = crate_version(), about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 complete; 1 complete but some sectors were unreadable \
+(filled with zeros, listed in BASE.map and BASE.yaml); 2 failed or refused."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn crate_version() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("EXHIBIT_GIT_REVISION"),
+        ")"
+    )
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Image a source (device, partition or image file) in one pass: raw image, hashes,
+    /// hash logs, sector map and audit record.
+    Acquire(AcquireArgs),
+}
+
+/// How to pick the read engine.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum IoArg {
+    /// io_uring where available, else pread.
+    Auto,
+    /// io_uring only.
+    Uring,
+    /// pread only.
+    Sync,
+}
+
+/// `exhibit acquire`.
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// The source: a block device, a partition, or an image file. Opened read-only.
+    pub source: PathBuf,
+
+    /// Output base name: writes BASE.raw (or BASE.001, …), BASE.md5/.sha1/.sha256,
+    /// BASE.map, BASE.crc64 and BASE.yaml.
+    #[arg(short, long, value_name = "BASE")]
+    pub output: PathBuf,
+
+    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub split: Option<u64>,
+
+    /// Write the raw image onto this block device (a clone) instead of BASE.raw. The device
+    /// must be at least as large as the source and not mounted.
+    #[arg(long, value_name = "DEVICE")]
+    pub clone: Option<PathBuf>,
+
+    /// Hashes to compute, comma-separated.
+    #[arg(
+        long = "hash",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md5,sha1,sha256"
+    )]
+    pub hashes: Vec<crate::hash::HashAlgorithm>,
+
+    /// Bytes per read request (a multiple of 4096).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
+    pub block_size: u64,
+
+    /// Reads in flight (io_uring engine).
+    #[arg(long, value_name = "N", default_value_t = crate::reader::DEFAULT_QUEUE_DEPTH)]
+    pub queue_depth: usize,
+
+    /// Read engine.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    pub io: IoArg,
+
+    /// Read through the page cache instead of O_DIRECT (not recommended: it smears read
+    /// errors over neighbouring sectors).
+    #[arg(long)]
+    pub no_direct: bool,
+
+    /// Extra reads of a sector that failed alone before it is called unreadable.
+    #[arg(long, value_name = "N", default_value_t = crate::reader::DEFAULT_RETRIES)]
+    pub retries: u32,
+
+    /// Replace existing output files instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// No progress and no summary (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Case metadata.
+    #[command(flatten, next_help_heading = "Case metadata")]
+    pub case: CaseArgs,
+}
+
+/// Case metadata flags (also accepted from `--case FILE.yaml`; flags win).
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    /// YAML file with case_number, evidence_number, examiner, description, notes.
+    #[arg(long = "case", value_name = "FILE.yaml")]
+    pub case_file: Option<PathBuf>,
+    /// Case number.
+    #[arg(long)]
+    pub case_number: Option<String>,
+    /// Evidence number.
+    #[arg(long)]
+    pub evidence_number: Option<String>,
+    /// Examiner name.
+    #[arg(long)]
+    pub examiner: Option<String>,
+    /// Description of the evidence.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Notes.
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+/// Parses `4096`, `64K`, `1M`, `1.5G`, `2T` (powers of 1024; `KB`/`MB`/`GB`/`TB` are powers
+/// of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KI" | "KIB" => 1 << 10,
+        "M" | "MI" | "MIB" => 1 << 20,
+        "G" | "GI" | "GIB" => 1 << 30,
+        "T" | "TI" | "TIB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => return Err(format!("unknown unit '{other}' in '{s}' (use K, M, G, T)")),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 4096, 64K, 1M, 2G)"))?;
+    let bytes = value * mult as f64;
+    if !(0.0..1.8e19).contains(&bytes) || bytes.fract() != 0.0 {
+        return Err(format!("'{s}' is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1Q").is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The io_uring engine: `queue_depth` O_DIRECT reads in flight into registered pool buffers,
+//! handed on in source order.
+//!
+//! A block whose read fails with a media error is not narrowed at once: the engine stops
+//! submitting, lets every read in flight complete, and only then re-reads the failed block
+//! piece by piece, so that no neighbouring request can be merged with the narrowing reads and
+//! fail with them (FAULTY-DEVICE-NOTES: the block layer merges adjacent in-flight reads).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use io_uring::{opcode, types, IoUring};
+
+use crate::block::Block;
+use crate::buffer::{BufferPool, PooledBuf};
+use crate::error::{Error, Result};
+use crate::reader::recover::recover_range;
+use crate::reader::{block_len, is_media_error, round_up, ReaderOptions};
+use crate::source::Source;
+
+struct InFlight {
+    buf: PooledBuf,
+    offset: u64,
+    /// Bytes this block must hold.
+    want: usize,
+    /// Bytes read so far (a short read is continued).
+    got: usize,
+}
+
+struct Completed {
+    buf: PooledBuf,
+    offset: u64,
+    len: usize,
+    /// Media errno if the read failed.
+    failed: Option<i32>,
+}
+
+pub(super) struct UringReader<'a> {
+    ring: IoUring,
+    source: &'a Source,
+    pool: &'a BufferPool,
+    opts: &'a ReaderOptions,
+    fixed_buffers: bool,
+    inflight: BTreeMap<u64, InFlight>,
+}
+
+impl<'a> UringReader<'a> {
+    pub(super) fn new(
+        source: &'a Source,
+        opts: &'a ReaderOptions,
+        pool: &'a BufferPool,
+    ) -> io::Result<Self> {
+        let entries = (opts.queue_depth as u32).next_power_of_two().max(2);
+        let ring = IoUring::builder().build(entries)?;
+        ring.submitter()
+            .register_files(&[source.file().as_raw_fd()])?;
+        let iovecs: Vec<libc::iovec> = pool
+            .addresses()
+            .iter()
+            .map(|&(addr, len)| libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: the pool's buffers live as long as the pool, which outlives this reader
+        // (borrowed for 'a); registration is undone when the ring is dropped.
+        let fixed_buffers = unsafe { ring.submitter().register_buffers(&iovecs) }.is_ok();
+        Ok(UringReader {
+            ring,
+            source,
+            pool,
+            opts,
+            fixed_buffers,
+            inflight: BTreeMap::new(),
+        })
+    }
+
+    fn submit_read(&mut self, index: u64, mut io: InFlight) -> Result<()> {
+        let sector = self.source.logical_sector_size() as usize;
+        let ask = round_up(io.want - io.got, sector).min(io.buf.len() - io.got) as u32;
+        let buf_index = io.buf.index() as u16;
+        // SAFETY: got <= buffer length, so the pointer stays inside the buffer.
+        let ptr = unsafe { io.buf.as_mut_ptr().add(io.got) };
+        let offset = io.offset + io.got as u64;
+        let entry = if self.fixed_buffers {
+            opcode::ReadFixed::new(types::Fixed(0), ptr, ask, buf_index)
+                .offset(offset)
+                .build()
+        } else {
+            opcode::Read::new(types::Fixed(0), ptr, ask)
+                .offset(offset)
+                .build()
+        }
+        .user_data(index);
+        // SAFETY: the buffer is owned by `self.inflight` until its completion is reaped, and
+        // the reader never returns or drops it before every submitted read has completed
+        // (see `drain` and Drop).
+        unsafe {
+            if self.ring.submission().push(&entry).is_err() {
+                self.ring.submit().map_err(|e| self.read_error(offset, e))?;
+                self.ring
+                    .submission()
+                    .push(&entry)
+                    .map_err(|_| Error::Internal("io_uring submission queue full".into()))?;
+            }
+        }
+        self.inflight.insert(index, io);
+        Ok(())
+    }
+
+    fn read_error(&self, offset: u64, source: io::Error) -> Error {
+        Error::Read {
+            path: self.source.path().to_path_buf(),
+            offset,
+            source,
+        }
+    }
+
+    /// Submits what is queued and waits for `want` completions; returns the completions.
+    fn reap(&mut self, want: usize) -> Result<Vec<(u64, i32)>> {
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(self.read_error(0, e)),
+            }
+        }
+        Ok(self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect())
+    }
+
+    /// Waits for every read in flight, discarding results. Called on every early exit so no
+    /// buffer goes back to the pool while the kernel may still write into it.
+    fn drain(&mut self) {
+        while !self.inflight.is_empty() {
+            match self.reap(1) {
+                Ok(done) => {
+                    for (index, _) in done {
+                        self.inflight.remove(&index);
+                    }
+                }
+                Err(_) => {
+                    // The ring itself failed; nothing more can complete. Leak the buffers
+                    // rather than hand out memory the kernel might still write.
+                    for (_, io) in std::mem::take(&mut self.inflight) {
+                        std::mem::forget(io.buf);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn run(
+        &mut self,
+        stop: &AtomicBool,
+        emit: &mut dyn FnMut(Block) -> Result<()>,
+    ) -> Result<u64> {
+        let result = self.run_inner(stop, emit);
+        self.drain();
+        result
+    }
+
+    fn run_inner(
+        &mut self,
+        stop: &AtomicBool,
+        emit: &mut dyn FnMut(Block) -> Result<()>,
+    ) -> Result<u64> {
+        let size = self.source.size();
+        let bs = self.opts.block_size;
+        let sector = self.source.logical_sector_size() as usize;
+        let blocks = size.div_ceil(bs as u64);
+        let mut next_submit = 0u64;
+        let mut next_emit = 0u64;
+        let mut done: BTreeMap<u64, Completed> = BTreeMap::new();
+        // While the next block to hand on has failed, submit nothing more: it is narrowed
+        // only when no other read is in flight.
+        let mut stalled = false;
+
+        while next_emit < blocks {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted("a signal"));
+            }
+            while !stalled && next_submit < blocks && self.inflight.len() < self.opts.queue_depth {
+                let buf = match self.pool.try_take() {
+                    Some(b) => b,
+                    // Nothing in flight and nothing waiting: consumers hold every buffer and
+                    // will give one back.
+                    None if self.inflight.is_empty() && done.is_empty() => self.pool.take(),
+                    None => break,
+                };
+                let offset = next_submit * bs as u64;
+                let want = block_len(size, offset, bs);
+                self.submit_read(
+                    next_submit,
+                    InFlight {
+                        buf,
+                        offset,
+                        want,
+                        got: 0,
+                    },
+                )?;
+                next_submit += 1;
+            }
+
+            if !self.inflight.is_empty() {
+                for (index, res) in self.reap(1)? {
+                    let Some(mut io) = self.inflight.remove(&index) else {
+                        return Err(Error::Internal(format!("unknown completion {index}")));
+                    };
+                    if res == -libc::EAGAIN || res == -libc::EINTR {
+                        self.submit_read(index, io)?;
+                    } else if res < 0 {
+                        let errno = -res;
+                        if !is_media_error(errno) {
+                            let at = io.offset + io.got as u64;
+                            drop(io);
+                            return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
+                        }
+                        done.insert(
+                            index,
+                            Completed {
+                                buf: io.buf,
+                                offset: io.offset,
+                                len: io.want,
+                                failed: Some(errno),
+                            },
+                        );
+                    } else if res == 0 && io.got < io.want {
+                        let at = io.offset + io.got as u64;
+                        drop(io);
+                        return Err(self.read_error(
+                            at,
+                            io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the source ended early (did it shrink or go away?)",
+                            ),
+                        ));
+                    } else {
+                        io.got += res as usize;
+                        if io.got < io.want {
+                            self.submit_read(index, io)?;
+                        } else {
+                            done.insert(
+                                index,
+                                Completed {
+                                    buf: io.buf,
+                                    offset: io.offset,
+                                    len: io.want,
+                                    failed: None,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+
+            stalled = false;
+            while let Some(mut c) = done.remove(&next_emit) {
+                let unreadable = if c.failed.is_some() {
+                    if !self.inflight.is_empty() {
+                        done.insert(next_emit, c);
+                        stalled = true;
+                        break;
+                    }
+                    recover_range(
+                        self.source,
+                        &mut c.buf[..c.len],
+                        c.offset,
+                        c.len,
+                        sector,
+                        self.opts.retries,
+                    )?
+                } else {
+                    Vec::new()
+                };
+                emit(Block::new(next_emit, c.offset, c.buf, c.len, unreadable))?;
+                next_emit += 1;
+            }
+        }
+        Ok(size)
+    }
+}
+
+impl Drop for UringReader<'_> {
+    fn drop(&mut self) {
+        self.drain();
+    }
+}
