@@ -1,0 +1,168 @@
+//! `exhibit acquire` (the binary) on a real faulty block device: exit code 1, the image equals
+//! the source with exactly the bad sectors zeroed, `BASE.map` marks exactly those sectors,
+//! `BASE.yaml` lists them as runs, and a sector that fails twice is recovered with
+//! `--retries 3`. Both read engines, 512- and 4096-byte sectors; bad sectors at the first and
+//! last sector, a run of adjacent ones, an ENODATA one, one inside the final partial block.
+//!
+//! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use exhibit::audit::AuditRecord;
+use exhibit::map::{BlockState, SectorMap};
+use support::{Fault, FaultyDevice};
+
+fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
+    map.blocks_in(BlockState::BadSector)
+        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
+        .collect()
+}
+
+fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in sectors {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == s => *count += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out
+}
+
+fn with_ext(base: &Path, ext: &str) -> std::path::PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    s.into()
+}
+
+fn check_acquire(ss: u32, io: &str) {
+    let ssz = u64::from(ss);
+    // 1 MiB reads: the device is 3 MiB and 5 sectors, so the last read is partial and holds
+    // bad sectors.
+    let sectors = 3 * (1 << 20) / ssz + 5;
+    let last = sectors - 1;
+    let always_bad = vec![0, 100, 150, 151, 152, 153, 300, last - 2, last];
+    let transient = 200;
+    let mut b = FaultyDevice::builder(sectors * ssz).sector_size(ss);
+    for &s in &always_bad {
+        let errno = if s == 300 { libc::ENODATA } else { libc::EIO };
+        b = b.fault(s, 1, Fault::Always(errno));
+    }
+    let dev = b.fault(transient, 1, Fault::FirstN(2, libc::EIO)).build();
+    let base = dev.dir.join("acquired");
+    let out = Command::new(env!("CARGO_BIN_EXE_exhibit"))
+        .arg("acquire")
+        .arg(&dev.device)
+        .arg("-o")
+        .arg(&base)
+        .args(["--retries", "3", "--io", io, "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let map_path = with_ext(&base, "map");
+    let map = SectorMap::parse(&std::fs::read_to_string(&map_path).unwrap(), &map_path).unwrap();
+    assert_eq!(map.size(), dev.size);
+    assert_eq!(bad_sectors(&map, ssz), always_bad, "bad sectors in the map");
+    assert_eq!(
+        map.bytes_in(BlockState::Finished) + map.bytes_in(BlockState::BadSector),
+        dev.size
+    );
+
+    let image = std::fs::read(with_ext(&base, "raw")).unwrap();
+    assert_eq!(image.len() as u64, dev.size);
+    let want = dev.expected_image(&always_bad);
+    if image != want {
+        let first = image.iter().zip(&want).position(|(a, b)| a != b).unwrap();
+        panic!(
+            "image differs first at byte {first} (sector {})",
+            first as u64 / ssz
+        );
+    }
+
+    let record = AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
+    assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
+    assert_eq!(record.outcome.exit_code, Some(1));
+    let runs: Vec<(u64, u64)> = record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect();
+    assert_eq!(runs, runs_of(&always_bad));
+    let enodata = record
+        .unreadable
+        .runs
+        .iter()
+        .find(|r| r.first_sector == 300)
+        .unwrap();
+    assert_eq!(enodata.errno, libc::ENODATA);
+    assert_eq!(record.unreadable.sectors, always_bad.len() as u64);
+
+    for tool in ["md5sum", "sha256sum"] {
+        let ext = tool.trim_end_matches("sum");
+        let st = Command::new(tool)
+            .args(["-c", "--quiet"])
+            .arg(with_ext(&base, ext).file_name().unwrap())
+            .current_dir(&dev.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool} -c");
+    }
+}
+
+#[test]
+fn acquire_uring_512() {
+    require_faulty_device!();
+    check_acquire(512, "uring");
+}
+
+#[test]
+fn acquire_sync_512() {
+    require_faulty_device!();
+    check_acquire(512, "sync");
+}
+
+#[test]
+fn acquire_uring_4096() {
+    require_faulty_device!();
+    check_acquire(4096, "uring");
+}
+
+#[test]
+fn acquire_sync_4096() {
+    require_faulty_device!();
+    check_acquire(4096, "sync");
+}
+
+#[test]
+fn too_few_retries_leave_a_transient_sector_bad() {
+    require_faulty_device!();
+    // Fails 5 times: more than 1 + --retries 1 reads alone can get past.
+    let dev = FaultyDevice::builder(1 << 20)
+        .fault(100, 1, Fault::FirstN(50, libc::EIO))
+        .build();
+    let base = dev.dir.join("acquired");
+    let st = Command::new(env!("CARGO_BIN_EXE_exhibit"))
+        .arg("acquire")
+        .arg(&dev.device)
+        .arg("-o")
+        .arg(&base)
+        .args(["--retries", "1", "-q"])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1));
+    let record = AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
+    assert_eq!(record.unreadable.runs.len(), 1);
+    assert_eq!(record.unreadable.runs[0].first_sector, 100);
+    assert_eq!(record.unreadable.runs[0].attempts, 2);
+}
