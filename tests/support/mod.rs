@@ -105,6 +105,7 @@ struct State {
     log: Mutex<Vec<ReadRecord>>,
     logging: Mutex<bool>,
     read_delay: Mutex<Duration>,
+    fail_delay: Mutex<Duration>,
 }
 
 struct FaultyFs {
@@ -219,6 +220,9 @@ impl Filesystem for FaultyFs {
                 failed: failed.is_some(),
             });
         }
+        if failed.is_some() {
+            delay = delay.max(*self.state.fail_delay.lock().unwrap());
+        }
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
@@ -280,6 +284,7 @@ pub struct Builder {
     sector_size: u32,
     faults: Vec<(u64, u64, Fault)>,
     read_delay: Duration,
+    fail_delay: Duration,
     logging: bool,
     seed: u64,
 }
@@ -308,6 +313,11 @@ impl Builder {
     /// Every read waits this long (to make a run slow enough to kill in the middle).
     pub fn read_delay(mut self, d: Duration) -> Self {
         self.read_delay = d;
+        self
+    }
+    /// A failing read takes this long (a dying disk spends seconds on each).
+    pub fn fail_delay(mut self, d: Duration) -> Self {
+        self.fail_delay = d;
         self
     }
     /// Log every read the server sees.
@@ -355,6 +365,7 @@ impl FaultyDevice {
             sector_size: 512,
             faults: Vec::new(),
             read_delay: Duration::ZERO,
+            fail_delay: Duration::ZERO,
             logging: true,
             seed: 0x9e37_79b9_7f4a_7c15,
         }
@@ -384,6 +395,7 @@ impl FaultyDevice {
             log: Mutex::new(Vec::new()),
             logging: Mutex::new(false),
             read_delay: Mutex::new(Duration::ZERO),
+            fail_delay: Mutex::new(Duration::ZERO),
         });
         let fs = FaultyFs {
             state: Arc::clone(&state),
@@ -434,6 +446,7 @@ impl FaultyDevice {
         dev.device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         // Reads before this point (losetup probing) are not the test's.
         *dev.state.read_delay.lock().unwrap() = b.read_delay;
+        *dev.state.fail_delay.lock().unwrap() = b.fail_delay;
         *dev.state.logging.lock().unwrap() = b.logging;
         dev.reset();
         Ok(dev)
