@@ -3,7 +3,7 @@
 //! line; exit code 0 complete, 1 complete with unreadable sectors, 2 failed.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use exhibit::rescue::{rescue, RescueOptions, RescueProgress};
 use exhibit::source::Source;
@@ -27,13 +27,29 @@ fn main() {
     let mut opts = RescueOptions::new(base);
     opts.retry_passes = passes;
     opts.command_line = std::env::args().collect();
-    let result = Source::open(&source, true).and_then(|src| {
-        rescue(
-            &src,
-            &opts,
-            &RescueProgress::default(),
-            &AtomicBool::new(false),
-        )
+    let progress = RescueProgress::default();
+    let done = AtomicBool::new(false);
+    let t0 = std::time::Instant::now();
+    let result = std::thread::scope(|scope| {
+        // Phase changes with their times, on stderr (EXHIBIT_RESCUE_PHASES=1).
+        if std::env::var_os("EXHIBIT_RESCUE_PHASES").is_some() {
+            scope.spawn(|| {
+                let mut last = None;
+                while !done.load(Ordering::Relaxed) {
+                    let p = progress.phase();
+                    if last != Some(p) {
+                        eprintln!("{:8.3} s {}", t0.elapsed().as_secs_f64(), p.name());
+                        last = Some(p);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                eprintln!("{:8.3} s end", t0.elapsed().as_secs_f64());
+            });
+        }
+        let r = Source::open(&source, true)
+            .and_then(|src| rescue(&src, &opts, &progress, &AtomicBool::new(false)));
+        done.store(true, Ordering::Relaxed);
+        r
     });
     match result {
         Ok(r) => {

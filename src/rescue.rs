@@ -118,8 +118,9 @@ pub struct RescueOptions {
     /// Write the image to this block device instead of `BASE.raw` (its first `size` bytes;
     /// unreadable sectors are written as zeros, unread areas are left as they were).
     pub target: Option<PathBuf>,
-    /// Bytes per read in the copy phase; 0 means 128 sectors (64 KiB at 512-byte sectors,
-    /// 512 KiB at 4096, as GNU ddrescue's default cluster). Rounded to whole sectors.
+    /// Bytes per read in the copy phase; 0 means 64 KiB (GNU ddrescue's default cluster),
+    /// at least one sector. Rounded up to whole sectors. Larger blocks copy healthy areas
+    /// faster but make every failed block longer to trim.
     pub block_size: u64,
     /// First jump after a failed read in the first copy pass (default 64 KiB).
     pub min_skip: u64,
@@ -572,7 +573,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             )));
         }
         let block_size = if opts.block_size == 0 {
-            128 * ss
+            (64 * 1024u64).max(ss)
         } else {
             opts.block_size.div_ceil(ss) * ss
         };

@@ -61,8 +61,8 @@ struct Scenario {
 
 fn scenario(ss: u32) -> Scenario {
     let ssz = u64::from(ss);
-    // 128-sector copy blocks; the device is 40 blocks and 5 sectors, so the last copy block is
-    // partial.
+    // 64 KiB copy blocks; the device is 5125 sectors, so the last copy block is partial (5
+    // sectors) and holds two bad sectors.
     let sectors = 40 * 128 + 5;
     let last = sectors - 1;
     let always_bad = vec![
@@ -163,7 +163,7 @@ fn check_rescue_on(ss: u32) {
     // No finished area was read twice: every good sector outside the failed copy blocks was
     // read exactly once.
     let log = dev.read_log();
-    let block = 128 * ssz;
+    let block = 64 * 1024;
     let troubled: Vec<u64> = sc
         .always_bad
         .iter()
