@@ -540,6 +540,7 @@ struct Job<'a, R: SectorReader + ?Sized> {
     resumed: bool,
     retry_done: u32,
     last_save: Instant,
+    last_progress: Instant,
     dirty: bool,
     buf: AlignedBuf,
     zeros: AlignedBuf,
@@ -733,6 +734,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             resumed,
             retry_done,
             last_save: Instant::now(),
+            last_progress: Instant::now(),
             dirty: false,
             buf: AlignedBuf::new(block_size as usize),
             zeros,
@@ -1015,16 +1017,17 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
 
     /// Between reads: publish progress, save the map when due, stop when interrupted.
     fn checkpoint(&mut self, pos: u64) -> Result<()> {
-        self.progress.position.store(pos, Ordering::Relaxed);
         // Where a resumed run of the same pass starts: nothing at or after `pos` in this
         // pass has been read yet.
         self.map.current_pos = pos;
-        if self.dirty {
+        // Totals cost a walk over the map: publish them a few times a second, not per read.
+        if self.dirty && self.last_progress.elapsed() >= Duration::from_millis(50) {
             self.progress.update_from(&self.map);
             self.progress.bad_areas.store(
                 self.map.blocks_in(BlockState::BadSector).count() as u64,
                 Ordering::Relaxed,
             );
+            self.last_progress = Instant::now();
         }
         if self.interrupted.load(Ordering::Relaxed) {
             self.save_map()?;
@@ -1039,6 +1042,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// Syncs the image, then replaces the map atomically: the map never claims data that is
     /// not on disk.
     fn save_map(&mut self) -> Result<()> {
+        self.progress.update_from(&self.map);
         self.image
             .sync_data()
             .map_err(|e| Error::io(&self.image_path, e))?;
