@@ -94,19 +94,10 @@ impl SectorReader for Source {
 }
 
 /// True for the errors that mean "this range of the medium cannot be read" (and so go into
-/// the map), as opposed to a refused request or a vanished device (which stop the job).
-/// SCSI and NVMe medium errors reach user space as `ENODATA`; the others are what loop,
-/// FUSE, network block devices and USB bridges turn them into.
+/// the map), as opposed to a refused request or a vanished device (which stop the job): the
+/// same list as the acquire reader's, [`crate::reader::is_media_error`].
 pub fn is_media_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EIO)
-            | Some(libc::ENODATA)
-            | Some(libc::EILSEQ)
-            | Some(libc::ETIMEDOUT)
-            | Some(libc::ENOLINK)
-            | Some(libc::EREMOTEIO)
-    )
+    e.raw_os_error().is_some_and(crate::reader::is_media_error)
 }
 
 /// Everything the caller decides about a rescue. [`RescueOptions::new`] gives the defaults.

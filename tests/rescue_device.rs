@@ -406,3 +406,81 @@ fn killed_and_resumed() {
         "killed {kills} times in {runs} runs (phases {phases:?}); uninterrupted run made {total_reads} reads"
     );
 }
+
+#[test]
+fn rescue_onto_a_target_device() {
+    require_faulty_device!();
+    let bad = [3u64, 4, 2000];
+    let mut b = FaultyDevice::builder(2048 * 512);
+    for &s in &bad {
+        b = b.bad(s);
+    }
+    let dev = b.build();
+    // The target is larger than the source and full of old data (0xAA).
+    let target = support::LoopTarget::new(&dev.dir, 3 << 20, 0xAA);
+    let base = dev.dir.join("cloned");
+    let source = Source::open(&dev.device, true).unwrap();
+    let mut opts = RescueOptions::new(&base);
+    opts.target = Some(target.device.clone());
+    let r = rescue(
+        &source,
+        &opts,
+        &RescueProgress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(!base.with_extension("raw").exists());
+    let mut on_target = std::fs::read(&target.device).unwrap();
+    // Past the source size the target is untouched; bad sectors are zeros, not old data.
+    assert!(on_target[dev.size as usize..].iter().all(|&b| b == 0xAA));
+    on_target.truncate(dev.size as usize);
+    assert!(on_target == dev.expected_image(&bad));
+    let md5 = std::fs::read_to_string(base.with_extension("md5")).unwrap();
+    assert!(md5.ends_with("  -\n"), "{md5}");
+    assert_eq!(r.bad_bytes, 3 * 512);
+}
+
+#[test]
+fn interrupted_rescue_says_so_and_resumes() {
+    require_faulty_device!();
+    let bad = [10u64, 1000, 1001];
+    let mut b = FaultyDevice::builder(8192 * 512).read_delay(Duration::from_millis(1));
+    for &s in &bad {
+        b = b.bad(s);
+    }
+    let dev = b.build();
+    let base = dev.dir.join("stopped");
+    let source = Source::open(&dev.device, true).unwrap();
+    let opts = RescueOptions::new(&base);
+    let stop = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        // SIGINT arrives (the CLI's signal handler sets this flag) after 10 reads.
+        scope.spawn(|| {
+            while dev.read_log().len() < 10 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        rescue(&source, &opts, &RescueProgress::default(), &stop)
+    });
+    assert!(matches!(result, Err(exhibit::Error::Interrupted(_))));
+    let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
+    assert_eq!(record.outcome.status, "interrupted");
+    assert_eq!(record.outcome.exit_code, Some(2));
+    assert!(record.outcome.reason.unwrap().contains("resume"));
+    assert!(!base.with_extension("md5").exists());
+    let map = load_map(&base.with_extension("map"));
+    assert!(map.bytes_in(BlockState::NonTried) > 0);
+    assert!(map.bytes_in(BlockState::Finished) > 0);
+
+    // The same command again finishes the job.
+    dev.reset();
+    let r = run_rescue(&dev, &base, 1);
+    assert!(r.resumed);
+    for f in map.blocks_in(BlockState::Finished) {
+        assert_eq!(dev.reads_touching(f.pos, f.size), 0);
+    }
+    assert!(std::fs::read(base.with_extension("raw")).unwrap() == dev.expected_image(&bad));
+    let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
+    assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
+}

@@ -581,3 +581,45 @@ pub fn now_ms() -> u128 {
 pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
+
+/// A writable loop device on a plain file (a stand-in for a target disk), detached on drop
+/// if its backing file is still ours.
+pub struct LoopTarget {
+    /// `/dev/loopN`.
+    pub device: PathBuf,
+    backing: PathBuf,
+}
+
+impl LoopTarget {
+    /// A loop device over a new file of `size` bytes filled with `fill` in `dir`.
+    pub fn new(dir: &Path, size: u64, fill: u8) -> LoopTarget {
+        let backing = dir.join("target.img");
+        std::fs::write(&backing, vec![fill; size as usize]).unwrap();
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&backing)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoopTarget {
+            device: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
+            backing,
+        }
+    }
+}
+
+impl Drop for LoopTarget {
+    fn drop(&mut self) {
+        let Some(name) = self.device.file_name() else {
+            return;
+        };
+        let sys = Path::new("/sys/block").join(name).join("loop/backing_file");
+        if std::fs::read_to_string(&sys).is_ok_and(|s| Path::new(s.trim()) == self.backing) {
+            let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
+        }
+    }
+}
