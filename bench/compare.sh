@@ -50,11 +50,14 @@ TIME=/usr/bin/time
 
 notes=()
 have_exhibit=0 have_e01=0 have_verify=0
-if [[ -x $exhibit ]] && "$exhibit" acquire --help 2>&1 | grep -qi '^usage:.*acquire'; then
+# (Help texts are captured first: `grep -q` closing the pipe early would fail it under pipefail.)
+acquire_help=$([[ -x $exhibit ]] && "$exhibit" acquire --help 2>&1 || true)
+verify_help=$([[ -x $exhibit ]] && "$exhibit" verify --help 2>&1 || true)
+if grep -qi '^usage:.*acquire' <<<"$acquire_help"; then
     have_exhibit=1
-    if "$exhibit" acquire --help 2>&1 | grep -q -- --format; then have_e01=1; else
+    if grep -q -- --format <<<"$acquire_help"; then have_e01=1; else
         notes+=("exhibit E01 row skipped: \`exhibit acquire --help\` has no \`--format\`."); fi
-    if "$exhibit" verify --help 2>&1 | grep -qi '^usage:.*verify'; then have_verify=1; else
+    if grep -qi '^usage:.*verify' <<<"$verify_help"; then have_verify=1; else
         notes+=("\`exhibit verify\` row skipped: no \`verify\` subcommand in this build."); fi
 elif [[ -x $exhibit ]]; then
     notes+=("exhibit rows skipped: \`${exhibit#"$repo"/}\` has no \`acquire\` subcommand yet.")
@@ -68,7 +71,7 @@ version_of() {
         dcfldd) dcfldd --version 2>&1 | head -1 ;;
         ewfacquire) ewfacquire -V 2>&1 | head -1 ;;
         ddrescue) ddrescue --version 2>&1 | head -1 ;;
-        exhibit) "$exhibit" --version 2>&1 | head -1 ;;
+        exhibit) "$exhibit" --version 2>/dev/null | head -1 || echo "exhibit (--version failed)" ;;
         md5sum) md5sum --version 2>&1 | head -1 ;;
         openssl) openssl version 2>&1 | head -1 ;;
     esac
@@ -260,7 +263,7 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
     echo "- kernel: $(uname -r); work directory on: $fs_info"
     echo "- load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes results noisy)"
     echo "- source: $size bytes ($size_arg), 64 MiB pieces cycling random / zeros / text, on a read-only loop device with direct I/O"
-    echo "- tools: $(for t in dc3dd dcfldd ewfacquire ddrescue; do printf '%s; ' "$(version_of "$t")"; done)$( ((have_exhibit)) && version_of exhibit || echo 'exhibit not built')"
+    echo "- tools: $(for t in dc3dd dcfldd ewfacquire ddrescue; do printf '%s; ' "$(version_of "$t")"; done)$(if [[ -x $exhibit ]]; then version_of exhibit; else echo 'exhibit not built'; fi)"
     echo
     echo "## Acquisition"
     echo
