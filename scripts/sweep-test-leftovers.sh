@@ -12,10 +12,17 @@
 #
 #   scripts/sweep-test-leftovers.sh            sweep (needs root for loop devices and mounts)
 #   scripts/sweep-test-leftovers.sh --dry-run  only list what would be swept
+#   scripts/sweep-test-leftovers.sh --quiet    say nothing when there is nothing to sweep
 set -euo pipefail
 
-dry=0
-[[ ${1:-} == --dry-run ]] && dry=1
+dry=0 quiet=0
+for a in "$@"; do
+    case $a in
+        --dry-run) dry=1 ;;
+        --quiet) quiet=1 ;;
+        *) echo "usage: $0 [--dry-run] [--quiet]" >&2; exit 2 ;;
+    esac
+done
 base=${TMPDIR:-/tmp}
 base=${base%/}
 prefix="$base/exhibit-test-"
@@ -89,5 +96,5 @@ left=("$prefix"*)
 for p in "${left[@]}"; do
     run rm -rf --one-file-system -- "$p" || say "could not remove $p"
 done
-((${#mounts[@]} + ${#left[@]})) || say "nothing under $prefix*"
+((${#mounts[@]} + ${#left[@]} + quiet)) || say "nothing under $prefix*"
 exit 0
