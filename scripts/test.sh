@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ ${EXHIBIT_SKIP_DEPS:-0} != 1 ]]; then
-    scripts/install-deps.sh || {
+    scripts/install-deps.sh --update || {
         echo "test: missing packages (see above); EXHIBIT_SKIP_DEPS=1 runs the tests anyway" >&2
         exit 2
     }
