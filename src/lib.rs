@@ -15,6 +15,7 @@ pub mod block;
 pub mod buffer;
 pub mod case;
 pub mod error;
+pub mod ewf;
 pub mod hash;
 pub mod map;
 pub mod sink;
