@@ -87,6 +87,9 @@ fn case_metadata(args: &CaseArgs) -> anyhow::Result<CaseMetadata> {
 
 fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
     let mut opts = AcquireOptions::new(&args.source, &args.output);
+    opts.formats = args.formats.clone();
+    opts.e01.compression = args.compression;
+    opts.e01.segment_size = args.segment_size;
     opts.split = args.split;
     opts.clone_target = args.clone.clone();
     opts.hashes = args.hashes.clone();
@@ -140,6 +143,9 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
                     .unwrap_or(Path::new("the map"))
                     .display()
             );
+        }
+        if let Some(note) = &r.unreadable_not_in_e01 {
+            println!("exhibit: WARNING: {note}");
         }
         if let Some(h) = &r.hashes {
             for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
