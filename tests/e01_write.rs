@@ -186,3 +186,58 @@ fn refuses_tiny_segment_size() {
     assert!(matches!(r, Err(exhibit::Error::InvalidOption(_))));
     assert!(!dir.path().join("tiny.E01").exists());
 }
+
+/// More than 65 534 chunks in one segment: a second sectors/table/table2 run with its own
+/// base offset. Zeros with 8 KiB chunks keep it small on disk (537 MB of media).
+#[test]
+fn several_tables_in_one_segment() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    use md5::{Digest, Md5};
+    use sha1::Sha1;
+    let dir = tempfile::tempdir().unwrap();
+    let media = 65_534u64 * 8192 + 3 * 8192 + 512;
+    let mut o = options(&[], 512);
+    o.media_size = media;
+    o.sectors_per_chunk = 16;
+    let base = dir.path().join("tables");
+    let mut sink = E01Sink::create(&base, o, false).unwrap();
+    let pool = BufferPool::new(4, BLOCK);
+    let (mut md5, mut sha1) = (Md5::new(), Sha1::new());
+    let mut off = 0u64;
+    let mut i = 0;
+    while off < media {
+        let len = (media - off).min(BLOCK as u64) as usize;
+        let buf = pool.take();
+        md5.update(&buf[..len]);
+        sha1.update(&buf[..len]);
+        sink.write_block(&Block::new(i, off, buf, len, vec![]))
+            .unwrap();
+        off += len as u64;
+        i += 1;
+    }
+    let hashes = exhibit::hash::MediaHashes {
+        md5: Some(md5.finalize().into()),
+        sha1: Some(sha1.finalize().into()),
+        sha256: None,
+    };
+    let summary = MediaSummary {
+        media_size: media,
+        sector_size: 512,
+        hashes: hashes.clone(),
+        unreadable: vec![],
+    };
+    Box::new(sink).finish(&summary).unwrap();
+    let first = dir.path().join("tables.E01");
+    let rep = exhibit::ewf::check(&first).unwrap();
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    assert_eq!(Some(rep.md5), hashes.md5);
+    let img = exhibit::ewf::E01Image::open(&first).unwrap();
+    assert_eq!(img.chunk_count(), 65_538);
+    ewfverify_ok(&first);
+    img_stat_ok(&first, media);
+    let r = ewf::EwfReader::open(&first).unwrap();
+    assert_eq!(r.total_size(), media);
+    assert_eq!(r.stored_hashes().md5, hashes.md5);
+}

@@ -33,6 +33,8 @@ use crate::error::{Error, Result};
 const MAX_HEADER_TEXT: usize = 16 << 20;
 /// Largest section body we read into memory (a table of 4 M entries).
 const MAX_BODY: u64 = 16 << 20;
+/// Largest chunk we decode (the writer's limit; EnCase's largest is 32768 × 512 = 16 MiB).
+const MAX_CHUNK: u64 = 64 << 20;
 /// How many names past a missing segment we look for later segments.
 const GAP_PROBE: u32 = 16;
 
@@ -84,6 +86,19 @@ struct ChunkLoc {
     offset: u64,
     size: u64,
     compressed: bool,
+}
+
+/// Where one chunk is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkPlace {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Byte offset of the stored chunk in that file.
+    pub offset: u64,
+    /// Stored size (zlib stream, or raw bytes + 4-byte Adler-32).
+    pub stored_size: u64,
+    /// Stored as a zlib stream.
+    pub compressed: bool,
 }
 
 /// A table read from `table`, waiting for its `table2`.
@@ -691,7 +706,7 @@ impl E01Image {
         };
         let mut p = Vec::new();
         let cs = v.chunk_size();
-        if v.bytes_per_sector == 0 || v.sectors_per_chunk == 0 || cs > 256 << 20 {
+        if v.bytes_per_sector == 0 || v.sectors_per_chunk == 0 || cs > MAX_CHUNK {
             p.push(format!(
                 "implausible geometry: {} sectors per chunk × {} bytes per sector",
                 v.sectors_per_chunk, v.bytes_per_sector
@@ -746,6 +761,17 @@ impl E01Image {
         self.chunks.len() as u64
     }
 
+    /// Where chunk `index` (0-based, media order) is stored, as the tables say.
+    pub fn chunk_place(&self, index: u64) -> Option<ChunkPlace> {
+        let c = self.chunks.get(usize::try_from(index).ok()?)?;
+        Some(ChunkPlace {
+            segment: self.segments[c.segment].path.clone(),
+            offset: c.offset,
+            stored_size: c.size,
+            compressed: c.compressed,
+        })
+    }
+
     /// The stored MD5 (`digest`, else `hash`).
     pub fn stored_md5(&self) -> Option<[u8; 16]> {
         self.md5
@@ -783,9 +809,10 @@ impl E01Image {
         }
     }
 
-    /// Decodes every chunk in media order and calls `sink(media_offset, bytes)`; the bytes
-    /// add up to exactly the media size. A damaged or missing chunk is handed on as zeros
-    /// (so offsets stay true) and reported. Returns the problems found while reading.
+    /// Decodes every chunk in media order and calls `sink(media_offset, bytes)`. A damaged
+    /// chunk is handed on as zeros (so offsets stay true) and reported; when the tables run
+    /// out before the media size, the rest is reported as one problem and reading stops.
+    /// Returns the problems found while reading.
     pub fn read_media(&self, mut sink: impl FnMut(u64, &[u8])) -> Vec<Problem> {
         let mut probs = Vec::new();
         let Some(v) = &self.volume else {
@@ -793,7 +820,7 @@ impl E01Image {
         };
         let media = v.media_size();
         let cs = v.chunk_size();
-        if cs == 0 || cs > 256 << 20 {
+        if cs == 0 || cs > MAX_CHUNK {
             return probs;
         }
         let cs_us = cs as usize;
@@ -817,7 +844,19 @@ impl E01Image {
                 message: msg,
             };
             let result = match self.chunks.get(index as usize) {
-                None => Err(place(None, "chunk missing (not in any table)".into())),
+                None => {
+                    // One problem for the whole rest: a forged sector count must not turn
+                    // into billions of reports or zeros.
+                    probs.push(Problem {
+                        media_range: Some(at..media),
+                        message: format!(
+                            "media bytes {at}..{media} are in no chunk (the tables list {} chunks); reading stops here",
+                            self.chunks.len()
+                        ),
+                        ..place(None, String::new())
+                    });
+                    break;
+                }
                 Some(loc) => {
                     let limit = if loc.compressed {
                         cs + cs / 2 + 1024
