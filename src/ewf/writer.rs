@@ -15,7 +15,6 @@ use super::format::{self, SectionType, DESCRIPTOR_SIZE, MAX_RELATIVE_OFFSET, MAX
 use super::{naming, Compression, E01Options};
 use crate::block::Block;
 use crate::error::{Error, Result};
-use crate::map::BadRun;
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
 /// Chunks per compression job: large enough that channel traffic is noise, small enough that
@@ -49,6 +48,8 @@ struct Encoded {
     stored: Vec<u8>,
     /// (stored length, compressed) per chunk.
     chunks: Vec<(usize, bool)>,
+    /// The compressor panicked on this job.
+    failed: bool,
 }
 
 /// The compression threads and their channels.
@@ -79,21 +80,32 @@ impl Pool {
                                 Err(_) => return,
                             };
                             let Ok(job) = job else { return };
-                            let mut stored = Vec::with_capacity(job.data.len() + 64);
-                            let chunks = job
-                                .data
-                                .chunks(chunk_size)
-                                .map(|c| {
-                                    let before = stored.len();
-                                    let compressed = enc.encode(c, &mut stored);
-                                    (stored.len() - before, compressed)
-                                })
-                                .collect();
+                            // A panic in a compressor must become an error, not a result
+                            // the writer waits for forever.
+                            let encoded =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    let mut stored = Vec::with_capacity(job.data.len() + 64);
+                                    let chunks = job
+                                        .data
+                                        .chunks(chunk_size)
+                                        .map(|c| {
+                                            let before = stored.len();
+                                            let compressed = enc.encode(c, &mut stored);
+                                            (stored.len() - before, compressed)
+                                        })
+                                        .collect();
+                                    (stored, chunks)
+                                }));
+                            let (stored, chunks, failed) = match encoded {
+                                Ok((s, c)) => (s, c, false),
+                                Err(_) => (Vec::new(), Vec::new(), true),
+                            };
                             if tx
                                 .send(Encoded {
                                     seq: job.seq,
                                     stored,
                                     chunks,
+                                    failed,
                                 })
                                 .is_err()
                             {
@@ -340,7 +352,6 @@ pub struct E01Sink {
     in_flight: usize,
     max_in_flight: usize,
     media_received: u64,
-    bad_seen: Vec<BadRun>,
     out: SegmentWriter,
 }
 
@@ -452,7 +463,6 @@ impl E01Sink {
             in_flight: 0,
             max_in_flight: workers * 3,
             media_received: 0,
-            bad_seen: Vec::new(),
             out,
             opts,
         })
@@ -499,6 +509,12 @@ impl E01Sink {
             self.reorder.insert(r.seq, r);
         }
         while let Some(r) = self.reorder.remove(&self.next_to_write) {
+            if r.failed {
+                return Err(Error::Internal(format!(
+                    "E01 compression failed on job {} (a compressor panicked)",
+                    r.seq
+                )));
+            }
             let mut at = 0;
             for &(len, compressed) in &r.chunks {
                 self.out.add_chunk(&r.stored[at..at + len], compressed)?;
@@ -585,13 +601,9 @@ impl Sink for E01Sink {
                 self.opts.media_size
             )));
         }
-        if !block.unreadable.is_empty() {
-            self.bad_seen.extend_from_slice(&block.unreadable);
-            self.out.expected_error2 =
-                format::error2_entries(&self.bad_seen, self.opts.bytes_per_sector)
-                    .0
-                    .len();
-        }
+        // Room for one error2 entry per announced run (merging only makes fewer), so the
+        // last segment's closing sections fit within the segment size.
+        self.out.expected_error2 += block.unreadable.len();
         let job_bytes = JOB_CHUNKS * self.chunk_size;
         let mut data = block.data();
         while !data.is_empty() {
