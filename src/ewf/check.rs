@@ -16,6 +16,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use md5::Md5;
 use sha1::{Digest, Sha1};
@@ -924,14 +925,49 @@ impl CheckReport {
 pub fn check(first: &Path) -> Result<CheckReport> {
     let img = E01Image::open(first)?;
     let mut problems = img.problems().to_vec();
-    let mut md5 = Md5::new();
-    let mut sha1 = Sha1::new();
+    // MD5 and SHA-1 each on their own thread, fed 1 MiB batches: decoding and the two
+    // serial hashes then overlap instead of adding up.
+    let (md5_tx, md5_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+    let (sha1_tx, sha1_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+    let md5_thread = std::thread::spawn(move || {
+        let mut h = Md5::new();
+        for b in md5_rx {
+            h.update(&b[..]);
+        }
+        <[u8; 16]>::from(h.finalize())
+    });
+    let sha1_thread = std::thread::spawn(move || {
+        let mut h = Sha1::new();
+        for b in sha1_rx {
+            h.update(&b[..]);
+        }
+        <[u8; 20]>::from(h.finalize())
+    });
+    const BATCH: usize = 1 << 20;
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |batch: Vec<u8>| {
+        let b = Arc::new(batch);
+        // A hasher that died shows up as a join error below.
+        let _ = md5_tx.send(Arc::clone(&b));
+        let _ = sha1_tx.send(b);
+    };
     problems.extend(img.read_media(|_, b| {
-        md5.update(b);
-        sha1.update(b);
+        batch.extend_from_slice(b);
+        if batch.len() >= BATCH {
+            send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+        }
     }));
-    let md5: [u8; 16] = md5.finalize().into();
-    let sha1: [u8; 20] = sha1.finalize().into();
+    if !batch.is_empty() {
+        send(batch);
+    }
+    drop(md5_tx);
+    drop(sha1_tx);
+    let md5 = md5_thread
+        .join()
+        .map_err(|_| Error::Internal("MD5 thread panicked".into()))?;
+    let sha1 = sha1_thread
+        .join()
+        .map_err(|_| Error::Internal("SHA-1 thread panicked".into()))?;
     let last = img.segments[img.segments.len() - 1].path.clone();
     if let Some(s) = img.stored_md5() {
         if s != md5 {
