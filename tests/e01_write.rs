@@ -241,3 +241,58 @@ fn several_tables_in_one_segment() {
     assert_eq!(r.total_size(), media);
     assert_eq!(r.stored_hashes().md5, hashes.md5);
 }
+
+/// Blocks that are not multiples of the chunk size (the pipeline sends 1 MiB blocks, but the
+/// sink must not depend on it).
+#[test]
+fn odd_block_sizes() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(1024 * 1024 + 7 * 512, 13);
+    let base = dir.path().join("odd");
+    let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
+    let pool = BufferPool::new(2, 100_000);
+    for (i, piece) in data.chunks(195 * 512).enumerate() {
+        let mut buf = pool.take();
+        buf[..piece.len()].copy_from_slice(piece);
+        let offset = (i * 195 * 512) as u64;
+        sink.write_block(&Block::new(i as u64, offset, buf, piece.len(), vec![]))
+            .unwrap();
+    }
+    let summary = MediaSummary {
+        media_size: data.len() as u64,
+        sector_size: 512,
+        hashes: hashes(&data),
+        unreadable: vec![],
+    };
+    Box::new(sink).finish(&summary).unwrap();
+    all_readers_agree(&dir.path().join("odd.E01"), &data);
+}
+
+/// Fewer bytes than announced: `finish` fails and the set stays without `done`.
+#[test]
+fn short_input_is_not_finished() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(2 * 1024 * 1024, 14);
+    let base = dir.path().join("short");
+    let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
+    let pool = BufferPool::new(2, BLOCK);
+    let mut buf = pool.take();
+    buf.copy_from_slice(&data[..BLOCK]);
+    sink.write_block(&Block::new(0, 0, buf, BLOCK, vec![]))
+        .unwrap();
+    let summary = MediaSummary {
+        media_size: data.len() as u64,
+        sector_size: 512,
+        hashes: hashes(&data),
+        unreadable: vec![],
+    };
+    assert!(Box::new(sink).finish(&summary).is_err());
+    let rep = exhibit::ewf::check(&dir.path().join("short.E01")).unwrap();
+    assert!(rep.problems.iter().any(|p| p.message.contains("no `done`")));
+}
