@@ -65,6 +65,16 @@ fn sectors_of_4096_bytes() {
 }
 
 #[test]
+fn large_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(3 * 1024 * 1024 + 512, 15);
+    let mut o = options(&data, 512);
+    o.sectors_per_chunk = 2048; // 1 MiB chunks: one chunk per compression job
+    let first = write(dir.path(), "large", &data, o, &[]);
+    all_readers_agree(&first, &data);
+}
+
+#[test]
 fn tiny_sources() {
     let dir = tempfile::tempdir().unwrap();
     let one = random(512, 5);

@@ -17,9 +17,10 @@ use crate::block::Block;
 use crate::error::{Error, Result};
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
-/// Chunks per compression job: large enough that channel traffic is noise, small enough that
-/// both cores get work from one 1 MiB block.
-const JOB_CHUNKS: usize = 16;
+/// Bytes per compression job (whole chunks, at least one): large enough that channel traffic
+/// is noise, small enough that every core gets work from one 1 MiB block. With 32 KiB chunks
+/// that is 16 chunks; with huge chunks one chunk per job keeps memory bounded.
+const JOB_BYTES: usize = 512 * 1024;
 
 /// Size of `next` / `done` as counted for room (descriptor only).
 const END_SECTION: u64 = DESCRIPTOR_SIZE;
@@ -345,6 +346,8 @@ pub struct E01Sink {
     opts: E01Options,
     chunk_size: usize,
     pool: Pool,
+    /// Bytes per job: whole chunks.
+    job_bytes: usize,
     job_buf: Vec<u8>,
     next_seq: u64,
     next_to_write: u64,
@@ -456,7 +459,8 @@ impl E01Sink {
         Ok(E01Sink {
             pool: Pool::start(workers, opts.compression, chunk_size as usize),
             chunk_size: chunk_size as usize,
-            job_buf: Vec::with_capacity(JOB_CHUNKS * chunk_size as usize),
+            job_bytes: (JOB_BYTES / chunk_size as usize).max(1) * chunk_size as usize,
+            job_buf: Vec::new(),
             next_seq: 0,
             next_to_write: 0,
             reorder: BTreeMap::new(),
@@ -473,9 +477,8 @@ impl E01Sink {
     fn submit(&mut self, len: usize) -> Result<()> {
         let rest = self.job_buf.split_off(len);
         let data = std::mem::replace(&mut self.job_buf, rest);
-        if self.job_buf.capacity() < JOB_CHUNKS * self.chunk_size {
-            self.job_buf
-                .reserve(JOB_CHUNKS * self.chunk_size - self.job_buf.len());
+        if self.job_buf.capacity() < self.job_bytes {
+            self.job_buf.reserve(self.job_bytes - self.job_buf.len());
         }
         while self.in_flight >= self.max_in_flight {
             self.collect_one()?;
@@ -604,7 +607,7 @@ impl Sink for E01Sink {
         // Room for one error2 entry per announced run (merging only makes fewer), so the
         // last segment's closing sections fit within the segment size.
         self.out.expected_error2 += block.unreadable.len();
-        let job_bytes = JOB_CHUNKS * self.chunk_size;
+        let job_bytes = self.job_bytes;
         let mut data = block.data();
         while !data.is_empty() {
             let take = (job_bytes - self.job_buf.len()).min(data.len());
