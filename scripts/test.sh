@@ -4,7 +4,7 @@
 #
 # 1. installs the Debian packages of .ci/apt-packages that are missing (as root, or via
 #    password-less sudo; otherwise it says what to install and stops);
-# 2. runs `cargo test --release --locked` (extra arguments go to cargo test, e.g.
+# 2. runs `cargo test --profile ci --locked` (release optimisation without LTO, see Cargo.toml) (extra arguments go to cargo test, e.g.
 #    `scripts/test.sh -- --nocapture`);
 # 3. repeats the per-binary summary lines and prints one total line at the end.
 #
@@ -35,7 +35,7 @@ log=$(mktemp "${TMPDIR:-/tmp}/exhibit-cargo-test.XXXXXX")
 trap 'rm -f "$log"' EXIT
 
 set +e
-cargo test --release --locked "$@" 2>&1 </dev/null | tee "$log"
+cargo test --profile ci --locked "$@" 2>&1 </dev/null | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
