@@ -466,6 +466,7 @@ fn new_record(
         outputs: Vec::new(),
         hashes: None,
         unreadable: Default::default(),
+        unreadable_not_in_e01: None,
         pieces: None,
         throughput: None,
         outcome: Outcome {
