@@ -758,6 +758,11 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                 };
                 self.copy_pass(pass, from)?;
             }
+            // A pass resumed in the middle (or a foreign map's notion of a position) may
+            // leave untried areas before it: read them too.
+            while self.map.any_in(&[NonTried]) {
+                self.copy_pass(2, 0)?;
+            }
         }
         if self.map.any_in(&[NonTrimmed]) {
             self.trim()?;
@@ -795,15 +800,17 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         )
     }
 
-    fn begin(&mut self, phase: Phase, status: char, pass: u32) -> Result<()> {
+    /// Starts a pass at `from`: saved at once, so a resumed run knows where this pass is.
+    fn begin(&mut self, phase: Phase, status: char, pass: u32, from: u64) -> Result<()> {
         self.progress.set_phase(phase, pass);
         self.map.current_status = status;
         self.map.current_pass = pass;
+        self.map.current_pos = from;
         self.save_map()
     }
 
     fn copy_pass(&mut self, pass: u32, from: u64) -> Result<()> {
-        self.begin(Phase::Copying, '?', pass)?;
+        self.begin(Phase::Copying, '?', pass, from)?;
         let skipping = pass == 1;
         let min_skip = self.min_skip();
         let mut skip = min_skip;
@@ -834,7 +841,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     }
 
     fn trim(&mut self) -> Result<()> {
-        self.begin(Phase::Trimming, '*', 1)?;
+        self.begin(Phase::Trimming, '*', 1, 0)?;
         while let Some(b) = self.map.next_in(BlockState::NonTrimmed, 0) {
             // Leading edge, forwards.
             let mut p = b.pos;
@@ -866,7 +873,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     }
 
     fn scrape(&mut self) -> Result<()> {
-        self.begin(Phase::Scraping, '/', 1)?;
+        self.begin(Phase::Scraping, '/', 1, 0)?;
         while let Some(b) = self.map.next_in(BlockState::NonScraped, 0) {
             let mut p = b.pos;
             while p < b.end() {
@@ -879,7 +886,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     }
 
     fn retry_pass(&mut self, pass: u32, from: u64) -> Result<()> {
-        self.begin(Phase::Retrying, '-', pass)?;
+        self.begin(Phase::Retrying, '-', pass, from)?;
         let mut pos = from;
         while let Some(b) = self.map.next_in(BlockState::BadSector, pos) {
             let mut p = b.pos;
@@ -1053,6 +1060,13 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     }
 
     fn finish(self, started: SystemTime) -> Result<RescueReport> {
+        use BlockState::*;
+        if self.map.any_in(&[NonTried, NonTrimmed, NonScraped]) {
+            return Err(Error::Internal(format!(
+                "{} still has unread areas after every phase",
+                self.map_path.display()
+            )));
+        }
         self.progress.update_from(&self.map);
         let bad_runs = self.bad_runs();
         self.progress
@@ -1247,6 +1261,8 @@ mod tests {
         /// Stops serving (as if killed) after this many reads: the interrupt flag is set.
         interrupt_after: Option<(u64, &'static AtomicBool)>,
         total: AtomicU64,
+        /// Answer at most this many bytes per read (a FUSE-backed file does that).
+        short: Option<usize>,
     }
 
     impl FakeDisk {
@@ -1261,6 +1277,7 @@ mod tests {
                 reads: Mutex::new(HashMap::new()),
                 interrupt_after: None,
                 total: AtomicU64::new(0),
+                short: None,
             }
         }
         fn bad(self, sector: u64, times: Option<u32>, errno: i32) -> Self {
@@ -1304,7 +1321,10 @@ mod tests {
             if offset >= size {
                 return Ok(0);
             }
-            let end = (offset + buf.len() as u64).min(size);
+            let mut end = (offset + buf.len() as u64).min(size);
+            if let Some(short) = self.short {
+                end = end.min(offset + short as u64);
+            }
             let mut failed = None;
             {
                 let mut reads = self.reads.lock().unwrap();
@@ -1598,5 +1618,39 @@ mod tests {
         for s in 500..540 {
             assert!(disk.reads_of(s) <= 2, "sector {s}: {}", disk.reads_of(s));
         }
+    }
+
+    #[test]
+    fn short_reads_are_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut disk = FakeDisk::new(700 * 512 + 300, 512).bad(333, None, libc::EIO);
+        disk.short = Some(3 * 512 + 100);
+        let o = opts(dir.path());
+        let r = run(&disk, &o).unwrap();
+        assert_eq!(bad_sectors(&load_map(&o), 512), vec![333]);
+        assert_eq!(r.bad_bytes, 512);
+        assert_eq!(
+            std::fs::read(o.image_path()).unwrap(),
+            disk.expected(&[333])
+        );
+    }
+
+    #[test]
+    fn a_map_whose_position_is_past_untried_areas_is_still_completed() {
+        // Killed just as copy pass 2 began, with a stale position: areas before it must still
+        // be read, not reported complete.
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(512 * 512, 512).bad(7, None, libc::EIO);
+        let o = opts(dir.path());
+        let map = "0x00030000     ?               2\n0x00000000  0x00010000  ?\n0x00010000  0x00030000  +\n";
+        std::fs::write(o.map_path(), map).unwrap();
+        let mut img = vec![0u8; 512 * 512];
+        img[0x10000..0x40000].copy_from_slice(&disk.data[0x10000..0x40000]);
+        std::fs::write(o.image_path(), &img).unwrap();
+        let r = run(&disk, &o).unwrap();
+        assert!(r.complete);
+        assert_eq!(bad_sectors(&load_map(&o), 512), vec![7]);
+        assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.expected(&[7]));
+        assert_eq!(disk.reads_of(0x10000 / 512), 0);
     }
 }
