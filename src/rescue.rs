@@ -344,7 +344,7 @@ pub fn rescue(
     let mut job = Job::open(source, source.path(), opts, progress, interrupted)?;
     let mut record = new_record(source, opts, started, job.block_size);
     record.write(&opts.record_path())?;
-    let result = job.run();
+    let result = job.run_saving();
     let sector = job.ss;
     if let Err(e) = result {
         let interrupted = matches!(e, Error::Interrupted(_));
@@ -508,7 +508,7 @@ pub fn rescue_from<R: SectorReader + ?Sized>(
 ) -> Result<RescueReport> {
     let started = SystemTime::now();
     let mut job = Job::open(reader, source_path, opts, progress, interrupted)?;
-    job.run()?;
+    job.run_saving()?;
     job.finish(started)
 }
 
@@ -742,6 +742,20 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
 
     fn min_skip(&self) -> u64 {
         self.opts.min_skip.max(self.ss)
+    }
+
+    /// [`Job::run`], saving the map also when a real failure (not a bad sector) stops the
+    /// job, so that a resumed run keeps everything read since the last save.
+    fn run_saving(&mut self) -> Result<()> {
+        let result = self.run();
+        if let Err(e) = &result {
+            if !matches!(e, Error::Interrupted(_)) {
+                // Best effort: the map never claims more than the image holds, even if this
+                // fails too (a full target fails the sync, and the old map stays).
+                let _ = self.save_map();
+            }
+        }
+        result
     }
 
     fn run(&mut self) -> Result<()> {
@@ -1487,6 +1501,17 @@ mod tests {
         }
         // The map was saved and still says nothing was read there.
         assert_eq!(load_map(&o).bytes_in(BlockState::Finished), 0);
+
+        // A source that vanishes in the middle: what was read before is kept in the map.
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FakeDisk::new(1024 * 512, 512).bad(900, None, libc::ENODEV);
+        let mut o = opts(dir.path());
+        o.map_interval = Duration::from_secs(3600);
+        assert!(matches!(run(&disk, &o), Err(Error::Read { .. })));
+        let m = load_map(&o);
+        assert_eq!(m.bytes_in(BlockState::Finished), 896 * 512);
+        let image = std::fs::read(o.image_path()).unwrap();
+        assert_eq!(image[..896 * 512], disk.data[..896 * 512]);
     }
 
     #[test]
