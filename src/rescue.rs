@@ -104,7 +104,8 @@ pub fn is_media_error(e: &io::Error) -> bool {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RescueOptions {
     /// Output base name: the image is `BASE.raw`, the map `BASE.map`, the hash logs
-    /// `BASE.md5`, `BASE.sha1`, `BASE.sha256`.
+    /// `BASE.md5`, `BASE.sha1`, `BASE.sha256`, the record `BASE.yaml` (written by
+    /// [`rescue`], not by [`rescue_from`]).
     pub output: PathBuf,
     /// Write the image to this block device instead of `BASE.raw` (its first `size` bytes;
     /// unreadable sectors are written as zeros, unread areas are left as they were).
