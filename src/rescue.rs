@@ -672,7 +672,8 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                 .read(true)
                 .open(&image_path)
                 .map_err(|e| Error::io(&image_path, e))?;
-            let dev_size = device_size(&f).map_err(|e| Error::io(&image_path, e))?;
+            // The size by the same ioctl the source uses (no second `unsafe` here).
+            let dev_size = Source::open(&image_path, false)?.size();
             if dev_size < size {
                 return Err(Error::Refused(format!(
                     "target {} has {dev_size} bytes, the source {size}",
@@ -1180,19 +1181,6 @@ fn align_to_sectors(map: &mut SectorMap, ss: u64) {
         let start = b.pos / ss * ss;
         let end = (b.end().div_ceil(ss) * ss).min(size);
         map.set(start, end - start, b.state);
-    }
-}
-
-fn device_size(f: &File) -> io::Result<u64> {
-    use std::os::unix::io::AsRawFd;
-    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-    let mut v: u64 = 0;
-    // SAFETY: the request writes one u64 into v.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKGETSIZE64 as _, &mut v as *mut u64) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v)
     }
 }
 
