@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod case;
 pub mod cli;
 pub mod error;
+pub mod ewf;
 pub mod hash;
 pub mod map;
 pub mod pieces;
