@@ -20,12 +20,14 @@ pub mod cli;
 pub mod error;
 pub mod ewf;
 pub mod hash;
+pub mod info;
 pub mod map;
 pub mod pieces;
 pub mod progress;
 pub mod reader;
 pub mod sink;
 pub mod source;
+pub mod verify;
 
 pub use error::{Error, Result};
 
