@@ -35,6 +35,54 @@ fn problem_check(p: &Problem) -> Check {
     c
 }
 
+/// One check per run of consecutive chunks with the same fault in the same segment (a
+/// truncated or missing segment would otherwise make thousands of identical lines).
+fn merge_chunk_problems(problems: &[Problem]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < problems.len() {
+        let first = &problems[i];
+        let mut j = i + 1;
+        while j < problems.len() {
+            let (prev, next) = (&problems[j - 1], &problems[j]);
+            let follows = match (prev.chunk, next.chunk, &prev.media_range, &next.media_range) {
+                (Some(a), Some(b), Some(ra), Some(rb)) => b == a + 1 && rb.start == ra.end,
+                _ => false,
+            };
+            if !(follows && next.message == first.message && next.segment == first.segment) {
+                break;
+            }
+            j += 1;
+        }
+        if j - i == 1 {
+            out.push(problem_check(first));
+        } else {
+            let last = &problems[j - 1];
+            let (start, end) = match (&first.media_range, &last.media_range) {
+                (Some(a), Some(b)) => (a.start, b.end),
+                _ => (0, 0),
+            };
+            let mut msg = format!("{}", first.segment.display());
+            if let Some(s) = &first.section {
+                msg.push_str(&format!(" section {s}"));
+            }
+            if let Some(o) = first.offset {
+                msg.push_str(&format!(" from byte {o}"));
+            }
+            msg.push_str(&format!(
+                " chunks {}..={} ({} chunks, media bytes {start}..{end}): {}",
+                first.chunk.unwrap_or(0),
+                last.chunk.unwrap_or(0),
+                j - i,
+                first.message
+            ));
+            out.push(Check::new(Verdict::Fail, Topic::Chunk, msg).range(start, end));
+        }
+        i = j;
+    }
+    out
+}
+
 pub(super) fn verify_e01(
     first: &Path,
     algorithms: &[HashAlgorithm],
@@ -103,7 +151,7 @@ pub(super) fn verify_e01(
         failure.map_or(Ok(()), Err)
     })?;
     let damaged = chunk_problems.len();
-    checks.extend(chunk_problems.iter().map(problem_check));
+    checks.extend(merge_chunk_problems(&chunk_problems));
     if structural == 0 {
         checks.push(Check::new(
             Verdict::Pass,

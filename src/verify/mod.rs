@@ -231,6 +231,9 @@ struct Plan {
     files: Vec<PathBuf>,
     /// Read at most this many bytes (a device is larger than the media on it).
     limit: Option<u64>,
+    /// Each file's size as recorded: a missing or short file is read as zeros up to it, so
+    /// that later offsets stay true and the piece list names exactly what is missing.
+    recorded_sizes: Option<Vec<u64>>,
     /// The media size the record states.
     expected_size: Option<u64>,
     refs: Vec<Reference>,
@@ -348,6 +351,7 @@ fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Res
         format,
         files,
         limit: None,
+        recorded_sizes: None,
         expected_size: None,
         refs: Vec::new(),
         pieces: None,
@@ -651,8 +655,17 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
     }
 
     let mut plans = Vec::new();
+    let size_of = |p: &PathBuf| {
+        record
+            .outputs
+            .iter()
+            .find(|o| beside(path, &o.path) == *p)
+            .map_or(0, |o| o.size)
+    };
     let mk = |format, files: Vec<PathBuf>, limit| Plan {
         format,
+        recorded_sizes: (format != ImageFormat::Device)
+            .then(|| files.iter().map(size_of).collect()),
         files,
         limit,
         expected_size: Some(record.source.size),
@@ -708,7 +721,12 @@ fn run_plan(
         }
         _ => {
             let pass = stream::run(algorithms, piece_size, progress, stop, |feed| {
-                read_raw(&plan.files, plan.limit, feed)
+                read_raw(
+                    &plan.files,
+                    plan.recorded_sizes.as_deref(),
+                    plan.limit,
+                    feed,
+                )
             })?;
             (plan.files.clone(), pass.hashes, pass.pieces, pass.bytes)
         }
@@ -902,21 +920,36 @@ fn file_places(files: &[PathBuf], sizes: &[u64], start: u64, end: u64) -> String
     }
 }
 
-/// Reads raw files in order into the feed, `limit` bytes at most.
-fn read_raw(files: &[PathBuf], limit: Option<u64>, feed: &mut stream::Feed<'_>) -> Result<()> {
-    let mut left = limit.unwrap_or(u64::MAX);
-    for path in files {
-        if left == 0 {
+/// Reads raw files in order into the feed, `limit` bytes at most. With `recorded` sizes, a
+/// missing file or a short one is read as zeros up to its recorded size (the output checks
+/// have already failed it).
+fn read_raw(
+    files: &[PathBuf],
+    recorded: Option<&[u64]>,
+    limit: Option<u64>,
+    feed: &mut stream::Feed<'_>,
+) -> Result<()> {
+    let mut total_left = limit.unwrap_or(u64::MAX);
+    for (i, path) in files.iter().enumerate() {
+        if total_left == 0 {
             break;
         }
-        let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = recorded.and_then(|r| r.get(i).copied());
+        let file = match (File::open(path), size) {
+            (Ok(f), _) => Some(f),
+            (Err(_), Some(_)) => None,
+            (Err(e), None) => return Err(Error::io(path, e)),
+        };
+        let mut left = size.unwrap_or(u64::MAX).min(total_left);
         let mut offset = 0u64;
-        loop {
+        let mut f = file;
+        while left > 0 {
             let mut buf = feed.take();
             let want = (buf.len() as u64).min(left) as usize;
             let mut len = 0;
             while len < want {
-                match f.read(&mut buf[len..want]) {
+                let Some(file) = f.as_mut() else { break };
+                match file.read(&mut buf[len..want]) {
                     Ok(0) => break,
                     Ok(n) => len += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -929,9 +962,16 @@ fn read_raw(files: &[PathBuf], limit: Option<u64>, feed: &mut stream::Feed<'_>) 
                     }
                 }
             }
+            if len < want && size.is_some() {
+                // Missing or short: zeros up to the recorded size.
+                buf[len..want].fill(0);
+                f = None;
+                len = want;
+            }
             offset += len as u64;
             left -= len as u64;
-            let end = len < want || left == 0;
+            total_left -= len as u64;
+            let end = len < want;
             feed.send(buf, len)?;
             if end {
                 break;
