@@ -65,6 +65,16 @@ fn sectors_of_4096_bytes() {
 }
 
 #[test]
+fn large_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(3 * 1024 * 1024 + 512, 15);
+    let mut o = options(&data, 512);
+    o.sectors_per_chunk = 2048; // 1 MiB chunks: one chunk per compression job
+    let first = write(dir.path(), "large", &data, o, &[]);
+    all_readers_agree(&first, &data);
+}
+
+#[test]
 fn tiny_sources() {
     let dir = tempfile::tempdir().unwrap();
     let one = random(512, 5);
@@ -185,4 +195,114 @@ fn refuses_tiny_segment_size() {
     let r = E01Sink::create(&dir.path().join("tiny"), o, false);
     assert!(matches!(r, Err(exhibit::Error::InvalidOption(_))));
     assert!(!dir.path().join("tiny.E01").exists());
+}
+
+/// More than 65 534 chunks in one segment: a second sectors/table/table2 run with its own
+/// base offset. Zeros with 8 KiB chunks keep it small on disk (537 MB of media).
+#[test]
+fn several_tables_in_one_segment() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    use md5::{Digest, Md5};
+    use sha1::Sha1;
+    let dir = tempfile::tempdir().unwrap();
+    let media = 65_534u64 * 8192 + 3 * 8192 + 512;
+    let mut o = options(&[], 512);
+    o.media_size = media;
+    o.sectors_per_chunk = 16;
+    let base = dir.path().join("tables");
+    let mut sink = E01Sink::create(&base, o, false).unwrap();
+    let pool = BufferPool::new(4, BLOCK);
+    let (mut md5, mut sha1) = (Md5::new(), Sha1::new());
+    let mut off = 0u64;
+    let mut i = 0;
+    while off < media {
+        let len = (media - off).min(BLOCK as u64) as usize;
+        let buf = pool.take();
+        md5.update(&buf[..len]);
+        sha1.update(&buf[..len]);
+        sink.write_block(&Block::new(i, off, buf, len, vec![]))
+            .unwrap();
+        off += len as u64;
+        i += 1;
+    }
+    let hashes = exhibit::hash::MediaHashes {
+        md5: Some(md5.finalize().into()),
+        sha1: Some(sha1.finalize().into()),
+        sha256: None,
+    };
+    let summary = MediaSummary {
+        media_size: media,
+        sector_size: 512,
+        hashes: hashes.clone(),
+        unreadable: vec![],
+    };
+    Box::new(sink).finish(&summary).unwrap();
+    let first = dir.path().join("tables.E01");
+    let rep = exhibit::ewf::check(&first).unwrap();
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    assert_eq!(Some(rep.md5), hashes.md5);
+    let img = exhibit::ewf::E01Image::open(&first).unwrap();
+    assert_eq!(img.chunk_count(), 65_538);
+    ewfverify_ok(&first);
+    img_stat_ok(&first, media);
+    let r = ewf::EwfReader::open(&first).unwrap();
+    assert_eq!(r.total_size(), media);
+    assert_eq!(r.stored_hashes().md5, hashes.md5);
+}
+
+/// Blocks that are not multiples of the chunk size (the pipeline sends 1 MiB blocks, but the
+/// sink must not depend on it).
+#[test]
+fn odd_block_sizes() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(1024 * 1024 + 7 * 512, 13);
+    let base = dir.path().join("odd");
+    let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
+    let pool = BufferPool::new(2, 100_000);
+    for (i, piece) in data.chunks(195 * 512).enumerate() {
+        let mut buf = pool.take();
+        buf[..piece.len()].copy_from_slice(piece);
+        let offset = (i * 195 * 512) as u64;
+        sink.write_block(&Block::new(i as u64, offset, buf, piece.len(), vec![]))
+            .unwrap();
+    }
+    let summary = MediaSummary {
+        media_size: data.len() as u64,
+        sector_size: 512,
+        hashes: hashes(&data),
+        unreadable: vec![],
+    };
+    Box::new(sink).finish(&summary).unwrap();
+    all_readers_agree(&dir.path().join("odd.E01"), &data);
+}
+
+/// Fewer bytes than announced: `finish` fails and the set stays without `done`.
+#[test]
+fn short_input_is_not_finished() {
+    use exhibit::block::Block;
+    use exhibit::buffer::BufferPool;
+    use exhibit::sink::{MediaSummary, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(2 * 1024 * 1024, 14);
+    let base = dir.path().join("short");
+    let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
+    let pool = BufferPool::new(2, BLOCK);
+    let mut buf = pool.take();
+    buf.copy_from_slice(&data[..BLOCK]);
+    sink.write_block(&Block::new(0, 0, buf, BLOCK, vec![]))
+        .unwrap();
+    let summary = MediaSummary {
+        media_size: data.len() as u64,
+        sector_size: 512,
+        hashes: hashes(&data),
+        unreadable: vec![],
+    };
+    assert!(Box::new(sink).finish(&summary).is_err());
+    let rep = exhibit::ewf::check(&dir.path().join("short.E01")).unwrap();
+    assert!(rep.problems.iter().any(|p| p.message.contains("no `done`")));
 }

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use md5::Md5;
 use sha1::{Digest, Sha1};
@@ -33,6 +34,8 @@ use crate::error::{Error, Result};
 const MAX_HEADER_TEXT: usize = 16 << 20;
 /// Largest section body we read into memory (a table of 4 M entries).
 const MAX_BODY: u64 = 16 << 20;
+/// Largest chunk we decode (the writer's limit; EnCase's largest is 32768 × 512 = 16 MiB).
+const MAX_CHUNK: u64 = 64 << 20;
 /// How many names past a missing segment we look for later segments.
 const GAP_PROBE: u32 = 16;
 
@@ -84,6 +87,19 @@ struct ChunkLoc {
     offset: u64,
     size: u64,
     compressed: bool,
+}
+
+/// Where one chunk is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkPlace {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Byte offset of the stored chunk in that file.
+    pub offset: u64,
+    /// Stored size (zlib stream, or raw bytes + 4-byte Adler-32).
+    pub stored_size: u64,
+    /// Stored as a zlib stream.
+    pub compressed: bool,
 }
 
 /// A table read from `table`, waiting for its `table2`.
@@ -691,7 +707,7 @@ impl E01Image {
         };
         let mut p = Vec::new();
         let cs = v.chunk_size();
-        if v.bytes_per_sector == 0 || v.sectors_per_chunk == 0 || cs > 256 << 20 {
+        if v.bytes_per_sector == 0 || v.sectors_per_chunk == 0 || cs > MAX_CHUNK {
             p.push(format!(
                 "implausible geometry: {} sectors per chunk × {} bytes per sector",
                 v.sectors_per_chunk, v.bytes_per_sector
@@ -746,6 +762,17 @@ impl E01Image {
         self.chunks.len() as u64
     }
 
+    /// Where chunk `index` (0-based, media order) is stored, as the tables say.
+    pub fn chunk_place(&self, index: u64) -> Option<ChunkPlace> {
+        let c = self.chunks.get(usize::try_from(index).ok()?)?;
+        Some(ChunkPlace {
+            segment: self.segments[c.segment].path.clone(),
+            offset: c.offset,
+            stored_size: c.size,
+            compressed: c.compressed,
+        })
+    }
+
     /// The stored MD5 (`digest`, else `hash`).
     pub fn stored_md5(&self) -> Option<[u8; 16]> {
         self.md5
@@ -783,9 +810,10 @@ impl E01Image {
         }
     }
 
-    /// Decodes every chunk in media order and calls `sink(media_offset, bytes)`; the bytes
-    /// add up to exactly the media size. A damaged or missing chunk is handed on as zeros
-    /// (so offsets stay true) and reported. Returns the problems found while reading.
+    /// Decodes every chunk in media order and calls `sink(media_offset, bytes)`. A damaged
+    /// chunk is handed on as zeros (so offsets stay true) and reported; when the tables run
+    /// out before the media size, the rest is reported as one problem and reading stops.
+    /// Returns the problems found while reading.
     pub fn read_media(&self, mut sink: impl FnMut(u64, &[u8])) -> Vec<Problem> {
         let mut probs = Vec::new();
         let Some(v) = &self.volume else {
@@ -793,7 +821,7 @@ impl E01Image {
         };
         let media = v.media_size();
         let cs = v.chunk_size();
-        if cs == 0 || cs > 256 << 20 {
+        if cs == 0 || cs > MAX_CHUNK {
             return probs;
         }
         let cs_us = cs as usize;
@@ -817,7 +845,19 @@ impl E01Image {
                 message: msg,
             };
             let result = match self.chunks.get(index as usize) {
-                None => Err(place(None, "chunk missing (not in any table)".into())),
+                None => {
+                    // One problem for the whole rest: a forged sector count must not turn
+                    // into billions of reports or zeros.
+                    probs.push(Problem {
+                        media_range: Some(at..media),
+                        message: format!(
+                            "media bytes {at}..{media} are in no chunk (the tables list {} chunks); reading stops here",
+                            self.chunks.len()
+                        ),
+                        ..place(None, String::new())
+                    });
+                    break;
+                }
                 Some(loc) => {
                     let limit = if loc.compressed {
                         cs + cs / 2 + 1024
@@ -885,14 +925,49 @@ impl CheckReport {
 pub fn check(first: &Path) -> Result<CheckReport> {
     let img = E01Image::open(first)?;
     let mut problems = img.problems().to_vec();
-    let mut md5 = Md5::new();
-    let mut sha1 = Sha1::new();
+    // MD5 and SHA-1 each on their own thread, fed 1 MiB batches: decoding and the two
+    // serial hashes then overlap instead of adding up.
+    let (md5_tx, md5_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+    let (sha1_tx, sha1_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<u8>>>(8);
+    let md5_thread = std::thread::spawn(move || {
+        let mut h = Md5::new();
+        for b in md5_rx {
+            h.update(&b[..]);
+        }
+        <[u8; 16]>::from(h.finalize())
+    });
+    let sha1_thread = std::thread::spawn(move || {
+        let mut h = Sha1::new();
+        for b in sha1_rx {
+            h.update(&b[..]);
+        }
+        <[u8; 20]>::from(h.finalize())
+    });
+    const BATCH: usize = 1 << 20;
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |batch: Vec<u8>| {
+        let b = Arc::new(batch);
+        // A hasher that died shows up as a join error below.
+        let _ = md5_tx.send(Arc::clone(&b));
+        let _ = sha1_tx.send(b);
+    };
     problems.extend(img.read_media(|_, b| {
-        md5.update(b);
-        sha1.update(b);
+        batch.extend_from_slice(b);
+        if batch.len() >= BATCH {
+            send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+        }
     }));
-    let md5: [u8; 16] = md5.finalize().into();
-    let sha1: [u8; 20] = sha1.finalize().into();
+    if !batch.is_empty() {
+        send(batch);
+    }
+    drop(md5_tx);
+    drop(sha1_tx);
+    let md5 = md5_thread
+        .join()
+        .map_err(|_| Error::Internal("MD5 thread panicked".into()))?;
+    let sha1 = sha1_thread
+        .join()
+        .map_err(|_| Error::Internal("SHA-1 thread panicked".into()))?;
     let last = img.segments[img.segments.len() - 1].path.clone();
     if let Some(s) = img.stored_md5() {
         if s != md5 {

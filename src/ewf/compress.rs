@@ -4,9 +4,11 @@
 //! otherwise the raw bytes followed by their Adler-32 (LE). All-zero chunks are detected at
 //! memory speed and reuse one precomputed stream, in every mode (libewf's "empty block").
 //!
-//! Engines, chosen by measurement (docs/e01.md, bench/deflate): `Fast` = ISA-L level 3
-//! (3× zlib-1 per core, smaller output than zlib-1), `Best` = libdeflate level 9 (3× zlib-9,
-//! smaller output than zlib-9). Both emit plain RFC 1950 zlib streams. Chunks that look like
+//! Engine, chosen by measurement (docs/e01.md, bench/deflate): libdeflate, level 1 for
+//! `Fast` (about 2× zlib-1 per core, smaller output than zlib-1 on every kind of data we
+//! measured) and level 9 for `Best` (about 3× zlib-9, smaller than zlib-9). ISA-L was faster
+//! but its output was larger than zlib-1's on executables. Both emit plain RFC 1950 zlib
+//! streams. Chunks that look like
 //! random data (order-0 entropy of a 1-in-8 byte sample ≥ 7.9 bits) are stored raw without
 //! trying: deflate cannot shrink them by more than a fraction of a percent, and trying costs
 //! as much as compressing text.
@@ -75,8 +77,8 @@ impl ChunkEncoder {
     ) -> Self {
         let level = match compression {
             Compression::Best => 9,
-            // Used for partial all-zero chunks in every mode.
-            _ => 6,
+            // None uses it only for short all-zero chunks.
+            Compression::Fast | Compression::None => 1,
         };
         ChunkEncoder {
             compression,
@@ -101,30 +103,7 @@ impl ChunkEncoder {
         }
         match self.compression {
             Compression::None => self.store_raw(data, out),
-            Compression::Fast => {
-                if looks_random(data) {
-                    return self.store_raw(data, out);
-                }
-                // Only a stream strictly smaller than the chunk is of use: give ISA-L one
-                // byte less room than that, so "does not fit" means "store raw".
-                let room = data.len().saturating_sub(1);
-                if self.scratch.len() < room {
-                    self.scratch.resize(room, 0);
-                }
-                match isal::compress_into(
-                    data,
-                    &mut self.scratch[..room],
-                    isal::CompressionLevel::Three,
-                    isal::Codec::Zlib,
-                ) {
-                    Ok(n) if n > 0 && n < data.len() => {
-                        out.extend_from_slice(&self.scratch[..n]);
-                        true
-                    }
-                    _ => self.store_raw(data, out),
-                }
-            }
-            Compression::Best => {
+            Compression::Fast | Compression::Best => {
                 if looks_random(data) {
                     return self.store_raw(data, out);
                 }

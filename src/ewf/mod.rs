@@ -20,7 +20,7 @@ pub mod format;
 pub mod naming;
 mod writer;
 
-pub use check::{CheckReport, E01Image, Problem};
+pub use check::{check, CheckReport, ChunkPlace, E01Image, Problem};
 pub use writer::E01Sink;
 
 use crate::case::CaseMetadata;
@@ -32,8 +32,8 @@ pub enum Compression {
     /// Stored raw, except all-zero chunks, which are always stored as one precomputed zlib
     /// stream (libewf's "empty block" compression: free, and it makes sparse disks small).
     None,
-    /// ISA-L level 3: about 3× zlib level 1's speed per core with smaller output (measured,
-    /// docs/e01.md). The default.
+    /// libdeflate level 1: about 2× zlib level 1's speed per core with smaller output
+    /// (measured, docs/e01.md). The default.
     #[default]
     Fast,
     /// libdeflate level 9: smaller than zlib level 9, about 3× its speed.

@@ -15,12 +15,12 @@ use super::format::{self, SectionType, DESCRIPTOR_SIZE, MAX_RELATIVE_OFFSET, MAX
 use super::{naming, Compression, E01Options};
 use crate::block::Block;
 use crate::error::{Error, Result};
-use crate::map::BadRun;
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
-/// Chunks per compression job: large enough that channel traffic is noise, small enough that
-/// both cores get work from one 1 MiB block.
-const JOB_CHUNKS: usize = 16;
+/// Bytes per compression job (whole chunks, at least one): large enough that channel traffic
+/// is noise, small enough that every core gets work from one 1 MiB block. With 32 KiB chunks
+/// that is 16 chunks; with huge chunks one chunk per job keeps memory bounded.
+const JOB_BYTES: usize = 512 * 1024;
 
 /// Size of `next` / `done` as counted for room (descriptor only).
 const END_SECTION: u64 = DESCRIPTOR_SIZE;
@@ -49,6 +49,8 @@ struct Encoded {
     stored: Vec<u8>,
     /// (stored length, compressed) per chunk.
     chunks: Vec<(usize, bool)>,
+    /// The compressor panicked on this job.
+    failed: bool,
 }
 
 /// The compression threads and their channels.
@@ -79,21 +81,32 @@ impl Pool {
                                 Err(_) => return,
                             };
                             let Ok(job) = job else { return };
-                            let mut stored = Vec::with_capacity(job.data.len() + 64);
-                            let chunks = job
-                                .data
-                                .chunks(chunk_size)
-                                .map(|c| {
-                                    let before = stored.len();
-                                    let compressed = enc.encode(c, &mut stored);
-                                    (stored.len() - before, compressed)
-                                })
-                                .collect();
+                            // A panic in a compressor must become an error, not a result
+                            // the writer waits for forever.
+                            let encoded =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    let mut stored = Vec::with_capacity(job.data.len() + 64);
+                                    let chunks = job
+                                        .data
+                                        .chunks(chunk_size)
+                                        .map(|c| {
+                                            let before = stored.len();
+                                            let compressed = enc.encode(c, &mut stored);
+                                            (stored.len() - before, compressed)
+                                        })
+                                        .collect();
+                                    (stored, chunks)
+                                }));
+                            let (stored, chunks, failed) = match encoded {
+                                Ok((s, c)) => (s, c, false),
+                                Err(_) => (Vec::new(), Vec::new(), true),
+                            };
                             if tx
                                 .send(Encoded {
                                     seq: job.seq,
                                     stored,
                                     chunks,
+                                    failed,
                                 })
                                 .is_err()
                             {
@@ -333,6 +346,8 @@ pub struct E01Sink {
     opts: E01Options,
     chunk_size: usize,
     pool: Pool,
+    /// Bytes per job: whole chunks.
+    job_bytes: usize,
     job_buf: Vec<u8>,
     next_seq: u64,
     next_to_write: u64,
@@ -340,7 +355,6 @@ pub struct E01Sink {
     in_flight: usize,
     max_in_flight: usize,
     media_received: u64,
-    bad_seen: Vec<BadRun>,
     out: SegmentWriter,
 }
 
@@ -445,14 +459,14 @@ impl E01Sink {
         Ok(E01Sink {
             pool: Pool::start(workers, opts.compression, chunk_size as usize),
             chunk_size: chunk_size as usize,
-            job_buf: Vec::with_capacity(JOB_CHUNKS * chunk_size as usize),
+            job_bytes: (JOB_BYTES / chunk_size as usize).max(1) * chunk_size as usize,
+            job_buf: Vec::new(),
             next_seq: 0,
             next_to_write: 0,
             reorder: BTreeMap::new(),
             in_flight: 0,
             max_in_flight: workers * 3,
             media_received: 0,
-            bad_seen: Vec::new(),
             out,
             opts,
         })
@@ -463,9 +477,8 @@ impl E01Sink {
     fn submit(&mut self, len: usize) -> Result<()> {
         let rest = self.job_buf.split_off(len);
         let data = std::mem::replace(&mut self.job_buf, rest);
-        if self.job_buf.capacity() < JOB_CHUNKS * self.chunk_size {
-            self.job_buf
-                .reserve(JOB_CHUNKS * self.chunk_size - self.job_buf.len());
+        if self.job_buf.capacity() < self.job_bytes {
+            self.job_buf.reserve(self.job_bytes - self.job_buf.len());
         }
         while self.in_flight >= self.max_in_flight {
             self.collect_one()?;
@@ -499,6 +512,12 @@ impl E01Sink {
             self.reorder.insert(r.seq, r);
         }
         while let Some(r) = self.reorder.remove(&self.next_to_write) {
+            if r.failed {
+                return Err(Error::Internal(format!(
+                    "E01 compression failed on job {} (a compressor panicked)",
+                    r.seq
+                )));
+            }
             let mut at = 0;
             for &(len, compressed) in &r.chunks {
                 self.out.add_chunk(&r.stored[at..at + len], compressed)?;
@@ -585,14 +604,10 @@ impl Sink for E01Sink {
                 self.opts.media_size
             )));
         }
-        if !block.unreadable.is_empty() {
-            self.bad_seen.extend_from_slice(&block.unreadable);
-            self.out.expected_error2 =
-                format::error2_entries(&self.bad_seen, self.opts.bytes_per_sector)
-                    .0
-                    .len();
-        }
-        let job_bytes = JOB_CHUNKS * self.chunk_size;
+        // Room for one error2 entry per announced run (merging only makes fewer), so the
+        // last segment's closing sections fit within the segment size.
+        self.out.expected_error2 += block.unreadable.len();
+        let job_bytes = self.job_bytes;
         let mut data = block.data();
         while !data.is_empty() {
             let take = (job_bytes - self.job_buf.len()).min(data.len());

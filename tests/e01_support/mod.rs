@@ -227,6 +227,7 @@ pub fn ewf_crate_matches(first: &Path, data: &[u8]) {
     let mut got = Vec::with_capacity(data.len());
     r.read_to_end(&mut got).expect("ewf crate reads the image");
     assert!(got == data, "ewf crate reads different bytes");
+    assert_eq!(r.metadata().case_number.as_deref(), Some("CASE-42"));
     let h = r.stored_hashes();
     let want = hashes(data);
     assert_eq!(h.md5, want.md5);
@@ -252,9 +253,52 @@ pub fn own_check_clean(first: &Path, data: &[u8]) {
     assert_eq!(rep.media_size, data.len() as u64);
 }
 
+/// Current libewf through pyewf (`pip install libewf-python`): same MD5 and media size, and
+/// the stored MD5 as it reads it. Skipped with a message when pyewf is not installed.
+pub fn pyewf_matches(first: &Path, data: &[u8]) {
+    let script = r#"
+import sys, hashlib, pyewf
+h = pyewf.handle()
+h.open(pyewf.glob(sys.argv[1]))
+size = h.get_media_size()
+m = hashlib.md5()
+left = size
+while left > 0:
+    b = h.read(min(left, 1 << 20))
+    if not b:
+        break
+    m.update(b)
+    left -= len(b)
+print(size, m.hexdigest(), h.get_hash_value("MD5"))
+"#;
+    let probe = Command::new("python3")
+        .args(["-c", "import pyewf"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIP: pyewf not installed (pip install libewf-python); current-libewf check skipped"
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(first)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyewf failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let md5 = exhibit::hash::to_hex(&Md5::digest(data));
+    assert_eq!(text.trim(), format!("{} {md5} {md5}", data.len()), "pyewf");
+}
+
 /// Every reader we have.
 pub fn all_readers_agree(first: &Path, data: &[u8]) {
     own_check_clean(first, data);
+    pyewf_matches(first, data);
     ewfverify_ok(first);
     ewfexport_matches(first, data);
     img_stat_ok(first, data.len() as u64);
