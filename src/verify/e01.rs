@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use super::decode;
 use super::refs::{file_name, Reference};
 use super::stream::{self, PassResult};
 use super::{Check, Topic, Verdict, VerifyOptions};
@@ -87,7 +88,7 @@ pub(super) fn verify_e01(
     first: &Path,
     algorithms: &[HashAlgorithm],
     piece_size: Option<u32>,
-    _opts: &VerifyOptions,
+    opts: &VerifyOptions,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<E01Verify> {
@@ -138,18 +139,26 @@ pub(super) fn verify_e01(
         }
     }
 
+    let workers = if opts.workers > 0 {
+        opts.workers
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    };
+    let chunk_size = img.volume().map_or(0, |v| v.chunk_size());
+    let (block_len, blocks) = decode::buffers(chunk_size, workers);
     let mut chunk_problems = Vec::new();
-    let pass = stream::run(algorithms, piece_size, progress, stop, |feed| {
-        let mut failure = None;
-        chunk_problems = img.read_media(|_, bytes| {
-            if failure.is_none() {
-                if let Err(e) = feed.write(bytes) {
-                    failure = Some(e);
-                }
-            }
-        });
-        failure.map_or(Ok(()), Err)
-    })?;
+    let pass = stream::run_sized(
+        algorithms,
+        piece_size,
+        block_len,
+        blocks,
+        progress,
+        stop,
+        |feed| {
+            chunk_problems = decode::decode_parallel(&img, feed, workers)?;
+            Ok(())
+        },
+    )?;
     let damaged = chunk_problems.len();
     checks.extend(merge_chunk_problems(&chunk_problems));
     if structural == 0 {

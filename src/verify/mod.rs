@@ -29,6 +29,7 @@ use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
 use crate::pieces::PieceList;
 use crate::progress::Progress;
 
+mod decode;
 mod e01;
 pub mod refs;
 pub mod stream;

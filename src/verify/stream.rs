@@ -17,7 +17,7 @@ use crate::progress::Progress;
 /// Bytes per block handed to the hashers.
 pub const BLOCK_SIZE: usize = 4 << 20;
 /// Blocks in flight (the memory bound: 8 × 4 MiB).
-const POOL_BLOCKS: usize = 8;
+pub const POOL_BLOCKS: usize = 8;
 
 /// What one pass computed.
 #[derive(Debug)]
@@ -44,9 +44,20 @@ pub struct Feed<'a> {
 }
 
 impl Feed<'_> {
-    /// A free buffer of [`BLOCK_SIZE`] bytes to fill (waits while all are in use).
+    /// A free buffer to fill (waits while all are in use).
     pub fn take(&mut self) -> PooledBuf {
         self.pool.take()
+    }
+
+    /// The pool the buffers come from, for producers that fill them on other threads. Take
+    /// buffers in media order, so that the earliest unsent block always has one.
+    pub fn pool(&self) -> BufferPool {
+        self.pool.clone()
+    }
+
+    /// True once SIGINT/SIGTERM asked the job to stop.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Hands on the first `len` bytes of `buf` as the next media bytes.
@@ -103,7 +114,7 @@ impl Feed<'_> {
 }
 
 /// Runs `produce` with hash threads for `algorithms` and, with `piece_size`, a piece-list
-/// thread, all fed from the same buffers.
+/// thread, all fed from the same buffers ([`POOL_BLOCKS`] of [`BLOCK_SIZE`] bytes).
 pub fn run<T>(
     algorithms: &[HashAlgorithm],
     piece_size: Option<u32>,
@@ -111,7 +122,28 @@ pub fn run<T>(
     stop: &AtomicBool,
     produce: impl FnOnce(&mut Feed<'_>) -> Result<T>,
 ) -> Result<PassResult<T>> {
-    let pool = BufferPool::new(POOL_BLOCKS, BLOCK_SIZE);
+    run_sized(
+        algorithms,
+        piece_size,
+        BLOCK_SIZE,
+        POOL_BLOCKS,
+        progress,
+        stop,
+        produce,
+    )
+}
+
+/// [`run`] with `blocks` buffers of `block_len` bytes.
+pub fn run_sized<T>(
+    algorithms: &[HashAlgorithm],
+    piece_size: Option<u32>,
+    block_len: usize,
+    blocks: usize,
+    progress: &Progress,
+    stop: &AtomicBool,
+    produce: impl FnOnce(&mut Feed<'_>) -> Result<T>,
+) -> Result<PassResult<T>> {
+    let pool = BufferPool::new(blocks.max(1), block_len);
     std::thread::scope(|scope| {
         let mut senders = Vec::new();
         let hash_threads: Vec<_> = algorithms
