@@ -35,13 +35,15 @@ const MAX_CHUNK: u64 = 64 << 20;
 /// Memory for output buffers when chunks are huge.
 const MAX_POOL_BYTES: usize = 256 << 20;
 
-/// (buffer length, buffer count) for chunks of `chunk_size` bytes and `workers` decoders.
-pub(super) fn buffers(chunk_size: u64, workers: usize) -> (usize, usize) {
+/// (buffer length, buffer count) for chunks of `chunk_size` bytes, `media_size` bytes of
+/// media and `workers` decoders: whole chunks per buffer, no larger than the media needs.
+pub(super) fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usize, usize) {
     let cs = usize::try_from(chunk_size.clamp(1, MAX_CHUNK)).unwrap_or(BLOCK_SIZE);
+    let media_chunks = usize::try_from(media_size.div_ceil(cs as u64)).unwrap_or(usize::MAX);
     let len = if cs >= BLOCK_SIZE {
         cs
     } else {
-        BLOCK_SIZE / cs * cs
+        (BLOCK_SIZE / cs).min(media_chunks.max(1)) * cs
     };
     let count = (POOL_BLOCKS + 2 * workers).min((MAX_POOL_BYTES / len).max(2));
     (len, count)

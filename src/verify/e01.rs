@@ -145,7 +145,8 @@ pub(super) fn verify_e01(
         std::thread::available_parallelism().map_or(2, |n| n.get())
     };
     let chunk_size = img.volume().map_or(0, |v| v.chunk_size());
-    let (block_len, blocks) = decode::buffers(chunk_size, workers);
+    let media_size = img.media_size().unwrap_or(0);
+    let (block_len, blocks) = decode::buffers(chunk_size, media_size, workers);
     let mut chunk_problems = Vec::new();
     let pass = stream::run_sized(
         algorithms,
