@@ -29,6 +29,8 @@ fn crate_version() -> &'static str {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Image a source (device, partition or image file) in one pass: raw image, hashes,
     /// hash logs, sector map and audit record.

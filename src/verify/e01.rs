@@ -190,3 +190,35 @@ pub(super) fn verify_e01(
         pass,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(chunk: u64, msg: &str) -> Problem {
+        Problem {
+            segment: PathBuf::from("x.E02"),
+            section: Some("sectors".into()),
+            offset: Some(100 + chunk),
+            chunk: Some(chunk),
+            media_range: Some(chunk * 10..chunk * 10 + 10),
+            message: msg.into(),
+        }
+    }
+
+    #[test]
+    fn runs_of_the_same_fault_become_one_line() {
+        let probs = vec![p(1, "a"), p(2, "a"), p(3, "a"), p(4, "b"), p(6, "b")];
+        let c = merge_chunk_problems(&probs);
+        assert_eq!(c.len(), 3);
+        assert!(c[0]
+            .message
+            .contains("chunks 1..=3 (3 chunks, media bytes 10..40): a"));
+        assert_eq!(
+            c[0].media_range,
+            Some(super::super::ByteRange { start: 10, end: 40 })
+        );
+        assert!(c[1].message.contains("chunk 4 (media bytes 40..50): b"));
+        assert!(c[2].message.contains("chunk 6"));
+    }
+}

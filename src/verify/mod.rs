@@ -981,3 +981,84 @@ fn read_raw(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pieces::PieceHasher;
+
+    fn list(data: &[u8]) -> PieceList {
+        let mut h = PieceHasher::new(1000);
+        h.update(data);
+        h.finish()
+    }
+
+    #[test]
+    fn damaged_pieces_are_merged_and_placed_in_their_files() {
+        let good = vec![7u8; 5500];
+        let mut bad = good.clone();
+        bad[1500] ^= 1;
+        bad[2500] ^= 1;
+        bad[5400] ^= 1;
+        let plan = Plan {
+            format: ImageFormat::SplitRaw,
+            files: vec![],
+            limit: None,
+            recorded_sizes: None,
+            expected_size: None,
+            refs: vec![],
+            pieces: None,
+        };
+        let files = vec![PathBuf::from("d/x.001"), PathBuf::from("d/x.002")];
+        let mut checks = Vec::new();
+        compare_pieces(
+            "x",
+            Path::new("x.crc64"),
+            &list(&good),
+            &list(&bad),
+            &plan,
+            &files,
+            &mut checks,
+        );
+        let fails: Vec<&Check> = checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .collect();
+        assert_eq!(fails.len(), 2);
+        assert_eq!(
+            fails[0].media_range,
+            Some(ByteRange {
+                start: 1000,
+                end: 3000
+            })
+        );
+        assert_eq!(
+            fails[1].media_range,
+            Some(ByteRange {
+                start: 5000,
+                end: 5500
+            })
+        );
+        // No files to stat here: the raw placement is tested through file_places.
+        assert_eq!(
+            file_places(&files, &[2000, 3500], 1000, 3000),
+            ": in x.001 bytes 1000..2000, x.002 bytes 0..1000"
+        );
+        assert_eq!(file_places(&files, &[], 0, 10), "");
+    }
+
+    #[test]
+    fn exit_code_needs_a_pass_and_no_fail() {
+        let mut r = VerifyReport {
+            path: PathBuf::new(),
+            images: vec![],
+            checks: vec![Check::new(Verdict::Note, Topic::Hash, "n")],
+        };
+        assert_eq!(r.exit_code(), EXIT_FAILED_CHECK);
+        r.checks.push(Check::new(Verdict::Pass, Topic::Hash, "p"));
+        assert_eq!(r.exit_code(), EXIT_VERIFIED);
+        r.checks.push(Check::new(Verdict::Fail, Topic::Chunk, "f"));
+        assert_eq!(r.exit_code(), EXIT_FAILED_CHECK);
+        assert_eq!((r.passed(), r.failed()), (1, 1));
+    }
+}
