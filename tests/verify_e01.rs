@@ -255,3 +255,68 @@ fn info_on_e01() {
     assert!(text.contains("format        E01"), "{text}");
     assert!(text.contains("case number   CASE-42"), "{text}");
 }
+
+/// An acquisition record listing an E01 set (as `acquire` will once E01 output is wired):
+/// the record, its piece list and the E01's own hashes are all checked, and damage in a
+/// chunk is named both by the chunk and by the piece list.
+#[test]
+fn record_with_e01_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = source();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let base = dir.path().join("disk");
+    acquire(&src, &base, &[]);
+    let first = exhibit_e01(dir.path(), "disk", &data, Compression::Fast, 300 * 1024);
+    // Add the segments to the record's outputs.
+    let yaml = base.with_extension("yaml");
+    let mut rec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
+    let outputs = rec["outputs"].as_sequence_mut().unwrap();
+    let (n, _) = last_segment(&first);
+    for i in 1..=n {
+        let p = segment(&first, i);
+        let mut m = serde_yaml::Mapping::new();
+        m.insert("path".into(), p.to_str().unwrap().into());
+        m.insert("size".into(), std::fs::metadata(&p).unwrap().len().into());
+        m.insert("kind".into(), "e01-segment".into());
+        outputs.push(serde_yaml::Value::Mapping(m));
+    }
+    std::fs::write(&yaml, serde_yaml::to_string(&rec).unwrap()).unwrap();
+
+    let out = verify(&yaml, &[]);
+    expect(
+        &out,
+        0,
+        &[
+            "VERIFIED",
+            "disk.E01 (stored MD5)",
+            "sha256 matches disk.yaml",
+            "all 3 pieces of disk.E01",
+            "disk.E02 is present with its recorded size",
+        ],
+    );
+    // The E01 alone also finds the record and piece list beside it.
+    expect(
+        &verify(&first, &[]),
+        0,
+        &["sha256 matches disk.yaml", "pieces of disk.E01"],
+    );
+
+    let c = chunks(&first);
+    flip(&first, c[2].0 + 7);
+    expect(
+        &verify(&yaml, &[]),
+        1,
+        &[
+            "chunk 2 (media bytes 65536..98304)",
+            "media bytes 0..1048576 differ from disk.crc64 (piece 0)",
+            "all 3 pieces of disk.raw match",
+        ],
+    );
+    let (code, text) = run(&["info", "--json", yaml.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["format"], "e01");
+    assert_eq!(v["record"]["status"], "complete");
+}
