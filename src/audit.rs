@@ -43,6 +43,9 @@ pub struct AuditRecord {
     pub hashes: Option<HashInfo>,
     /// Unreadable sectors.
     pub unreadable: UnreadableInfo,
+    /// A loud note when unreadable runs could not be written to the E01 `error2` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_not_in_e01: Option<String>,
     /// The CRC-64 piece list beside the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pieces: Option<PiecesInfo>,

@@ -106,10 +106,28 @@ pub struct AcquireArgs {
     /// The source: a block device, a partition, or an image file. Opened read-only.
     pub source: PathBuf,
 
-    /// Output base name: writes BASE.raw (or BASE.001, …), BASE.md5/.sha1/.sha256,
-    /// BASE.map, BASE.crc64 and BASE.yaml.
+    /// Output base name: writes BASE.raw (or BASE.001, …; BASE.E01, … with --format e01),
+    /// BASE.md5/.sha1/.sha256, BASE.map, BASE.crc64 and BASE.yaml.
     #[arg(short, long, value_name = "BASE")]
     pub output: PathBuf,
+
+    /// Output formats, comma-separated: raw, e01 (both from the same single read).
+    #[arg(
+        long = "format",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "raw"
+    )]
+    pub formats: Vec<crate::acquire::OutputFormat>,
+
+    /// E01 chunk compression: none (all-zero chunks are still compressed), fast, best.
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    pub compression: crate::ewf::Compression,
+
+    /// Largest E01 segment file (e.g. 640M, 2000M); default 2000 MiB, below 2 GiB for old
+    /// readers.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2000M")]
+    pub segment_size: u64,
 
     /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

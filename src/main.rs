@@ -16,7 +16,31 @@ use exhibit::progress::Progress;
 use exhibit::reader::{EngineChoice, ReaderOptions};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line, like every other error; `--help` has the details.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("exhibit: error: {message} (see exhibit --help)");
+            return ExitCode::from(EXIT_FAILED as u8);
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal ends the process at once; the first asks the job to stop cleanly.
@@ -65,6 +89,9 @@ fn case_metadata(args: &CaseArgs) -> anyhow::Result<CaseMetadata> {
 
 fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
     let mut opts = AcquireOptions::new(&args.source, &args.output);
+    opts.formats = args.formats.clone();
+    opts.e01.compression = args.compression;
+    opts.e01.segment_size = args.segment_size;
     opts.split = args.split;
     opts.clone_target = args.clone.clone();
     opts.hashes = args.hashes.clone();
@@ -118,6 +145,9 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
                     .unwrap_or(Path::new("the map"))
                     .display()
             );
+        }
+        if let Some(note) = &r.unreadable_not_in_e01 {
+            println!("exhibit: WARNING: {note}");
         }
         if let Some(h) = &r.hashes {
             for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {

@@ -242,22 +242,29 @@ impl Source {
             }
             if meta.file_type().is_block_device() {
                 let target = meta.rdev();
-                let mut source_devs = Vec::new();
-                if let Some(dev) = self.device {
-                    source_devs.push(dev);
-                } else if let Some(dev) = sysfs::block_device_of_filesystem(self.file_id.0) {
-                    // A file source: its filesystem's device must not be overwritten either.
-                    source_devs.push(dev);
-                }
-                for sdev in sysfs::expand(&source_devs) {
-                    for tdev in sysfs::expand(&[target]) {
-                        if sysfs::overlap(sdev, tdev) {
-                            return refuse(format!(
-                                "the target device overlaps the source ({} and {})",
-                                sysfs::name(tdev),
-                                sysfs::name(sdev)
-                            ));
-                        }
+                // Where the source's bytes live: its device, or for a file its filesystem's.
+                let source_dev = self
+                    .device
+                    .or_else(|| sysfs::block_device_of_filesystem(self.file_id.0));
+                if let Some(sdev) = source_dev {
+                    // Writing the target changes it and every device below it; the source's
+                    // bytes live on it and every device below it. Either may not contain the
+                    // other.
+                    let target_hits_source = sysfs::expand(&[target])
+                        .into_iter()
+                        .find(|&t| sysfs::overlap(t, sdev));
+                    let source_on_target = sysfs::expand(&[sdev])
+                        .into_iter()
+                        .find(|&s| sysfs::overlap(s, target));
+                    if let Some((a, b)) = target_hits_source
+                        .map(|t| (t, sdev))
+                        .or(source_on_target.map(|s| (target, s)))
+                    {
+                        return refuse(format!(
+                            "the target device overlaps the source ({} and {})",
+                            sysfs::name(a),
+                            sysfs::name(b)
+                        ));
                     }
                 }
                 return Ok(());

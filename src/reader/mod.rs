@@ -153,6 +153,10 @@ pub fn read_source(
         },
     };
     let mut reason = reason;
+    if let Some(note) = engine.as_ref().and_then(|e| e.note()) {
+        reason.push_str("; ");
+        reason.push_str(note);
+    }
     if let Some(note) = source.direct_note() {
         reason.push_str("; ");
         reason.push_str(note);

@@ -47,6 +47,13 @@ pub(super) struct UringReader<'a> {
 }
 
 impl<'a> UringReader<'a> {
+    /// Why reads are not into registered buffers, if they are not.
+    pub(super) fn note(&self) -> Option<&'static str> {
+        (!self.fixed_buffers).then_some(
+            "registering buffers with io_uring was refused (memlock limit?); plain io_uring reads",
+        )
+    }
+
     pub(super) fn new(
         source: &'a Source,
         opts: &'a ReaderOptions,

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command. README.md and .ci/run both run exactly this, so what passes for a developer
+# passes in CI.
+#
+# 1. installs the Debian packages of .ci/apt-packages that are missing (as root, or via
+#    password-less sudo; otherwise it says what to install and stops);
+# 2. runs `cargo test --profile ci --locked` (release optimisation without LTO, see Cargo.toml) (extra arguments go to cargo test, e.g.
+#    `scripts/test.sh -- --nocapture`);
+# 3. repeats the per-binary summary lines and prints one total line at the end.
+#
+# Run as root for the full suite: the tests that need real loop devices or FUSE skip otherwise.
+# Test fixtures live under ${TMPDIR:-/tmp}/exhibit-test-*; scripts/sweep-test-leftovers.sh
+# removes what a crashed run left there.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [[ ${EXHIBIT_SKIP_DEPS:-0} != 1 ]]; then
+    scripts/install-deps.sh --update || {
+        echo "test: missing packages (see above); EXHIBIT_SKIP_DEPS=1 runs the tests anyway" >&2
+        exit 2
+    }
+fi
+
+if ! command -v cargo >/dev/null && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "test: cargo not found" >&2; exit 2; }
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "test: not root: tests that need loop devices or FUSE will skip"
+fi
+echo "test: $(cargo --version), $(rustc --version)"
+
+log=$(mktemp "${TMPDIR:-/tmp}/exhibit-cargo-test.XXXXXX")
+trap 'rm -f "$log"' EXIT
+
+set +e
+cargo test --profile ci --locked "$@" 2>&1 </dev/null | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+echo
+echo "== cargo test summary"
+grep -E '^(     Running|   Doc-tests|test result:)' "$log" | sed -e 's/^ *//' || true
+# One total line: "tests: N passed, N failed, N skipped" (skipped = #[ignore]d).
+grep -E '^test result:' "$log" | awk '
+    { for (i = 1; i <= NF; i++) {
+          v = $i; gsub(/[;,.]/, "", v)
+          if ($(i + 1) ~ /^passed/)  p += v
+          if ($(i + 1) ~ /^failed/)  f += v
+          if ($(i + 1) ~ /^ignored/) s += v } }
+    END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }'
+if ((rc != 0)) && ! grep -q '^test result:' "$log"; then
+    echo "test: cargo test failed before running any test (exit $rc); see the build output above" >&2
+fi
+exit "$rc"
