@@ -320,3 +320,58 @@ fn record_with_e01_outputs() {
     assert_eq!(v["format"], "e01");
     assert_eq!(v["record"]["status"], "complete");
 }
+
+/// What a user does: acquire to raw and E01 in one pass, then verify the record, the E01 and
+/// the raw image; then damage the E01's last segment.
+#[test]
+fn acquire_raw_and_e01_then_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, source()).unwrap();
+    let base = dir.path().join("case");
+    acquire(
+        &src,
+        &base,
+        &[
+            "--format",
+            "raw,e01",
+            "--segment-size",
+            "400K",
+            "--compression",
+            "best",
+        ],
+    );
+    let first = base.with_extension("E01");
+    assert!(segment(&first, 2).exists());
+    for p in [
+        base.with_extension("yaml"),
+        first.clone(),
+        base.with_extension("raw"),
+    ] {
+        expect(
+            &verify(&p, &[]),
+            0,
+            &[
+                "VERIFIED",
+                "sha256 matches case.yaml",
+                "md5 matches case.md5",
+            ],
+        );
+    }
+    expect(
+        &verify(&base.with_extension("yaml"), &[]),
+        0,
+        &["case.E01 (stored MD5)", "chunks decode and match"],
+    );
+    let (n, last) = last_segment(&first);
+    let len = std::fs::metadata(&last).unwrap().len();
+    truncate(&last, len - 100);
+    expect(
+        &verify(&base.with_extension("yaml"), &[]),
+        1,
+        &[
+            &format!("case.E{n:02} is {} bytes, the record says {len}", len - 100),
+            "no `done` section",
+        ],
+    );
+}

@@ -360,9 +360,11 @@ fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Res
     if side_files {
         let base = refs::base_of(path);
         let record_path = side_file(&base, "yaml");
+        let mut same_media = Vec::new();
         if record_path.exists() {
             match AuditRecord::read(&record_path) {
                 Ok(record) => {
+                    same_media = raw_output_names(&record);
                     record_outcome_check(&record, &record_path, checks);
                     plan.expected_size = Some(record.source.size);
                     if format == ImageFormat::Device {
@@ -388,8 +390,14 @@ fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Res
         for alg in HashAlgorithm::ALL {
             let log = side_file(&base, alg.name());
             if log.exists() {
-                plan.refs
-                    .extend(log_refs(alg, &log, &image_names, format, checks));
+                plan.refs.extend(log_refs(
+                    alg,
+                    &log,
+                    &image_names,
+                    format,
+                    &same_media,
+                    checks,
+                ));
             }
         }
         if plan.pieces.is_none() {
@@ -495,13 +503,15 @@ fn record_refs(record: &AuditRecord, path: &Path) -> Vec<Reference> {
     .collect()
 }
 
-/// References from one hash log: lines naming `-` (the media stream) or one of the image's
-/// files when the image is a single file.
+/// References from one hash log: lines naming `-` (the media stream), the image's own file
+/// when it is a single raw file, or a raw image the record lists as an output of the same
+/// acquisition (`same_media`: its media is this image's media).
 fn log_refs(
     alg: HashAlgorithm,
     log: &Path,
     image_names: &[String],
     format: ImageFormat,
+    same_media: &[String],
     checks: &mut Vec<Check>,
 ) -> Vec<Reference> {
     let text = match std::fs::read(log) {
@@ -533,6 +543,12 @@ fn log_refs(
                 hex: e.hex,
                 source: lname.clone(),
             });
+        } else if same_media.contains(&e.name) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: format!("{lname} (for {}, same acquisition)", e.name),
+            });
         } else {
             checks.push(Check::new(
                 Verdict::Note,
@@ -545,6 +561,16 @@ fn log_refs(
         }
     }
     out
+}
+
+/// File names of the single raw images a record lists (hash logs name them).
+fn raw_output_names(record: &AuditRecord) -> Vec<String> {
+    record
+        .outputs
+        .iter()
+        .filter(|o| o.kind == "raw")
+        .map(|o| file_name(&o.path))
+        .collect()
 }
 
 fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
@@ -692,11 +718,18 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
             format!("{} lists no image to verify", file_name(path)),
         ));
     }
+    let same_media = raw_output_names(&record);
     for plan in &mut plans {
         let names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
         for (alg, log) in &logs {
-            plan.refs
-                .extend(log_refs(*alg, log, &names, plan.format, checks));
+            plan.refs.extend(log_refs(
+                *alg,
+                log,
+                &names,
+                plan.format,
+                &same_media,
+                checks,
+            ));
         }
     }
     Ok(plans)
