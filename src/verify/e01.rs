@@ -84,15 +84,22 @@ fn merge_chunk_problems(problems: &[Problem]) -> Vec<Check> {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn verify_e01(
     first: &Path,
     algorithms: &[HashAlgorithm],
     piece_size: Option<u32>,
     opts: &VerifyOptions,
+    add_to_total: bool,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<E01Verify> {
     let img = E01Image::open(first)?;
+    if add_to_total {
+        // No record said how large the media is: the volume section does.
+        let s = progress.snapshot();
+        progress.set_total(s.total + img.media_size().unwrap_or(0));
+    }
     let segments = img.segment_paths();
     let mut checks: Vec<Check> = img.problems().iter().map(problem_check).collect();
     let structural = checks.len();

@@ -748,7 +748,16 @@ fn run_plan(
     let mut refs = plan.refs.clone();
     let (files, hashes, pieces, bytes) = match plan.format {
         ImageFormat::E01 => {
-            let r = e01::verify_e01(&plan.files[0], algorithms, piece_size, opts, progress, stop)?;
+            let unsized_total = plan.expected_size.is_none();
+            let r = e01::verify_e01(
+                &plan.files[0],
+                algorithms,
+                piece_size,
+                opts,
+                unsized_total,
+                progress,
+                stop,
+            )?;
             checks.extend(r.checks);
             refs.extend(r.refs);
             (r.segments, r.pass.hashes, r.pass.pieces, r.pass.bytes)
