@@ -199,12 +199,23 @@ fn damage_is_found_and_named() {
     );
 
     // A missing middle segment.
+    // Its chunks are placed where they belong in the media, not at the end.
     let first = damaged_copy(dir.path(), "missing");
+    let k1 = chunks(&first).len();
+    let k2 = chunks(&segment(&first, 2)).len();
     std::fs::remove_file(segment(&first, 2)).unwrap();
     expect(
         &verify(&first, &[]),
         1,
-        &["ev.E02: segment file missing (later segments exist)"],
+        &[
+            "ev.E02: segment file missing (later segments exist)",
+            &format!(
+                "ev.E02 section sectors chunks {k1}..={} ({k2} chunks, media bytes {}..{}): in the missing segment file",
+                k1 + k2 - 1,
+                k1 * 32768,
+                (k1 + k2) * 32768
+            ),
+        ],
     );
 
     // A missing last segment.

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ use super::stream::{Feed, BLOCK_SIZE, POOL_BLOCKS};
 use crate::buffer::PooledBuf;
 use crate::error::{Error, Result};
 use crate::ewf::compress::ChunkDecoder;
-use crate::ewf::{E01Image, Problem};
+use crate::ewf::{naming, E01Image, Problem};
 
 /// Largest chunk decoded (the checker's own limit).
 const MAX_CHUNK: u64 = 64 << 20;
@@ -50,9 +50,11 @@ pub(super) fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usiz
 }
 
 struct Item {
+    /// Chunk number in media order.
     index: u64,
     segment: PathBuf,
-    offset: u64,
+    /// Where it is stored (none for a chunk of a missing segment).
+    offset: Option<u64>,
     /// Offset in the batch's stored bytes.
     at: usize,
     stored: usize,
@@ -82,7 +84,7 @@ fn chunk_problem(item: &Item, chunk_size: u64, message: String) -> Problem {
     Problem {
         segment: item.segment.clone(),
         section: Some("sectors".into()),
-        offset: Some(item.offset),
+        offset: item.offset,
         chunk: Some(item.index),
         media_range: Some(start..start + item.expected as u64),
         message,
@@ -92,8 +94,58 @@ fn chunk_problem(item: &Item, chunk_size: u64, message: String) -> Problem {
 /// Decodes every chunk of `img` on `workers` threads into `feed`, in media order. Returns the
 /// chunk problems (damaged, unreadable, missing). Errors only for an interruption or a
 /// thread that could not start.
+/// Where the chunks of a missing middle segment belong. The tables of the segments present
+/// list fewer chunks than the media needs; when exactly one run of segments is missing, the
+/// shortfall is exactly that run's chunks, and they sit before the first chunk of the next
+/// segment present. Returns (first table chunk after the gap, chunks missing, first missing
+/// segment's path). With two separate gaps the split between them is unknown: `None`, and
+/// the shortfall is reported at the end as before.
+fn missing_gap(img: &E01Image, first: &Path, needed: u64) -> Option<(u64, u64, PathBuf)> {
+    let (base, lower) = naming::base_of_first_segment(first)?;
+    let mut numbers: HashMap<PathBuf, u32> = HashMap::new();
+    let mut missing: Vec<u32> = Vec::new();
+    let mut n = 1u32;
+    for p in img.segment_paths() {
+        loop {
+            let name = naming::sibling_path(&base, lower, n)?;
+            if name == p {
+                break;
+            }
+            missing.push(n);
+            n += 1;
+        }
+        numbers.insert(p, n);
+        n += 1;
+    }
+    let (&a, &b) = (missing.first()?, missing.last()?);
+    if u64::from(b - a) + 1 != missing.len() as u64 {
+        return None;
+    }
+    let listed = img.chunk_count();
+    if needed <= listed {
+        return None;
+    }
+    // First table chunk stored in a segment after the gap (chunks are in segment order).
+    let after = |t: u64| {
+        img.chunk_place(t)
+            .and_then(|c| numbers.get(&c.segment).copied())
+            .is_some_and(|num| num > b)
+    };
+    let (mut lo, mut hi) = (0u64, listed);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if after(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some((lo, needed - listed, naming::sibling_path(&base, lower, a)?))
+}
+
 pub(super) fn decode_parallel(
     img: &E01Image,
+    first: &Path,
     feed: &mut Feed<'_>,
     workers: usize,
 ) -> Result<Vec<Problem>> {
@@ -111,6 +163,12 @@ pub(super) fn decode_parallel(
     let workers = workers.max(1);
     let halt = AtomicBool::new(false);
     let last_segment = img.segment_paths().last().cloned().unwrap_or_default();
+    let gap = missing_gap(img, first, media.div_ceil(cs));
+    // Media chunk → table chunk, or None inside the gap.
+    let table_index = |m: u64| match &gap {
+        Some((at, n, _)) if m >= *at => (m >= at + n).then(|| m - n),
+        _ => Some(m),
+    };
     // Filled by the reader when the tables run out before the media does.
     let tail: Mutex<Option<Problem>> = Mutex::new(None);
 
@@ -121,6 +179,7 @@ pub(super) fn decode_parallel(
 
         // Reader: groups contiguous chunks, one pread per batch.
         let halt_r = &halt;
+        let gap_r = &gap;
         let tail_r = &tail;
         let pool_r = pool.clone();
         let stopping = || halt_r.load(Ordering::Relaxed);
@@ -136,7 +195,35 @@ pub(super) fn decode_parallel(
                     let mut span: Option<(PathBuf, u64, u64)> = None; // segment, start, end
                     while items.len() < per_batch && at < media {
                         let expected = (media - at).min(cs) as usize;
-                        let Some(place) = img.chunk_place(index) else {
+                        let Some(t) = table_index(index) else {
+                            // A chunk of the missing segment: no read, zeros, one problem.
+                            if span.is_some() {
+                                break;
+                            }
+                            let Some((_, n, path)) = gap_r.as_ref() else {
+                                break;
+                            };
+                            items.push(Item {
+                                index,
+                                segment: path.clone(),
+                                offset: None,
+                                at: 0,
+                                stored: 0,
+                                compressed: false,
+                                expected,
+                                fault: Some(format!(
+                                    "in the missing segment file ({n} chunks of the media are in it)"
+                                )),
+                            });
+                            index += 1;
+                            at += expected as u64;
+                            continue;
+                        };
+                        if span.is_none() && !items.is_empty() {
+                            // The batch so far is gap chunks: keep reads apart from them.
+                            break;
+                        }
+                        let Some(place) = img.chunk_place(t) else {
                             let mut t = tail_r.lock().unwrap_or_else(|e| e.into_inner());
                             *t = Some(Problem {
                                 segment: last_segment.clone(),
@@ -179,7 +266,7 @@ pub(super) fn decode_parallel(
                         items.push(Item {
                             index,
                             segment: place.segment,
-                            offset: place.offset,
+                            offset: Some(place.offset),
                             at: rel,
                             stored: stored as usize,
                             compressed: place.compressed,
@@ -194,12 +281,16 @@ pub(super) fn decode_parallel(
                     }
                     let (seg, start, end) = span.unwrap_or_default();
                     let mut data = vec![0u8; (end - start) as usize];
-                    let file = files
-                        .entry(seg.clone())
-                        .or_insert_with(|| File::open(&seg).ok());
-                    let got = match file {
-                        Some(f) => read_upto(f, &mut data, start),
-                        None => Err(std::io::Error::other("cannot open the segment file")),
+                    let got = if data.is_empty() {
+                        Ok(0)
+                    } else {
+                        let file = files
+                            .entry(seg.clone())
+                            .or_insert_with(|| File::open(&seg).ok());
+                        match file {
+                            Some(f) => read_upto(f, &mut data, start),
+                            None => Err(std::io::Error::other("cannot open the segment file")),
+                        }
                     };
                     match got {
                         Ok(n) => {

@@ -163,7 +163,7 @@ pub(super) fn verify_e01(
         progress,
         stop,
         |feed| {
-            chunk_problems = decode::decode_parallel(&img, feed, workers)?;
+            chunk_problems = decode::decode_parallel(&img, first, feed, workers)?;
             Ok(())
         },
     )?;
