@@ -332,6 +332,10 @@ pub(super) fn decode_parallel(
                 .spawn_scoped(scope, move || {
                     let mut dec = ChunkDecoder::default();
                     let mut tmp = Vec::with_capacity(cs as usize);
+                    // The stored stream of a full all-zero chunk, once one has decoded: writers
+                    // reuse one constant stream for every zero chunk, and inflating the same
+                    // bytes again would give the same zeros, so a byte-equal stream is a memset.
+                    let mut zero_stream: Option<Vec<u8>> = None;
                     loop {
                         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok(mut b) = next else { break };
@@ -339,11 +343,22 @@ pub(super) fn decode_parallel(
                         let mut len = 0usize;
                         for it in &b.items {
                             let dst = len..len + it.expected;
+                            let stored = &b.data[it.at..it.at + it.stored];
+                            let full = it.expected as u64 == cs;
+                            if it.fault.is_none()
+                                && it.compressed
+                                && full
+                                && zero_stream.as_deref() == Some(stored)
+                            {
+                                b.out[dst].fill(0);
+                                len += it.expected;
+                                continue;
+                            }
                             let result = match &it.fault {
                                 Some(f) => Err(f.clone()),
                                 None => dec
                                     .decode(
-                                        &b.data[it.at..it.at + it.stored],
+                                        stored,
                                         it.compressed,
                                         it.expected,
                                         cs as usize,
@@ -352,7 +367,17 @@ pub(super) fn decode_parallel(
                                     .map_err(|f| f.to_string()),
                             };
                             match result {
-                                Ok(()) => b.out[dst].copy_from_slice(&tmp[..it.expected]),
+                                Ok(()) => {
+                                    let out = &tmp[..it.expected];
+                                    if it.compressed
+                                        && full
+                                        && zero_stream.is_none()
+                                        && crate::ewf::compress::is_all_zero(out)
+                                    {
+                                        zero_stream = Some(stored.to_vec());
+                                    }
+                                    b.out[dst].copy_from_slice(out);
+                                }
                                 Err(m) => {
                                     b.out[dst].fill(0);
                                     problems.push(chunk_problem(it, cs, m));
