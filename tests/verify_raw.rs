@@ -163,6 +163,21 @@ fn nothing_to_compare_with_is_not_verified_and_bad_paths_cannot_run() {
         0,
         &["md5 matches disk.yaml", "sha256", "not computed"],
     );
+    // A log naming ./disk.raw names the image beside it; one naming another file is not used.
+    let log = r.with_extension("sha1");
+    let t = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, t.replace("  disk.raw", "  ./disk.raw")).unwrap();
+    expect(
+        &verify(&r.with_extension("raw"), &[]),
+        0,
+        &["sha1 matches disk.sha1"],
+    );
+    std::fs::write(&log, t.replace("  disk.raw", "  other.raw")).unwrap();
+    expect(
+        &verify(&r.with_extension("raw"), &[]),
+        0,
+        &["disk.sha1 has a line for 'other.raw', which is not this image; not used"],
+    );
 }
 
 #[test]

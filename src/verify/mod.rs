@@ -537,13 +537,18 @@ fn log_refs(
     let mut out = Vec::new();
     for e in entries {
         let single = matches!(format, ImageFormat::Raw) && image_names.len() == 1;
-        if e.name == "-" || (single && image_names[0] == e.name) {
+        // `./disk.raw` or `dir/disk.raw` name the same file as `disk.raw` beside the log.
+        let named = Path::new(&e.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if e.name == "-" || (single && image_names[0] == named) {
             out.push(Reference {
                 algorithm: alg,
                 hex: e.hex,
                 source: lname.clone(),
             });
-        } else if same_media.contains(&e.name) {
+        } else if same_media.contains(&named) {
             out.push(Reference {
                 algorithm: alg,
                 hex: e.hex,
@@ -631,16 +636,15 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
         } else {
             beside(path, &o.path)
         };
-        let ok_size = match std::fs::metadata(&p) {
+        match std::fs::metadata(&p) {
             Err(e) => {
                 checks.push(Check::new(
                     Verdict::Fail,
                     Topic::Output,
                     format!("{} ({}) listed in the record: {e}", p.display(), o.kind),
                 ));
-                None
             }
-            Ok(_) if o.kind == "device" => Some(true),
+            Ok(_) if o.kind == "device" => {}
             Ok(m) if m.len() == o.size => {
                 checks.push(Check::new(
                     Verdict::Pass,
@@ -651,7 +655,6 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
                         o.size
                     ),
                 ));
-                Some(true)
             }
             Ok(m) => {
                 checks.push(Check::new(
@@ -664,10 +667,8 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
                         o.size
                     ),
                 ));
-                Some(false)
             }
-        };
-        let _ = ok_size;
+        }
         match o.kind.as_str() {
             "raw" => raw_single.push(p),
             "raw-segment" => raw_segments.push(p),
