@@ -386,3 +386,53 @@ fn acquire_raw_and_e01_then_verify() {
         ],
     );
 }
+
+/// `error2` against the record's unreadable runs.
+#[test]
+fn error2_is_compared_with_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = source();
+    data[40960..40960 + 2048].fill(0);
+    let src = dir.path().join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let base = dir.path().join("disk");
+    acquire(&src, &base, &[]);
+    let bad = [BadRun {
+        offset: 40960,
+        length: 2048,
+        errno: 5,
+        attempts: 3,
+    }];
+    let o = e01_support::options(&data, 512);
+    let first = e01_support::write(dir.path(), "disk", &data, o, &bad);
+    let yaml = base.with_extension("yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let with_runs = |first_sector: u64| {
+        let mut rec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let run = format!(
+            "first_sector: {first_sector}\nsector_count: 4\noffset: {}\nlength: 2048\nerrno: 5\nerror: EIO\nattempts: 3\n",
+            first_sector * 512
+        );
+        rec["unreadable"]["runs"] =
+            serde_yaml::Value::Sequence(vec![serde_yaml::from_str(&run).unwrap()]);
+        rec["unreadable"]["sectors"] = 4.into();
+        rec["unreadable"]["bytes"] = 2048.into();
+        rec["outcome"]["status"] = "complete-with-unreadable-sectors".into();
+        std::fs::write(&yaml, serde_yaml::to_string(&rec).unwrap()).unwrap();
+    };
+    with_runs(80);
+    expect(
+        &verify(&first, &[]),
+        0,
+        &[
+            "disk.E01 error2 lists the same 4 unreadable sectors as the record",
+            "unreadable at acquisition: sectors 80..84 (EIO)",
+        ],
+    );
+    with_runs(96);
+    expect(
+        &verify(&first, &[]),
+        1,
+        &["error2 lists 4 unreadable sectors in 1 runs, the record 4 in 1 runs; first difference: error2 80..84, record 96..100"],
+    );
+}

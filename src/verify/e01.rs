@@ -36,6 +36,65 @@ fn problem_check(p: &Problem) -> Check {
     c
 }
 
+/// Sorted, merged `[start, end)` sector spans of (first, count) runs, cut at sector 2^32
+/// (what `error2`'s 32-bit fields can hold; the record keeps the rest).
+fn spans(runs: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    const LIMIT: u64 = 1 << 32;
+    let mut v: Vec<(u64, u64)> = runs
+        .iter()
+        .filter(|r| r.1 > 0 && r.0 < LIMIT)
+        .map(|&(s, n)| (s, s.saturating_add(n).min(LIMIT)))
+        .collect();
+    v.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in v {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// `error2` against the record's unreadable runs: the container and the record must name the
+/// same sectors.
+fn compare_error2(name: &str, stored: &[(u64, u64)], recorded: &[(u64, u64)]) -> Check {
+    let (a, b) = (spans(stored), spans(recorded));
+    let count = |v: &[(u64, u64)]| v.iter().map(|r| r.1 - r.0).sum::<u64>();
+    if a == b {
+        return Check::new(
+            Verdict::Pass,
+            Topic::AcquisitionErrors,
+            format!(
+                "{name} error2 lists the same {} unreadable sectors as the record",
+                count(&a)
+            ),
+        );
+    }
+    let first_diff = a
+        .iter()
+        .zip(b.iter())
+        .find(|(x, y)| x != y)
+        .map(|(x, y)| {
+            format!(
+                "; first difference: error2 {}..{}, record {}..{}",
+                x.0, x.1, y.0, y.1
+            )
+        })
+        .unwrap_or_default();
+    Check::new(
+        Verdict::Fail,
+        Topic::AcquisitionErrors,
+        format!(
+            "{name} error2 lists {} unreadable sectors in {} runs, the record {} in {} runs{first_diff}",
+            count(&a),
+            a.len(),
+            count(&b),
+            b.len()
+        ),
+    )
+}
+
 /// One check per run of consecutive chunks with the same fault in the same segment (a
 /// truncated or missing segment would otherwise make thousands of identical lines).
 fn merge_chunk_problems(problems: &[Problem]) -> Vec<Check> {
@@ -91,6 +150,7 @@ pub(super) fn verify_e01(
     piece_size: Option<u32>,
     opts: &VerifyOptions,
     add_to_total: bool,
+    recorded_unreadable: Option<&[(u64, u64)]>,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<E01Verify> {
@@ -154,6 +214,15 @@ pub(super) fn verify_e01(
     let chunk_size = img.volume().map_or(0, |v| v.chunk_size());
     let media_size = img.media_size().unwrap_or(0);
     let (block_len, blocks) = decode::buffers(chunk_size, media_size, workers);
+    if let (Some(recorded), Some(_)) = (recorded_unreadable, img.volume()) {
+        let stored: Vec<(u64, u64)> = img
+            .error2()
+            .iter()
+            .map(|e| (u64::from(e.first_sector), u64::from(e.sector_count)))
+            .collect();
+        checks.push(compare_error2(&name, &stored, recorded));
+    }
+
     let mut chunk_problems = Vec::new();
     let pass = stream::run_sized(
         algorithms,
@@ -211,6 +280,18 @@ mod tests {
             media_range: Some(chunk * 10..chunk * 10 + 10),
             message: msg.into(),
         }
+    }
+
+    #[test]
+    fn error2_and_record_runs_compare_merged() {
+        let ok = compare_error2("x", &[(10, 4), (14, 2)], &[(10, 6)]);
+        assert_eq!(ok.verdict, Verdict::Pass);
+        assert!(ok.message.contains("same 6 unreadable sectors"));
+        let bad = compare_error2("x", &[(10, 4)], &[(10, 4), (100, 1)]);
+        assert_eq!(bad.verdict, Verdict::Fail);
+        // Sectors error2 cannot address are only in the record.
+        let high = compare_error2("x", &[], &[(1 << 32, 8)]);
+        assert_eq!(high.verdict, Verdict::Pass);
     }
 
     #[test]

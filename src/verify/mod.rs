@@ -235,6 +235,8 @@ struct Plan {
     /// Each file's size as recorded: a missing or short file is read as zeros up to it, so
     /// that later offsets stay true and the piece list names exactly what is missing.
     recorded_sizes: Option<Vec<u64>>,
+    /// Unreadable sector runs (first, count) the record lists, to compare with E01 `error2`.
+    recorded_unreadable: Option<Vec<(u64, u64)>>,
     /// The media size the record states.
     expected_size: Option<u64>,
     refs: Vec<Reference>,
@@ -353,6 +355,7 @@ fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Res
         files,
         limit: None,
         recorded_sizes: None,
+        recorded_unreadable: None,
         expected_size: None,
         refs: Vec::new(),
         pieces: None,
@@ -365,6 +368,7 @@ fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Res
             match AuditRecord::read(&record_path) {
                 Ok(record) => {
                     same_media = raw_output_names(&record);
+                    plan.recorded_unreadable = Some(unreadable_runs(&record));
                     record_outcome_check(&record, &record_path, checks);
                     plan.expected_size = Some(record.source.size);
                     if format == ImageFormat::Device {
@@ -568,6 +572,16 @@ fn log_refs(
     out
 }
 
+/// The record's unreadable runs as (first sector, sector count).
+fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
+    record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect()
+}
+
 /// File names of the single raw images a record lists (hash logs name them).
 fn raw_output_names(record: &AuditRecord) -> Vec<String> {
     record
@@ -694,6 +708,7 @@ fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> 
         format,
         recorded_sizes: (format != ImageFormat::Device)
             .then(|| files.iter().map(size_of).collect()),
+        recorded_unreadable: Some(unreadable_runs(&record)),
         files,
         limit,
         expected_size: Some(record.source.size),
@@ -756,6 +771,7 @@ fn run_plan(
                 piece_size,
                 opts,
                 unsized_total,
+                plan.recorded_unreadable.as_deref(),
                 progress,
                 stop,
             )?;
@@ -1048,6 +1064,7 @@ mod tests {
             files: vec![],
             limit: None,
             recorded_sizes: None,
+            recorded_unreadable: None,
             expected_size: None,
             refs: vec![],
             pieces: None,
