@@ -21,6 +21,7 @@
 #   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01"   which rows to run
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
+#   BENCH_NOTE="..."        a line for the report's notes (e.g. what else ran on the machine)
 set -euo pipefail
 export LC_ALL=C
 
@@ -49,6 +50,7 @@ TIME=/usr/bin/time
 [[ -x $TIME ]] || die "/usr/bin/time missing (Debian package: time)"
 
 notes=()
+[[ -n ${BENCH_NOTE:-} ]] && notes+=("$BENCH_NOTE")
 have_exhibit=0 have_e01=0 have_verify=0
 # (Help texts are captured first: `grep -q` closing the pipe early would fail it under pipefail.)
 acquire_help=$([[ -x $exhibit ]] && "$exhibit" acquire --help 2>&1 || true)
@@ -79,6 +81,7 @@ version_of() {
 
 # ---------------------------------------------------------------- source and loop device
 mkdir -p "$work"
+rm -f "$work"/log.* "$work"/time.* "$work"/base.out "$work"/report.md
 src=$work/source-$size.img
 out=$work/out
 loop=""
