@@ -127,7 +127,7 @@ cmd_for() {
         ewfacquire) echo "ewfacquire -u -c fast -d sha1 -t $o $loop" ;;
         ddrescue) echo "ddrescue -d $loop $o.raw $o.map" ;;
         exhibit) echo "$exhibit acquire $loop -o $o --quiet" ;;
-        exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --quiet" ;;
+        exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --hash md5,sha1 --quiet" ;;
     esac
 }
 describe() {
@@ -226,7 +226,7 @@ if ((do_verify)); then
     cmdline[ewfverify]="ewfverify -d sha1 $out/ewf.E01"
     verify_rows+=(ewfverify)
     if ((have_verify && have_e01)); then
-        "$exhibit" acquire "$loop" -o "$out/exh" --format e01 --quiet </dev/null >"$work/log.mk-exh" 2>&1 \
+        "$exhibit" acquire "$loop" -o "$out/exh" --format e01 --hash md5,sha1 --quiet </dev/null >"$work/log.mk-exh" 2>&1 \
             || log "exhibit E01 for verify failed"
         cmdline[exhibit-verify]="$exhibit verify $out/exh.E01"
         verify_rows+=(exhibit-verify)
