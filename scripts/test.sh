@@ -4,8 +4,8 @@
 #
 # 1. installs the Debian packages of .ci/apt-packages that are missing (as root, or via
 #    password-less sudo; otherwise it says what to install and stops);
-# 2. runs `cargo test --release --locked --no-fail-fast` (every test binary runs even after a
-#    failure; extra arguments go to cargo test, e.g. `scripts/test.sh -- --nocapture`);
+# 2. runs `cargo test --release --locked` (extra arguments go to cargo test, e.g.
+#    `scripts/test.sh -- --nocapture`);
 # 3. repeats the per-binary summary lines and prints one total line at the end.
 #
 # Run as root for the full suite: the tests that need real loop devices or FUSE skip otherwise.
@@ -35,7 +35,7 @@ log=$(mktemp "${TMPDIR:-/tmp}/exhibit-cargo-test.XXXXXX")
 trap 'rm -f "$log"' EXIT
 
 set +e
-cargo test --release --locked --no-fail-fast "$@" 2>&1 </dev/null | tee "$log"
+cargo test --release --locked "$@" 2>&1 </dev/null | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
