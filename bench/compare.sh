@@ -228,9 +228,9 @@ if ((do_verify)); then
     if ((have_verify && have_e01)); then
         "$exhibit" acquire "$loop" -o "$out/exh" --format e01 --hash md5,sha1 --quiet </dev/null >"$work/log.mk-exh" 2>&1 \
             || log "exhibit E01 for verify failed"
-        cmdline[exhibit-verify]="$exhibit verify $out/exh.E01"
+        # Same hashes as `ewfverify -d sha1`; side files (record, hash logs) are checked too.
+        cmdline[exhibit-verify]="$exhibit verify $out/exh.E01 --hash md5,sha1 --quiet"
         verify_rows+=(exhibit-verify)
-        # lead: guessed CLI: `exhibit verify IMAGE.E01`; adjust when verify lands.
     elif ((have_verify)); then
         notes+=("\`exhibit verify\` row skipped: it needs exhibit's own E01 (no \`--format e01\`).")
     fi
