@@ -120,6 +120,8 @@ pub struct AcquireOptions {
     pub case: CaseMetadata,
     /// Replace existing outputs instead of refusing.
     pub overwrite: bool,
+    /// Set the kernel's read-only flag on the source device before reading (default off).
+    pub set_readonly: bool,
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
@@ -140,6 +142,7 @@ impl AcquireOptions {
             piece_size: DEFAULT_PIECE_SIZE,
             case: CaseMetadata::default(),
             overwrite: false,
+            set_readonly: false,
             command_line: Vec::new(),
         }
     }
@@ -264,6 +267,9 @@ pub fn acquire(
         }
     }
 
+    if opts.set_readonly {
+        source.set_kernel_read_only()?;
+    }
     let want_e01 = opts.formats.contains(&OutputFormat::E01);
     if want_e01 {
         let sector = source.logical_sector_size() as u64;
@@ -322,6 +328,7 @@ pub fn acquire(
             logical_sector_size: source.logical_sector_size(),
             physical_sector_size: source.physical_sector_size(),
             identity: source.identity().clone(),
+            kernel_read_only: source.kernel_read_only(),
         },
         reader: None,
         outputs: Vec::new(),

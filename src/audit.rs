@@ -156,6 +156,10 @@ pub struct SourceInfo {
     pub physical_sector_size: u32,
     /// sysfs identity.
     pub identity: Identity,
+    /// The kernel's read-only flag on the device when the read started (after
+    /// `--set-readonly`, if given); absent for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_read_only: Option<bool>,
 }
 
 /// The read engine.
