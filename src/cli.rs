@@ -172,6 +172,12 @@ pub struct AcquireArgs {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// Set the kernel's read-only flag on the source device first (BLKROSET, like `blockdev
+    /// --setro`; it stays set, `blockdev --setrw` clears it). A software guard, not a
+    /// hardware write blocker.
+    #[arg(long)]
+    pub set_readonly: bool,
+
     /// No progress and no summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,

@@ -17,6 +17,7 @@ pub mod block;
 pub mod buffer;
 pub mod case;
 pub mod cli;
+pub mod cputime;
 pub mod error;
 pub mod ewf;
 pub mod hash;

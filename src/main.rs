@@ -96,6 +96,7 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
     opts.clone_target = args.clone.clone();
     opts.hashes = args.hashes.clone();
     opts.overwrite = args.overwrite;
+    opts.set_readonly = args.set_readonly;
     opts.case = case_metadata(&args.case)?;
     opts.command_line = std::env::args().collect();
     opts.reader = ReaderOptions {

@@ -675,3 +675,54 @@ fn sigterm_stops_cleanly_too() {
         assert!(!out.status.success(), "an interrupted E01 must not verify");
     }
 }
+
+#[test]
+fn set_readonly_makes_the_kernel_refuse_writes_to_the_source() {
+    if skip_without_loop("set_readonly_makes_the_kernel_refuse_writes_to_the_source") {
+        return;
+    }
+    let dir = tempdir();
+    let file = make_source(dir.path(), "disk", 2 << 20, 31);
+    let dev = LoopDevice::attach(&file, 512, false, false);
+    let getro = || {
+        let out = Command::new("blockdev")
+            .args(["--getro", dev.as_str()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(getro(), "0");
+    let base = dir.path().join("img");
+    acquire(&dev.path, &base, &["--set-readonly"], 0);
+    assert_good_image(&file, &base);
+    assert_eq!(getro(), "1");
+    assert_eq!(
+        record(&base)["source"]["kernel_read_only"].as_bool(),
+        Some(true)
+    );
+    // A write through the device node is now refused by the kernel.
+    let out = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", dev.as_str()),
+            "bs=512",
+            "count=1",
+            "oflag=direct",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the kernel accepted a write to a read-only device"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(2 << 20, 31));
+    // A file source cannot be flagged.
+    let out = run(&[
+        "acquire",
+        file.to_str().unwrap(),
+        "-o",
+        dir.path().join("f").to_str().unwrap(),
+        "--set-readonly",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
