@@ -21,6 +21,7 @@
 #   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01"   which rows to run
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
+#   BENCH_NOTE="..."        a line for the report's notes (e.g. what else ran on the machine)
 set -euo pipefail
 export LC_ALL=C
 
@@ -49,6 +50,7 @@ TIME=/usr/bin/time
 [[ -x $TIME ]] || die "/usr/bin/time missing (Debian package: time)"
 
 notes=()
+[[ -n ${BENCH_NOTE:-} ]] && notes+=("$BENCH_NOTE")
 have_exhibit=0 have_e01=0 have_verify=0
 # (Help texts are captured first: `grep -q` closing the pipe early would fail it under pipefail.)
 acquire_help=$([[ -x $exhibit ]] && "$exhibit" acquire --help 2>&1 || true)
@@ -79,6 +81,7 @@ version_of() {
 
 # ---------------------------------------------------------------- source and loop device
 mkdir -p "$work"
+rm -f "$work"/log.* "$work"/time.* "$work"/base.out "$work"/report.md
 src=$work/source-$size.img
 out=$work/out
 loop=""
@@ -124,7 +127,7 @@ cmd_for() {
         ewfacquire) echo "ewfacquire -u -c fast -d sha1 -t $o $loop" ;;
         ddrescue) echo "ddrescue -d $loop $o.raw $o.map" ;;
         exhibit) echo "$exhibit acquire $loop -o $o --quiet" ;;
-        exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --quiet" ;;
+        exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --hash md5,sha1 --quiet" ;;
     esac
 }
 describe() {
@@ -223,11 +226,11 @@ if ((do_verify)); then
     cmdline[ewfverify]="ewfverify -d sha1 $out/ewf.E01"
     verify_rows+=(ewfverify)
     if ((have_verify && have_e01)); then
-        "$exhibit" acquire "$loop" -o "$out/exh" --format e01 --quiet </dev/null >"$work/log.mk-exh" 2>&1 \
+        "$exhibit" acquire "$loop" -o "$out/exh" --format e01 --hash md5,sha1 --quiet </dev/null >"$work/log.mk-exh" 2>&1 \
             || log "exhibit E01 for verify failed"
-        cmdline[exhibit-verify]="$exhibit verify $out/exh.E01"
+        # Same hashes as `ewfverify -d sha1`; side files (record, hash logs) are checked too.
+        cmdline[exhibit-verify]="$exhibit verify $out/exh.E01 --hash md5,sha1 --quiet"
         verify_rows+=(exhibit-verify)
-        # lead: guessed CLI: `exhibit verify IMAGE.E01`; adjust when verify lands.
     elif ((have_verify)); then
         notes+=("\`exhibit verify\` row skipped: it needs exhibit's own E01 (no \`--format e01\`).")
     fi

@@ -26,6 +26,7 @@ use crate::audit::{
 use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::case::CaseMetadata;
+use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
 use crate::ewf::{naming, Compression, E01Options, E01Sink};
 use crate::hash::{log_line, HashAlgorithm, MediaHashes};
@@ -120,6 +121,8 @@ pub struct AcquireOptions {
     pub case: CaseMetadata,
     /// Replace existing outputs instead of refusing.
     pub overwrite: bool,
+    /// Set the kernel's read-only flag on the source device before reading (default off).
+    pub set_readonly: bool,
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
@@ -140,6 +143,7 @@ impl AcquireOptions {
             piece_size: DEFAULT_PIECE_SIZE,
             case: CaseMetadata::default(),
             overwrite: false,
+            set_readonly: false,
             command_line: Vec::new(),
         }
     }
@@ -264,6 +268,9 @@ pub fn acquire(
         }
     }
 
+    if opts.set_readonly {
+        source.set_kernel_read_only()?;
+    }
     let want_e01 = opts.formats.contains(&OutputFormat::E01);
     if want_e01 {
         let sector = source.logical_sector_size() as u64;
@@ -322,6 +329,7 @@ pub fn acquire(
             logical_sector_size: source.logical_sector_size(),
             physical_sector_size: source.physical_sector_size(),
             identity: source.identity().clone(),
+            kernel_read_only: source.kernel_read_only(),
         },
         reader: None,
         outputs: Vec::new(),
@@ -346,6 +354,8 @@ pub fn acquire(
     let mut map = SectorMap::new(source.size(), BlockState::NonTried);
     let mut unreadable: Vec<BadRun> = Vec::new();
 
+    let cpu = CpuLedger::default();
+    let job_cpu_start = crate::cputime::process_seconds();
     let pass = run_pass(
         &source,
         opts,
@@ -356,6 +366,7 @@ pub fn acquire(
         stop,
         &mut map,
         &mut unreadable,
+        &cpu,
     );
     let sector = source.logical_sector_size() as u64;
     let finish = |record: &mut AuditRecord, status: &str, exit: i32, reason: Option<String>| {
@@ -504,6 +515,7 @@ pub fn acquire(
         algorithm: "crc-64/xz".into(),
     });
     record.throughput = Some(Throughput {
+        cpu_seconds: cpu.report(crate::cputime::process_seconds() - job_cpu_start),
         bytes: source.size(),
         seconds: elapsed,
         megabytes_per_second: if elapsed > 0.0 {
@@ -629,6 +641,7 @@ fn run_pass(
     stop: &AtomicBool,
     map: &mut SectorMap,
     unreadable: &mut Vec<BadRun>,
+    cpu: &CpuLedger,
 ) -> std::result::Result<PassOutput, PassError> {
     let depth = pool.count();
     std::thread::scope(|scope| {
@@ -653,6 +666,7 @@ fn run_pass(
                         for block in rx {
                             h.update(block.data());
                         }
+                        cpu.add_this_thread(&format!("hash-{alg}"));
                         (alg, h.finish())
                     })
                     .expect("spawn hash thread")
@@ -669,6 +683,7 @@ fn run_pass(
                 for block in piece_rx {
                     p.update(block.data());
                 }
+                cpu.add_this_thread("pieces");
                 p.finish()
             })
             .expect("spawn piece thread");
@@ -680,12 +695,15 @@ fn run_pass(
                 std::thread::Builder::new()
                     .name(format!("sink-{}", sink.name()))
                     .spawn_scoped(scope, move || {
+                        let stage = format!("sink-{}", sink.name());
                         for block in rx {
                             if let Err(e) = sink.write_block(&block) {
                                 // Dropping the receiver stops the reader.
+                                cpu.add_this_thread(&stage);
                                 return (sink, Some(e));
                             }
                         }
+                        cpu.add_this_thread(&stage);
                         (sink, None)
                     })
                     .expect("spawn sink thread")
@@ -708,7 +726,9 @@ fn run_pass(
             }
             Ok(())
         };
+        let reader_cpu = crate::cputime::thread_seconds();
         let read = read_source(source, &opts.reader, pool, stop, &mut emit);
+        cpu.add("reader", crate::cputime::thread_seconds() - reader_cpu);
         drop(senders);
 
         let mut digests = MediaHashes::default();

@@ -156,6 +156,10 @@ pub struct SourceInfo {
     pub physical_sector_size: u32,
     /// sysfs identity.
     pub identity: Identity,
+    /// The kernel's read-only flag on the device when the read started (after
+    /// `--set-readonly`, if given); absent for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_read_only: Option<bool>,
 }
 
 /// The read engine.
@@ -252,6 +256,11 @@ pub struct Throughput {
     pub seconds: f64,
     /// MB/s (10^6 bytes per second).
     pub megabytes_per_second: f64,
+    /// CPU seconds by stage: `reader`, `hash-md5`, `hash-sha1`, `hash-sha256`, `pieces`,
+    /// `sink-raw`, `sink-e01` (the E01 writer thread), `other` (E01 compression workers,
+    /// progress, set-up and closing) and `total`.
+    #[serde(default)]
+    pub cpu_seconds: std::collections::BTreeMap<String, f64>,
 }
 
 /// How the job ended.

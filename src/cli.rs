@@ -29,10 +29,64 @@ fn crate_version() -> &'static str {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Image a source (device, partition or image file) in one pass: raw image, hashes,
     /// hash logs, sector map and audit record.
     Acquire(AcquireArgs),
+    /// Re-read an image once, recompute MD5, SHA-1 and SHA-256, compare them with every
+    /// stored hash, record and hash log found, and check an E01's container and every chunk.
+    /// Exit codes: 0 every check passed; 1 a check failed (mismatch, damage, missing or
+    /// truncated file); 2 could not run.
+    Verify(VerifyArgs),
+    /// Show what an image holds: format, segments, media and sector size, case metadata,
+    /// stored hashes, acquisition errors and the record's summary (media is not read).
+    Info(InfoArgs),
+}
+
+/// `exhibit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// BASE.E01 (first segment of any E01 set), BASE.raw (or any raw image file), BASE.001
+    /// (first split segment), or the record BASE.yaml (then every image it lists).
+    pub path: PathBuf,
+
+    /// Hashes to recompute, comma-separated.
+    #[arg(
+        long = "hash",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md5,sha1,sha256"
+    )]
+    pub hashes: Vec<crate::hash::HashAlgorithm>,
+
+    /// Ignore BASE.yaml, BASE.md5/.sha1/.sha256 and BASE.crc64 beside an image.
+    #[arg(long)]
+    pub no_side_files: bool,
+
+    /// Threads that decode E01 chunks (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Print the report as JSON on stdout (exit codes unchanged).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only failed checks and the total line (no progress, no passed checks).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `exhibit info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// BASE.E01, BASE.raw, BASE.001 or BASE.yaml.
+    pub path: PathBuf,
+
+    /// Print as JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to pick the read engine.
@@ -117,6 +171,12 @@ pub struct AcquireArgs {
     /// Replace existing output files instead of refusing.
     #[arg(long)]
     pub overwrite: bool,
+
+    /// Set the kernel's read-only flag on the source device first (BLKROSET, like `blockdev
+    /// --setro`; it stays set, `blockdev --setrw` clears it). A software guard, not a
+    /// hardware write blocker.
+    #[arg(long)]
+    pub set_readonly: bool,
 
     /// No progress and no summary (errors are still printed).
     #[arg(short, long)]

@@ -17,9 +17,11 @@ pub mod block;
 pub mod buffer;
 pub mod case;
 pub mod cli;
+pub mod cputime;
 pub mod error;
 pub mod ewf;
 pub mod hash;
+pub mod info;
 pub mod map;
 pub mod pieces;
 pub mod progress;
@@ -27,6 +29,7 @@ pub mod reader;
 pub mod rescue;
 pub mod sink;
 pub mod source;
+pub mod verify;
 
 pub use error::{Error, Result};
 

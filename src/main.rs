@@ -49,6 +49,8 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Acquire(args) => run_acquire(args, &stop),
+        Command::Verify(args) => run_verify(args, &stop),
+        Command::Info(args) => run_info(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -94,6 +96,7 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
     opts.clone_target = args.clone.clone();
     opts.hashes = args.hashes.clone();
     opts.overwrite = args.overwrite;
+    opts.set_readonly = args.set_readonly;
     opts.case = case_metadata(&args.case)?;
     opts.command_line = std::env::args().collect();
     opts.reader = ReaderOptions {
@@ -219,4 +222,185 @@ fn spawn_progress(progress: Arc<Progress>, done: Arc<AtomicBool>) -> std::thread
             b.finish_and_clear();
         }
     })
+}
+
+/// `exhibit verify`: one line per check, the computed hashes, and a total; exit code from the
+/// report (0 verified, 1 a check failed); errors (could not run) exit 2 through `main`.
+fn run_verify(args: exhibit::cli::VerifyArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
+    use exhibit::verify::{verify, Verdict, VerifyOptions};
+    let mut opts = VerifyOptions::new(&args.path);
+    opts.hashes = args.hashes.clone();
+    opts.side_files = !args.no_side_files;
+    opts.workers = args.workers;
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let show = !args.quiet && !args.json;
+    let drawer = show.then(|| spawn_progress(Arc::clone(&progress), Arc::clone(&done)));
+    let clock = Instant::now();
+    let result = verify(&opts, &progress, stop);
+    let seconds = clock.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    if let Some(d) = drawer {
+        let _ = d.join();
+    }
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(report.exit_code());
+    }
+    for c in &report.checks {
+        if args.quiet && c.verdict != Verdict::Fail {
+            continue;
+        }
+        let tag = match c.verdict {
+            Verdict::Pass => "ok  ",
+            Verdict::Fail => "FAIL",
+            Verdict::Note => "note",
+        };
+        let topic = serde_json::to_value(c.topic)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!("{tag}  {topic:<18} {}", c.message);
+    }
+    let bytes: u64 = report.images.iter().map(|i| i.media_bytes).sum();
+    if !args.quiet {
+        for image in &report.images {
+            for (alg, hex) in &image.computed {
+                println!(
+                    "{:<7} {hex}  (computed from {})",
+                    alg.name(),
+                    image.files[0].display()
+                );
+            }
+        }
+    }
+    let rate = if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    };
+    let summary = format!("{} media bytes in {seconds:.2} s ({rate:.0} MB/s)", bytes);
+    if report.exit_code() == exhibit::verify::EXIT_VERIFIED {
+        println!(
+            "exhibit: VERIFIED: all {} checks passed; {summary}",
+            report.passed()
+        );
+    } else if report.failed() == 0 {
+        println!("exhibit: NOT VERIFIED: nothing to check against; {summary}");
+    } else {
+        println!(
+            "exhibit: FAILED: {} of {} checks failed; {summary}",
+            report.failed(),
+            report.failed() + report.passed()
+        );
+    }
+    Ok(report.exit_code())
+}
+
+/// `exhibit info`: a readable summary, or JSON with `--json`.
+fn run_info(args: exhibit::cli::InfoArgs) -> anyhow::Result<i32> {
+    let i = exhibit::info::info(&args.path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(0);
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    println!("path          {}", i.path.display());
+    println!(
+        "format        {}",
+        opt(i.format.map(|f| f.name().to_string()))
+    );
+    println!(
+        "media size    {}",
+        opt(i.media_size.map(|s| format!("{s} bytes")))
+    );
+    println!(
+        "sector size   {}",
+        opt(i.sector_size.map(|s| s.to_string()))
+    );
+    for f in &i.files {
+        println!("file          {} ({} bytes)", f.path.display(), f.size);
+    }
+    let c = &i.case;
+    for (k, v) in [
+        ("case number", &c.case_number),
+        ("evidence no.", &c.evidence_number),
+        ("examiner", &c.examiner),
+        ("description", &c.description),
+        ("notes", &c.notes),
+    ] {
+        if let Some(v) = v {
+            println!("{k:<13} {v}");
+        }
+    }
+    if let Some(e) = &i.e01 {
+        println!(
+            "chunks        {} × {} bytes ({} sectors); volume says {}",
+            e.chunks_in_tables, e.chunk_size, e.sectors_per_chunk, e.volume_chunk_count
+        );
+        println!(
+            "compression   {} (level byte {})",
+            match e.compression_level {
+                0 => "none",
+                1 => "fast",
+                2 => "best",
+                _ => "unknown",
+            },
+            e.compression_level
+        );
+        println!(
+            "media type    {} flags {:#04x}, error granularity {} sectors, GUID {}",
+            e.media_type, e.media_flags, e.error_granularity, e.guid
+        );
+        for (k, v) in &e.header_fields {
+            if !v.is_empty() {
+                println!("header {k:<6} {v}");
+            }
+        }
+        for p in &e.problems {
+            println!("PROBLEM       {p}");
+        }
+    }
+    for h in &i.stored_hashes {
+        println!("{:<13} {}  ({})", h.algorithm.name(), h.hex, h.source);
+    }
+    if i.acquisition_errors.is_empty() {
+        println!("acq. errors   none recorded");
+    }
+    for e in &i.acquisition_errors {
+        println!(
+            "acq. error    sectors {}..{} ({})",
+            e.first_sector,
+            e.first_sector + e.sector_count,
+            e.source
+        );
+    }
+    if let Some(r) = &i.record {
+        println!("record        {}", r.path.display());
+        println!(
+            "  status      {}{}",
+            r.status,
+            r.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        );
+        println!("  tool        {}", r.tool);
+        println!("  started     {}", r.started_utc);
+        println!("  finished    {}", opt(r.finished_utc.clone()));
+        println!("  source      {} ({})", r.source.display(), r.source_kind);
+        if let Some(m) = &r.source_model {
+            println!("  model       {m}");
+        }
+        if let Some(s) = &r.source_serial {
+            println!("  serial      {s}");
+        }
+        println!("  host        {}", r.host);
+        println!("  unreadable  {} sectors", r.unreadable_sectors);
+        if let Some(m) = r.megabytes_per_second {
+            println!("  speed       {m:.0} MB/s");
+        }
+    }
+    Ok(0)
 }

@@ -5,6 +5,7 @@
 //! hashes, the unreadable runs), so that formats which store hashes (E01) can close.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::block::Block;
 use crate::error::Result;
@@ -42,8 +43,9 @@ pub trait Sink: Send {
     /// Short name for messages and the record (`raw`, `e01`).
     fn name(&self) -> &'static str;
 
-    /// Takes the next block; blocks arrive in order, without gaps.
-    fn write_block(&mut self, block: &Block) -> Result<()>;
+    /// Takes the next block; blocks arrive in order, without gaps. A sink that hands work to
+    /// other threads keeps a clone of the `Arc` rather than copying the bytes.
+    fn write_block(&mut self, block: &Arc<Block>) -> Result<()>;
 
     /// Closes the output after the last block: writes trailers, syncs to disk, and lists the
     /// files written. Only after this returns may the record say "complete".

@@ -82,6 +82,8 @@ pub struct Source {
 const BLKSSZGET: libc::c_ulong = 0x1268;
 const BLKPBSZGET: libc::c_ulong = 0x127b;
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+const BLKROSET: libc::c_ulong = 0x125d;
+const BLKROGET: libc::c_ulong = 0x125e;
 
 impl Source {
     /// Opens `path` read-only. With `direct`, O_DIRECT is tried first and the plain page
@@ -229,6 +231,42 @@ impl Source {
                 r => return r,
             }
         }
+    }
+
+    /// Whether the kernel's read-only flag is set on the source device (`blockdev --getro`);
+    /// `None` for a file.
+    pub fn kernel_read_only(&self) -> Option<bool> {
+        self.device?;
+        ioctl_u32(self.file.as_raw_fd(), BLKROGET)
+            .ok()
+            .map(|v| v != 0)
+    }
+
+    /// Sets the kernel's read-only flag on the source device (BLKROSET, as `blockdev
+    /// --setro`), so that nothing on this machine (an automounter, a journal replay) can write
+    /// to it through this device node. It stays set after exhibit exits; `blockdev --setrw`
+    /// clears it. Not a substitute for a hardware write blocker: other paths to the disk
+    /// (partitions opened earlier, other nodes) are not covered.
+    pub fn set_kernel_read_only(&self) -> Result<()> {
+        if self.device.is_none() {
+            return Err(Error::InvalidOption(format!(
+                "--set-readonly: {} is a file, not a block device",
+                self.path.display()
+            )));
+        }
+        let one: libc::c_int = 1;
+        // SAFETY: BLKROSET reads one int.
+        let r = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                BLKROSET as _,
+                &one as *const libc::c_int,
+            )
+        };
+        if r < 0 {
+            return Err(Error::io(&self.path, io::Error::last_os_error()));
+        }
+        Ok(())
     }
 
     /// Refuses an output path that is the source, or whose filesystem lives on the source

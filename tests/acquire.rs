@@ -572,3 +572,157 @@ fn an_interrupted_acquisition_says_so() {
         "the map shows what was not read:\n{map}"
     );
 }
+
+#[test]
+fn tmpfs_and_the_page_cache_are_recorded_truthfully() {
+    let shm = Path::new("/dev/shm");
+    let is_tmpfs = std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains("tmpfs"))
+    });
+    if !is_tmpfs {
+        eprintln!("SKIPPED tmpfs_and_the_page_cache_are_recorded_truthfully: no tmpfs at /dev/shm");
+        return;
+    }
+    let src_dir = tempfile::Builder::new()
+        .prefix("exhibit-test-")
+        .tempdir_in(shm)
+        .unwrap();
+    let src = make_source(src_dir.path(), "src", (1 << 20) + 777, 4);
+    // tmpfs learned O_DIRECT in Linux 6.6; whatever this kernel does, the record must say it.
+    let direct_ok = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&src)
+            .is_ok()
+    };
+    let dir = tempdir();
+    for engine in ["uring", "sync"] {
+        let base = dir.path().join(format!("img-{engine}"));
+        acquire(&src, &base, &["--io", engine], 0);
+        assert_good_image(&src, &base);
+        let rec = record(&base);
+        assert_eq!(rec["reader"]["direct_io"].as_bool(), Some(direct_ok));
+        if !direct_ok {
+            assert!(
+                rec["reader"]["engine_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("O_DIRECT"),
+                "{:?}",
+                rec["reader"]
+            );
+        }
+    }
+    // --no-direct is always the page cache, and says so.
+    let base = dir.path().join("img-cached");
+    acquire(&src, &base, &["--no-direct"], 0);
+    assert_good_image(&src, &base);
+    let rec = record(&base);
+    assert_eq!(rec["reader"]["direct_io"].as_bool(), Some(false));
+    assert!(rec["reader"]["engine_reason"]
+        .as_str()
+        .unwrap()
+        .contains("O_DIRECT"));
+    // Outputs on tmpfs too: written without O_DIRECT.
+    let base = src_dir.path().join("img");
+    acquire(&src, &base, &[], 0);
+    assert_good_image(&src, &base);
+}
+
+#[test]
+fn sigterm_stops_cleanly_too() {
+    let dir = tempdir();
+    let src = dir.path().join("big");
+    std::fs::File::create(&src)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let base = dir.path().join("img");
+    let mut child = exhibit()
+        .args([
+            "acquire",
+            src.to_str().unwrap(),
+            "-o",
+            base.to_str().unwrap(),
+            "--quiet",
+        ])
+        .args(["--io", "sync", "--block-size", "4K", "--format", "raw,e01"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+    let rec = record(&base);
+    assert_eq!(rec["outcome"]["status"].as_str(), Some("interrupted"));
+    let kinds: Vec<&str> = rec["outputs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"e01-segment-incomplete"), "{kinds:?}");
+    // libewf refuses the unfinished E01 (no `done` section).
+    if Command::new("ewfverify").arg("-V").output().is_ok() {
+        let out = Command::new("ewfverify")
+            .arg("-q")
+            .arg(with_ext(&base, "E01"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "an interrupted E01 must not verify");
+    }
+}
+
+#[test]
+fn set_readonly_makes_the_kernel_refuse_writes_to_the_source() {
+    if skip_without_loop("set_readonly_makes_the_kernel_refuse_writes_to_the_source") {
+        return;
+    }
+    let dir = tempdir();
+    let file = make_source(dir.path(), "disk", 2 << 20, 31);
+    let dev = LoopDevice::attach(&file, 512, false, false);
+    let getro = || {
+        let out = Command::new("blockdev")
+            .args(["--getro", dev.as_str()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(getro(), "0");
+    let base = dir.path().join("img");
+    acquire(&dev.path, &base, &["--set-readonly"], 0);
+    assert_good_image(&file, &base);
+    assert_eq!(getro(), "1");
+    assert_eq!(
+        record(&base)["source"]["kernel_read_only"].as_bool(),
+        Some(true)
+    );
+    // A write through the device node is now refused by the kernel.
+    let out = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", dev.as_str()),
+            "bs=512",
+            "count=1",
+            "oflag=direct",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the kernel accepted a write to a read-only device"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), pattern(2 << 20, 31));
+    // A file source cannot be flagged.
+    let out = run(&[
+        "acquire",
+        file.to_str().unwrap(),
+        "-o",
+        dir.path().join("f").to_str().unwrap(),
+        "--set-readonly",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -147,8 +147,14 @@ fn abandoned_set_is_incomplete() {
     let mut buf = pool.take();
     buf[..BLOCK].copy_from_slice(&data[..BLOCK]);
     use exhibit::sink::Sink;
-    sink.write_block(&exhibit::block::Block::new(0, 0, buf, BLOCK, vec![]))
-        .unwrap();
+    sink.write_block(&std::sync::Arc::new(exhibit::block::Block::new(
+        0,
+        0,
+        buf,
+        BLOCK,
+        vec![],
+    )))
+    .unwrap();
     let files = Box::new(sink).abandon();
     assert_eq!(files.len(), 1);
     let first = dir.path().join("abandoned.E01");
@@ -222,7 +228,7 @@ fn several_tables_in_one_segment() {
         let buf = pool.take();
         md5.update(&buf[..len]);
         sha1.update(&buf[..len]);
-        sink.write_block(&Block::new(i, off, buf, len, vec![]))
+        sink.write_block(&std::sync::Arc::new(Block::new(i, off, buf, len, vec![])))
             .unwrap();
         off += len as u64;
         i += 1;
@@ -268,8 +274,14 @@ fn odd_block_sizes() {
         let mut buf = pool.take();
         buf[..piece.len()].copy_from_slice(piece);
         let offset = (i * 195 * 512) as u64;
-        sink.write_block(&Block::new(i as u64, offset, buf, piece.len(), vec![]))
-            .unwrap();
+        sink.write_block(&std::sync::Arc::new(Block::new(
+            i as u64,
+            offset,
+            buf,
+            piece.len(),
+            vec![],
+        )))
+        .unwrap();
     }
     let summary = MediaSummary {
         media_size: data.len() as u64,
@@ -294,7 +306,7 @@ fn short_input_is_not_finished() {
     let pool = BufferPool::new(2, BLOCK);
     let mut buf = pool.take();
     buf.copy_from_slice(&data[..BLOCK]);
-    sink.write_block(&Block::new(0, 0, buf, BLOCK, vec![]))
+    sink.write_block(&std::sync::Arc::new(Block::new(0, 0, buf, BLOCK, vec![])))
         .unwrap();
     let summary = MediaSummary {
         media_size: data.len() as u64,

@@ -41,7 +41,24 @@ fn tail_room(error2_entries: usize) -> u64 {
 
 struct Job {
     seq: u64,
-    data: Vec<u8>,
+    data: JobData,
+}
+
+/// The media bytes of one compression job. Whole chunks are compressed straight from the
+/// reader's shared block (no copy per consumer); only a chunk that straddles two blocks (a
+/// block size that is not a multiple of the chunk size) is assembled in an owned buffer.
+enum JobData {
+    Owned(Vec<u8>),
+    Shared(Arc<Block>, std::ops::Range<usize>),
+}
+
+impl JobData {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            JobData::Owned(v) => v,
+            JobData::Shared(block, range) => &block.data()[range.clone()],
+        }
+    }
 }
 
 struct Encoded {
@@ -85,9 +102,9 @@ impl Pool {
                             // the writer waits for forever.
                             let encoded =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    let mut stored = Vec::with_capacity(job.data.len() + 64);
-                                    let chunks = job
-                                        .data
+                                    let bytes = job.data.bytes();
+                                    let mut stored = Vec::with_capacity(bytes.len() + 64);
+                                    let chunks = bytes
                                         .chunks(chunk_size)
                                         .map(|c| {
                                             let before = stored.len();
@@ -477,9 +494,10 @@ impl E01Sink {
     fn submit(&mut self, len: usize) -> Result<()> {
         let rest = self.job_buf.split_off(len);
         let data = std::mem::replace(&mut self.job_buf, rest);
-        if self.job_buf.capacity() < self.job_bytes {
-            self.job_buf.reserve(self.job_bytes - self.job_buf.len());
-        }
+        self.submit_job(JobData::Owned(data))
+    }
+
+    fn submit_job(&mut self, data: JobData) -> Result<()> {
         while self.in_flight >= self.max_in_flight {
             self.collect_one()?;
         }
@@ -590,7 +608,7 @@ impl Sink for E01Sink {
         "e01"
     }
 
-    fn write_block(&mut self, block: &Block) -> Result<()> {
+    fn write_block(&mut self, block: &Arc<Block>) -> Result<()> {
         if block.offset != self.media_received {
             return Err(Error::Internal(format!(
                 "E01 sink expected the block at byte {}, got {}",
@@ -608,21 +626,30 @@ impl Sink for E01Sink {
         // last segment's closing sections fit within the segment size.
         self.out.expected_error2 += block.unreadable.len();
         let job_bytes = self.job_bytes;
-        let mut data = block.data();
-        while !data.is_empty() {
-            let take = (job_bytes - self.job_buf.len()).min(data.len());
+        let chunk = self.chunk_size;
+        let data = block.data();
+        let mut pos = 0;
+        // Complete a chunk left over from the previous block by copying.
+        if !self.job_buf.is_empty() {
+            let take = (chunk - self.job_buf.len() % chunk).min(data.len());
             self.job_buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.job_buf.len() == job_bytes {
-                self.submit(job_bytes)?;
+            pos = take;
+            if self.job_buf.len() % chunk == 0 {
+                let len = self.job_buf.len();
+                self.submit(len)?;
             }
         }
-        self.media_received = block.end();
-        // Whole chunks go now; a partial one waits for the next block (or finish).
-        let whole = self.job_buf.len() / self.chunk_size * self.chunk_size;
-        if whole > 0 && whole < self.job_buf.len() {
-            self.submit(whole)?;
+        // Whole chunks go to the compressors by reference to the shared block.
+        if self.job_buf.is_empty() {
+            while data.len() - pos >= chunk {
+                let len = ((data.len() - pos) / chunk * chunk).min(job_bytes);
+                self.submit_job(JobData::Shared(Arc::clone(block), pos..pos + len))?;
+                pos += len;
+            }
         }
+        // A partial chunk waits for the next block (or finish).
+        self.job_buf.extend_from_slice(&data[pos..]);
+        self.media_received = block.end();
         Ok(())
     }
 

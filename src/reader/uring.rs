@@ -29,6 +29,18 @@ struct InFlight {
     got: usize,
 }
 
+impl InFlight {
+    /// The finished read, successful or failed with a media `errno`.
+    fn completed(self, failed: Option<i32>) -> Completed {
+        Completed {
+            buf: self.buf,
+            offset: self.offset,
+            len: self.want,
+            failed,
+        }
+    }
+}
+
 struct Completed {
     buf: PooledBuf,
     offset: u64,
@@ -228,15 +240,7 @@ impl<'a> UringReader<'a> {
                             drop(io);
                             return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
                         }
-                        done.insert(
-                            index,
-                            Completed {
-                                buf: io.buf,
-                                offset: io.offset,
-                                len: io.want,
-                                failed: Some(errno),
-                            },
-                        );
+                        done.insert(index, io.completed(Some(errno)));
                     } else if res == 0 && io.got < io.want {
                         let at = io.offset + io.got as u64;
                         drop(io);
@@ -252,15 +256,7 @@ impl<'a> UringReader<'a> {
                         if io.got < io.want {
                             self.submit_read(index, io)?;
                         } else {
-                            done.insert(
-                                index,
-                                Completed {
-                                    buf: io.buf,
-                                    offset: io.offset,
-                                    len: io.want,
-                                    failed: None,
-                                },
-                            );
+                            done.insert(index, io.completed(None));
                         }
                     }
                 }

@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::block::Block;
 use crate::buffer::ALIGN;
@@ -281,7 +282,7 @@ impl Sink for RawSink {
         "raw"
     }
 
-    fn write_block(&mut self, block: &Block) -> Result<()> {
+    fn write_block(&mut self, block: &Arc<Block>) -> Result<()> {
         let seg_size = self.layout.segment_size();
         let mut data = block.data();
         let mut pos = block.offset;

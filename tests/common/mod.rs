@@ -126,6 +126,11 @@ impl LoopDevice {
         );
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let backing = std::fs::canonicalize(file).unwrap();
+        // The kernel's read-only flag outlives a detach (a `--set-readonly` test sets it), and
+        // `losetup -f` reuses free devices: make a writable attachment writable.
+        if !read_only {
+            let _ = Command::new("blockdev").arg("--setrw").arg(&path).status();
+        }
         // This kernel may not scan partition tables itself; partx adds them via BLKPG.
         if partitions && !Path::new(&format!("{}p1", path.display())).exists() {
             let _ = Command::new("partx").arg("-a").arg(&path).output();
@@ -158,6 +163,8 @@ impl Drop for LoopDevice {
         let backing = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
             .unwrap_or_default();
         if Path::new(backing.trim()) == self.backing {
+            // Leave the device as losetup would give it to the next user: writable.
+            let _ = Command::new("blockdev").arg("--setrw").arg(&self.path).status();
             let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
         }
     }

@@ -97,7 +97,8 @@ pub fn feed(mut sink: E01Sink, data: &[u8], bad: &[BadRun], bps: u32) -> Vec<Out
             .cloned()
             .collect();
         let block = Block::new(i as u64, offset, buf, piece.len(), runs);
-        sink.write_block(&block).expect("write_block");
+        sink.write_block(&std::sync::Arc::new(block))
+            .expect("write_block");
     }
     let summary = MediaSummary {
         media_size: data.len() as u64,

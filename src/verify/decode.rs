@@ -1,0 +1,454 @@
+//! E01 chunks decoded on all cores, handed on in media order.
+//!
+//! ```text
+//!  reader thread ──▶ batches of contiguous stored chunks (one large pread each)
+//!       │               + an output buffer taken from the pool, in media order
+//!       ▼
+//!  N decode workers (ChunkDecoder: zlib stream + trailer, or raw + Adler-32)
+//!       │
+//!       ▼
+//!  this thread: reorders by batch number ──▶ Feed ──▶ hash threads, piece list
+//! ```
+//! Chunk places come from the structural checker ([`E01Image::chunk_place`]); decoding is the
+//! checker's own [`ChunkDecoder`], so the faults and their wording are the same as
+//! [`E01Image::read_media`]'s. A damaged chunk is handed on as zeros (offsets stay true) and
+//! reported with its place. Output buffers are taken in batch order, so the earliest
+//! unfinished batch always holds one: the pipeline cannot deadlock, and memory is bounded by
+//! the pool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use super::stream::{Feed, BLOCK_SIZE, POOL_BLOCKS};
+use crate::buffer::PooledBuf;
+use crate::error::{Error, Result};
+use crate::ewf::compress::ChunkDecoder;
+use crate::ewf::{naming, E01Image, Problem};
+
+/// Largest chunk decoded (the checker's own limit).
+const MAX_CHUNK: u64 = 64 << 20;
+/// Memory for output buffers when chunks are huge.
+const MAX_POOL_BYTES: usize = 256 << 20;
+
+/// (buffer length, buffer count) for chunks of `chunk_size` bytes, `media_size` bytes of
+/// media and `workers` decoders: whole chunks per buffer, no larger than the media needs.
+pub(super) fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usize, usize) {
+    let cs = usize::try_from(chunk_size.clamp(1, MAX_CHUNK)).unwrap_or(BLOCK_SIZE);
+    let media_chunks = usize::try_from(media_size.div_ceil(cs as u64)).unwrap_or(usize::MAX);
+    let len = if cs >= BLOCK_SIZE {
+        cs
+    } else {
+        (BLOCK_SIZE / cs).min(media_chunks.max(1)) * cs
+    };
+    let count = (POOL_BLOCKS + 2 * workers).min((MAX_POOL_BYTES / len).max(2));
+    (len, count)
+}
+
+struct Item {
+    /// Chunk number in media order.
+    index: u64,
+    segment: PathBuf,
+    /// Where it is stored (none for a chunk of a missing segment).
+    offset: Option<u64>,
+    /// Offset in the batch's stored bytes.
+    at: usize,
+    stored: usize,
+    compressed: bool,
+    /// Media bytes of this chunk.
+    expected: usize,
+    /// Known bad before decoding (implausible size, unreadable).
+    fault: Option<String>,
+}
+
+struct Batch {
+    seq: u64,
+    items: Vec<Item>,
+    data: Vec<u8>,
+    out: PooledBuf,
+}
+
+struct Done {
+    seq: u64,
+    out: PooledBuf,
+    len: usize,
+    problems: Vec<Problem>,
+}
+
+fn chunk_problem(item: &Item, chunk_size: u64, message: String) -> Problem {
+    let start = item.index * chunk_size;
+    Problem {
+        segment: item.segment.clone(),
+        section: Some("sectors".into()),
+        offset: item.offset,
+        chunk: Some(item.index),
+        media_range: Some(start..start + item.expected as u64),
+        message,
+    }
+}
+
+/// Decodes every chunk of `img` on `workers` threads into `feed`, in media order. Returns the
+/// chunk problems (damaged, unreadable, missing). Errors only for an interruption or a
+/// thread that could not start.
+/// Where the chunks of a missing middle segment belong. The tables of the segments present
+/// list fewer chunks than the media needs; when exactly one run of segments is missing, the
+/// shortfall is exactly that run's chunks, and they sit before the first chunk of the next
+/// segment present. Returns (first table chunk after the gap, chunks missing, first missing
+/// segment's path). With two separate gaps the split between them is unknown: `None`, and
+/// the shortfall is reported at the end as before.
+fn missing_gap(img: &E01Image, first: &Path, needed: u64) -> Option<(u64, u64, PathBuf)> {
+    let (base, lower) = naming::base_of_first_segment(first)?;
+    let mut numbers: HashMap<PathBuf, u32> = HashMap::new();
+    let mut missing: Vec<u32> = Vec::new();
+    let mut n = 1u32;
+    for p in img.segment_paths() {
+        loop {
+            let name = naming::sibling_path(&base, lower, n)?;
+            if name == p {
+                break;
+            }
+            missing.push(n);
+            n += 1;
+        }
+        numbers.insert(p, n);
+        n += 1;
+    }
+    let (&a, &b) = (missing.first()?, missing.last()?);
+    if u64::from(b - a) + 1 != missing.len() as u64 {
+        return None;
+    }
+    let listed = img.chunk_count();
+    if needed <= listed {
+        return None;
+    }
+    // First table chunk stored in a segment after the gap (chunks are in segment order).
+    let after = |t: u64| {
+        img.chunk_place(t)
+            .and_then(|c| numbers.get(&c.segment).copied())
+            .is_some_and(|num| num > b)
+    };
+    let (mut lo, mut hi) = (0u64, listed);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if after(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some((lo, needed - listed, naming::sibling_path(&base, lower, a)?))
+}
+
+pub(super) fn decode_parallel(
+    img: &E01Image,
+    first: &Path,
+    feed: &mut Feed<'_>,
+    workers: usize,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let Some(v) = img.volume() else {
+        return Ok(problems);
+    };
+    let media = v.media_size();
+    let cs = v.chunk_size();
+    if cs == 0 || cs > MAX_CHUNK {
+        return Ok(problems);
+    }
+    let pool = feed.pool();
+    let per_batch = (pool.buffer_len() as u64 / cs).max(1) as usize;
+    let workers = workers.max(1);
+    let halt = AtomicBool::new(false);
+    let last_segment = img.segment_paths().last().cloned().unwrap_or_default();
+    let gap = missing_gap(img, first, media.div_ceil(cs));
+    // Media chunk → table chunk, or None inside the gap.
+    let table_index = |m: u64| match &gap {
+        Some((at, n, _)) if m >= *at => (m >= at + n).then(|| m - n),
+        _ => Some(m),
+    };
+    // Filled by the reader when the tables run out before the media does.
+    let tail: Mutex<Option<Problem>> = Mutex::new(None);
+
+    std::thread::scope(|scope| -> Result<Vec<Problem>> {
+        let (work_tx, work_rx) = sync_channel::<Batch>(workers * 2);
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (done_tx, done_rx) = channel::<Done>();
+
+        // Reader: groups contiguous chunks, one pread per batch.
+        let halt_r = &halt;
+        let gap_r = &gap;
+        let tail_r = &tail;
+        let pool_r = pool.clone();
+        let stopping = || halt_r.load(Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("verify-e01-read".into())
+            .spawn_scoped(scope, move || {
+                let mut files: HashMap<PathBuf, Option<File>> = HashMap::new();
+                let mut index = 0u64;
+                let mut seq = 0u64;
+                let mut at = 0u64;
+                while at < media && !stopping() {
+                    let mut items: Vec<Item> = Vec::new();
+                    let mut span: Option<(PathBuf, u64, u64)> = None; // segment, start, end
+                    while items.len() < per_batch && at < media {
+                        let expected = (media - at).min(cs) as usize;
+                        let Some(t) = table_index(index) else {
+                            // A chunk of the missing segment: no read, zeros, one problem.
+                            if span.is_some() {
+                                break;
+                            }
+                            let Some((_, n, path)) = gap_r.as_ref() else {
+                                break;
+                            };
+                            items.push(Item {
+                                index,
+                                segment: path.clone(),
+                                offset: None,
+                                at: 0,
+                                stored: 0,
+                                compressed: false,
+                                expected,
+                                fault: Some(format!(
+                                    "in the missing segment file ({n} chunks of the media are in it)"
+                                )),
+                            });
+                            index += 1;
+                            at += expected as u64;
+                            continue;
+                        };
+                        if span.is_none() && !items.is_empty() {
+                            // The batch so far is gap chunks: keep reads apart from them.
+                            break;
+                        }
+                        let Some(place) = img.chunk_place(t) else {
+                            let mut t = tail_r.lock().unwrap_or_else(|e| e.into_inner());
+                            *t = Some(Problem {
+                                segment: last_segment.clone(),
+                                section: Some("sectors".into()),
+                                offset: None,
+                                chunk: Some(index),
+                                media_range: Some(at..media),
+                                message: format!(
+                                    "media bytes {at}..{media} are in no chunk (the tables list {} chunks); reading stops here",
+                                    img.chunk_count()
+                                ),
+                            });
+                            at = media;
+                            break;
+                        };
+                        let limit = if place.compressed {
+                            cs + cs / 2 + 1024
+                        } else {
+                            cs + 4
+                        };
+                        let fault = (place.stored_size > limit || place.stored_size == 0).then(|| {
+                            format!(
+                                "stored size {} implausible for a {cs}-byte chunk",
+                                place.stored_size
+                            )
+                        });
+                        let contiguous = match &span {
+                            None => true,
+                            Some((seg, _, end)) => *seg == place.segment && *end == place.offset,
+                        };
+                        if !contiguous && !items.is_empty() {
+                            break;
+                        }
+                        let stored = if fault.is_some() { 0 } else { place.stored_size };
+                        let rel = span.as_ref().map_or(0, |s| s.2 - s.1) as usize;
+                        match &mut span {
+                            None => span = Some((place.segment.clone(), place.offset, place.offset + stored)),
+                            Some(s) => s.2 += stored,
+                        }
+                        items.push(Item {
+                            index,
+                            segment: place.segment,
+                            offset: Some(place.offset),
+                            at: rel,
+                            stored: stored as usize,
+                            compressed: place.compressed,
+                            expected,
+                            fault,
+                        });
+                        index += 1;
+                        at += expected as u64;
+                    }
+                    if items.is_empty() {
+                        break;
+                    }
+                    let (seg, start, end) = span.unwrap_or_default();
+                    let mut data = vec![0u8; (end - start) as usize];
+                    let got = if data.is_empty() {
+                        Ok(0)
+                    } else {
+                        let file = files
+                            .entry(seg.clone())
+                            .or_insert_with(|| File::open(&seg).ok());
+                        match file {
+                            Some(f) => read_upto(f, &mut data, start),
+                            None => Err(std::io::Error::other("cannot open the segment file")),
+                        }
+                    };
+                    match got {
+                        Ok(n) => {
+                            for it in &mut items {
+                                if it.fault.is_none() && it.at + it.stored > n {
+                                    it.fault = Some(
+                                        "stored chunk runs past the end of the segment file (truncated?)"
+                                            .into(),
+                                    );
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            for it in &mut items {
+                                it.fault.get_or_insert_with(|| format!("unreadable: {e}"));
+                            }
+                        }
+                    }
+                    let out = pool_r.take();
+                    let batch = Batch {
+                        seq,
+                        items,
+                        data,
+                        out,
+                    };
+                    seq += 1;
+                    if work_tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the E01 reader: {e}")))?;
+
+        for w in 0..workers {
+            let rx = Arc::clone(&work_rx);
+            let tx = done_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("verify-e01-decode-{w}"))
+                .spawn_scoped(scope, move || {
+                    let mut dec = ChunkDecoder::default();
+                    let mut tmp = Vec::with_capacity(cs as usize);
+                    // The stored stream of a full all-zero chunk, once one has decoded: writers
+                    // reuse one constant stream for every zero chunk, and inflating the same
+                    // bytes again would give the same zeros, so a byte-equal stream is a memset.
+                    let mut zero_stream: Option<Vec<u8>> = None;
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(mut b) = next else { break };
+                        let mut problems = Vec::new();
+                        let mut len = 0usize;
+                        for it in &b.items {
+                            let dst = len..len + it.expected;
+                            let stored = &b.data[it.at..it.at + it.stored];
+                            let full = it.expected as u64 == cs;
+                            if it.fault.is_none()
+                                && it.compressed
+                                && full
+                                && zero_stream.as_deref() == Some(stored)
+                            {
+                                b.out[dst].fill(0);
+                                len += it.expected;
+                                continue;
+                            }
+                            let result = match &it.fault {
+                                Some(f) => Err(f.clone()),
+                                None => dec
+                                    .decode(
+                                        stored,
+                                        it.compressed,
+                                        it.expected,
+                                        cs as usize,
+                                        &mut tmp,
+                                    )
+                                    .map_err(|f| f.to_string()),
+                            };
+                            match result {
+                                Ok(()) => {
+                                    let out = &tmp[..it.expected];
+                                    if it.compressed
+                                        && full
+                                        && zero_stream.is_none()
+                                        && crate::ewf::compress::is_all_zero(out)
+                                    {
+                                        zero_stream = Some(stored.to_vec());
+                                    }
+                                    b.out[dst].copy_from_slice(out);
+                                }
+                                Err(m) => {
+                                    b.out[dst].fill(0);
+                                    problems.push(chunk_problem(it, cs, m));
+                                }
+                            }
+                            len += it.expected;
+                        }
+                        let done = Done {
+                            seq: b.seq,
+                            out: b.out,
+                            len,
+                            problems,
+                        };
+                        if tx.send(done).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start an E01 decoder: {e}")))?;
+        }
+        drop(done_tx);
+
+        let result = deliver(done_rx, feed, &mut problems);
+        if result.is_err() {
+            halt.store(true, Ordering::Relaxed);
+        }
+        result?;
+        if let Some(t) = tail.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            problems.push(t);
+        }
+        problems.sort_by_key(|p| p.chunk);
+        Ok(problems)
+    })
+}
+
+/// Hands finished batches to the feed in order. On an error the receiver and every held
+/// buffer are dropped, which lets the workers and the reader run out.
+fn deliver(
+    done_rx: Receiver<Done>,
+    feed: &mut Feed<'_>,
+    problems: &mut Vec<Problem>,
+) -> Result<()> {
+    let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut next = 0u64;
+    for d in done_rx {
+        waiting.insert(d.seq, d);
+        while let Some(d) = waiting.remove(&next) {
+            problems.extend(d.problems);
+            if feed.stopping() {
+                return Err(Error::Interrupted("a signal"));
+            }
+            feed.send(d.out, d.len)?;
+            next += 1;
+        }
+    }
+    if !waiting.is_empty() {
+        return Err(Error::Internal("an E01 decoder stopped early".into()));
+    }
+    Ok(())
+}
+
+/// Reads as much of `buf` as the file holds from `offset`; returns the bytes read.
+fn read_upto(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

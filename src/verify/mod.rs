@@ -1,0 +1,1124 @@
+//! `exhibit verify`: re-reads an image once, recomputes its hashes, compares them with every
+//! reference it can find, and (for E01) checks the container, naming every damaged place.
+//!
+//! What can be verified (`VerifyOptions::path`):
+//!
+//! | path | image | references |
+//! |---|---|---|
+//! | `BASE.raw` (any file) | the file | `BASE.yaml`, `BASE.md5/.sha1/.sha256`, `BASE.crc64` |
+//! | `BASE.001` | `BASE.001`, `BASE.002`, … concatenated | same |
+//! | `BASE.E01` | the segment set, structure and every chunk | its `hash`/`digest`, same side files |
+//! | `BASE.yaml` | every output the record lists | the record, its hash logs and piece list |
+//!
+//! One pass per image: a producer reads (raw) or decodes (E01) the media into pooled buffers,
+//! and each buffer is shared by reference with one thread per hash algorithm and the
+//! CRC-64 piece-list thread ([`stream`]). Results are data ([`VerifyReport`], a list of
+//! [`Check`]s); the library never prints. See docs/verify.md for what each check means.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::audit::AuditRecord;
+use crate::error::{Error, Result};
+use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
+use crate::pieces::PieceList;
+use crate::progress::Progress;
+
+mod decode;
+mod e01;
+pub mod refs;
+pub mod stream;
+
+use refs::{file_name, normal_hex, parse_log, side_file, Reference};
+
+/// Exit code: every check passed.
+pub const EXIT_VERIFIED: i32 = 0;
+/// Exit code: at least one check failed (hash mismatch, damage, missing file).
+pub const EXIT_FAILED_CHECK: i32 = 1;
+/// Exit code: verification could not run (no such file, not an image, bad option).
+pub const EXIT_CANNOT_RUN: i32 = 2;
+
+/// Most damaged ranges listed one by one from a piece list; the rest are counted.
+const MAX_LISTED_RANGES: usize = 1000;
+
+/// What to verify and how.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// `BASE.E01`, `BASE.raw` (or any raw file), `BASE.001`, or the record `BASE.yaml`.
+    pub path: PathBuf,
+    /// Hashes to recompute (default: MD5, SHA-1 and SHA-256). A reference for an algorithm
+    /// not computed is reported as not checked.
+    pub hashes: Vec<HashAlgorithm>,
+    /// Look for `BASE.yaml`, hash logs and `BASE.crc64` beside an image (default true).
+    pub side_files: bool,
+    /// Threads that decode E01 chunks (default 0: one per core).
+    pub workers: usize,
+}
+
+impl VerifyOptions {
+    /// Defaults for `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        VerifyOptions {
+            path: path.into(),
+            hashes: HashAlgorithm::ALL.to_vec(),
+            side_files: true,
+            workers: 0,
+        }
+    }
+}
+
+/// The verdict of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The check passed.
+    Pass,
+    /// The check failed: the exit code is 1.
+    Fail,
+    /// Information that is not a check (what was not checked, and why; acquisition errors).
+    Note,
+}
+
+/// What a check looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topic {
+    /// A media hash against a reference.
+    Hash,
+    /// The media size against the record or piece list.
+    Size,
+    /// Media bytes whose CRC-64 differs from the piece list.
+    Damage,
+    /// E01 container structure (sections, tables, segments).
+    Container,
+    /// One E01 chunk (checksum, zlib stream).
+    Chunk,
+    /// The audit record itself (its outcome, its outputs).
+    Record,
+    /// A file the record lists (present, size).
+    Output,
+    /// A side file (hash log, piece list) that could not be used.
+    SideFile,
+    /// Unreadable sectors recorded at acquisition.
+    AcquisitionErrors,
+}
+
+/// A half-open byte range of the media.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// One line of the verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Pass, fail or note.
+    pub verdict: Verdict,
+    /// What was checked.
+    pub topic: Topic,
+    /// A sentence naming the place and what was found.
+    pub message: String,
+    /// The media bytes concerned, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_range: Option<ByteRange>,
+}
+
+impl Check {
+    fn new(verdict: Verdict, topic: Topic, message: impl Into<String>) -> Self {
+        Check {
+            verdict,
+            topic,
+            message: message.into(),
+            media_range: None,
+        }
+    }
+
+    fn range(mut self, start: u64, end: u64) -> Self {
+        self.media_range = Some(ByteRange { start, end });
+        self
+    }
+}
+
+/// The kind of image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageFormat {
+    /// One raw file.
+    Raw,
+    /// Split raw segments `BASE.001`, `BASE.002`, ….
+    SplitRaw,
+    /// A clone on a block device (only the media size is read).
+    Device,
+    /// An E01 segment set.
+    E01,
+}
+
+impl ImageFormat {
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Raw => "raw",
+            ImageFormat::SplitRaw => "split raw",
+            ImageFormat::Device => "device",
+            ImageFormat::E01 => "E01",
+        }
+    }
+}
+
+/// What was found for one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageResult {
+    /// The format.
+    pub format: ImageFormat,
+    /// Its files (segments in order).
+    pub files: Vec<PathBuf>,
+    /// Media bytes read.
+    pub media_bytes: u64,
+    /// The hashes as recomputed, hex.
+    pub computed: Vec<(HashAlgorithm, String)>,
+    /// Wall time of the pass.
+    pub seconds: f64,
+}
+
+/// The whole verdict: images read and every check, in order.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    /// The path given.
+    pub path: PathBuf,
+    /// Each image read.
+    pub images: Vec<ImageResult>,
+    /// Every check and note.
+    pub checks: Vec<Check>,
+}
+
+impl VerifyReport {
+    /// Checks that passed.
+    pub fn passed(&self) -> usize {
+        self.count(Verdict::Pass)
+    }
+
+    /// Checks that failed.
+    pub fn failed(&self) -> usize {
+        self.count(Verdict::Fail)
+    }
+
+    fn count(&self, v: Verdict) -> usize {
+        self.checks.iter().filter(|c| c.verdict == v).count()
+    }
+
+    /// [`EXIT_VERIFIED`] when at least one check ran and none failed, else
+    /// [`EXIT_FAILED_CHECK`].
+    pub fn exit_code(&self) -> i32 {
+        if self.failed() == 0 && self.passed() > 0 {
+            EXIT_VERIFIED
+        } else {
+            EXIT_FAILED_CHECK
+        }
+    }
+}
+
+/// One image to read, and what to compare it with.
+#[derive(Debug)]
+struct Plan {
+    format: ImageFormat,
+    files: Vec<PathBuf>,
+    /// Read at most this many bytes (a device is larger than the media on it).
+    limit: Option<u64>,
+    /// Each file's size as recorded: a missing or short file is read as zeros up to it, so
+    /// that later offsets stay true and the piece list names exactly what is missing.
+    recorded_sizes: Option<Vec<u64>>,
+    /// Unreadable sector runs (first, count) the record lists, to compare with E01 `error2`.
+    recorded_unreadable: Option<Vec<(u64, u64)>>,
+    /// The media size the record states.
+    expected_size: Option<u64>,
+    refs: Vec<Reference>,
+    pieces: Option<(PathBuf, PieceList)>,
+}
+
+/// Verifies `opts.path`. Errors mean "could not run" (exit 2); everything found in the image
+/// is a [`Check`].
+pub fn verify(
+    opts: &VerifyOptions,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Result<VerifyReport> {
+    let path = &opts.path;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::InvalidOption(format!(
+            "{} is a directory; give BASE.E01, BASE.raw, BASE.001 or BASE.yaml",
+            path.display()
+        )));
+    }
+    let mut checks = Vec::new();
+    let mut algorithms = opts.hashes.clone();
+    algorithms.sort();
+    algorithms.dedup();
+
+    let plans = if is_record(path) {
+        plans_from_record(path, &mut checks)?
+    } else {
+        vec![plan_for_image(path, opts.side_files, &mut checks)?]
+    };
+    progress.set_total(
+        plans
+            .iter()
+            .map(|p| p.expected_size.or(p.limit).unwrap_or(0))
+            .sum(),
+    );
+    progress.set_phase("verifying");
+
+    let mut images = Vec::new();
+    for plan in plans {
+        images.push(run_plan(
+            plan,
+            &algorithms,
+            opts,
+            progress,
+            stop,
+            &mut checks,
+        )?);
+    }
+    Ok(VerifyReport {
+        path: path.clone(),
+        images,
+        checks,
+    })
+}
+
+fn is_record(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Sniffs the first bytes for the EWF signature.
+fn looks_like_e01(path: &Path) -> bool {
+    let mut sig = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut sig))
+        .is_ok()
+        && &sig == b"EVF\x09\x0d\x0a\xff\x00"
+}
+
+/// The segments `BASE.001`, `BASE.002`, … that exist, in order, starting at `first`.
+fn split_segments(first: &Path) -> Vec<PathBuf> {
+    let base = refs::base_of(first);
+    let mut v = Vec::new();
+    for n in 1u64.. {
+        let p = crate::sink::raw::split_name(&base, n);
+        if !p.exists() {
+            break;
+        }
+        v.push(p);
+    }
+    v
+}
+
+fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Result<Plan> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let is_block = {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false)
+    };
+    let (format, files) = if ext.eq_ignore_ascii_case("e01") || looks_like_e01(path) {
+        if !ext.eq_ignore_ascii_case("e01") {
+            return Err(Error::InvalidOption(format!(
+                "{} is an EWF segment but not the first one; give the .E01 file",
+                path.display()
+            )));
+        }
+        (ImageFormat::E01, vec![path.to_path_buf()])
+    } else if ext == "001" {
+        (ImageFormat::SplitRaw, split_segments(path))
+    } else if is_block {
+        (ImageFormat::Device, vec![path.to_path_buf()])
+    } else {
+        (ImageFormat::Raw, vec![path.to_path_buf()])
+    };
+    let mut plan = Plan {
+        format,
+        files,
+        limit: None,
+        recorded_sizes: None,
+        recorded_unreadable: None,
+        expected_size: None,
+        refs: Vec::new(),
+        pieces: None,
+    };
+    if side_files {
+        let base = refs::base_of(path);
+        let record_path = side_file(&base, "yaml");
+        let mut same_media = Vec::new();
+        if record_path.exists() {
+            match AuditRecord::read(&record_path) {
+                Ok(record) => {
+                    same_media = raw_output_names(&record);
+                    plan.recorded_unreadable = Some(unreadable_runs(&record));
+                    record_outcome_check(&record, &record_path, checks);
+                    plan.expected_size = Some(record.source.size);
+                    if format == ImageFormat::Device {
+                        plan.limit = Some(record.source.size);
+                    }
+                    plan.refs.extend(record_refs(&record, &record_path));
+                    if let Some(p) = &record.pieces {
+                        let file = beside(&record_path, &p.file);
+                        plan.pieces = load_pieces(&file, checks);
+                    }
+                }
+                Err(e) => checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::SideFile,
+                    format!(
+                        "{} is beside the image but cannot be read: {e}",
+                        file_name(&record_path)
+                    ),
+                )),
+            }
+        }
+        let image_names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
+        for alg in HashAlgorithm::ALL {
+            let log = side_file(&base, alg.name());
+            if log.exists() {
+                plan.refs.extend(log_refs(
+                    alg,
+                    &log,
+                    &image_names,
+                    format,
+                    &same_media,
+                    checks,
+                ));
+            }
+        }
+        if plan.pieces.is_none() {
+            let p = side_file(&base, "crc64");
+            if p.exists() {
+                plan.pieces = load_pieces(&p, checks);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// A file the record names, looked for beside the record first (records name outputs as
+/// given on the command line, relative to where acquire ran).
+fn beside(record_path: &Path, named: &Path) -> PathBuf {
+    let dir = record_path.parent().unwrap_or(Path::new(""));
+    if let Some(name) = named.file_name() {
+        let b = dir.join(name);
+        if b.exists() || !named.exists() {
+            return b;
+        }
+    }
+    named.to_path_buf()
+}
+
+fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Check>) {
+    let name = file_name(path);
+    match record.outcome.status.as_str() {
+        "complete" => checks.push(Check::new(
+            Verdict::Pass,
+            Topic::Record,
+            format!("{name} says the acquisition completed"),
+        )),
+        "complete-with-unreadable-sectors" => {
+            checks.push(Check::new(
+                Verdict::Pass,
+                Topic::Record,
+                format!("{name} says the acquisition completed"),
+            ));
+            let u = &record.unreadable;
+            checks.push(Check::new(
+                Verdict::Note,
+                Topic::AcquisitionErrors,
+                format!(
+                    "{} unreadable sectors ({} bytes in {} runs) were filled with zeros at acquisition; the hashes cover those zeros",
+                    u.sectors,
+                    u.bytes,
+                    u.runs.len()
+                ),
+            ));
+            for r in u.runs.iter().take(MAX_LISTED_RANGES) {
+                checks.push(
+                    Check::new(
+                        Verdict::Note,
+                        Topic::AcquisitionErrors,
+                        format!(
+                            "unreadable at acquisition: sectors {}..{} ({})",
+                            r.first_sector,
+                            r.first_sector + r.sector_count,
+                            r.error
+                        ),
+                    )
+                    .range(r.offset, r.offset + r.length),
+                );
+            }
+        }
+        other => checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!(
+                "{name} says the acquisition ended as '{other}'{}: the image is incomplete",
+                record
+                    .outcome
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+fn record_refs(record: &AuditRecord, path: &Path) -> Vec<Reference> {
+    let Some(h) = &record.hashes else {
+        return Vec::new();
+    };
+    let name = file_name(path);
+    [
+        (HashAlgorithm::Md5, &h.md5),
+        (HashAlgorithm::Sha1, &h.sha1),
+        (HashAlgorithm::Sha256, &h.sha256),
+    ]
+    .into_iter()
+    .filter_map(|(alg, v)| {
+        let v = v.as_deref()?;
+        Some(Reference {
+            algorithm: alg,
+            // A malformed value stays as written so that it fails, visibly.
+            hex: normal_hex(alg, v).unwrap_or_else(|| v.to_string()),
+            source: name.clone(),
+        })
+    })
+    .collect()
+}
+
+/// References from one hash log: lines naming `-` (the media stream), the image's own file
+/// when it is a single raw file, or a raw image the record lists as an output of the same
+/// acquisition (`same_media`: its media is this image's media).
+fn log_refs(
+    alg: HashAlgorithm,
+    log: &Path,
+    image_names: &[String],
+    format: ImageFormat,
+    same_media: &[String],
+    checks: &mut Vec<Check>,
+) -> Vec<Reference> {
+    let text = match std::fs::read(log) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("{}: cannot be read: {e}", log.display()),
+            ));
+            return Vec::new();
+        }
+    };
+    let (entries, bad) = parse_log(alg, &text);
+    let lname = file_name(log);
+    for (line, t) in bad {
+        checks.push(Check::new(
+            Verdict::Fail,
+            Topic::SideFile,
+            format!("{lname} line {line} is not a {alg} hash line: {t:?}"),
+        ));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let single = matches!(format, ImageFormat::Raw) && image_names.len() == 1;
+        // `./disk.raw` or `dir/disk.raw` name the same file as `disk.raw` beside the log.
+        let named = Path::new(&e.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if e.name == "-" || (single && image_names[0] == named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: lname.clone(),
+            });
+        } else if same_media.contains(&named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: format!("{lname} (for {}, same acquisition)", e.name),
+            });
+        } else {
+            checks.push(Check::new(
+                Verdict::Note,
+                Topic::SideFile,
+                format!(
+                    "{lname} has a line for '{}', which is not this image; not used",
+                    e.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// The record's unreadable runs as (first sector, sector count).
+fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
+    record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect()
+}
+
+/// File names of the single raw images a record lists (hash logs name them).
+fn raw_output_names(record: &AuditRecord) -> Vec<String> {
+    record
+        .outputs
+        .iter()
+        .filter(|o| o.kind == "raw")
+        .map(|o| file_name(&o.path))
+        .collect()
+}
+
+fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("piece list {}: cannot be read: {e}", path.display()),
+            ));
+            return None;
+        }
+    };
+    match PieceList::from_bytes(&bytes, path) {
+        Ok(p) => Some((path.to_path_buf(), p)),
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("{e}; damaged ranges cannot be named"),
+            ));
+            None
+        }
+    }
+}
+
+fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> {
+    let record = AuditRecord::read(path)?;
+    record_outcome_check(&record, path, checks);
+    let refs = record_refs(&record, path);
+    let pieces = record
+        .pieces
+        .as_ref()
+        .and_then(|p| load_pieces(&beside(path, &p.file), checks));
+    // Hash logs the record lists (or, failing that, the usual names beside it).
+    let mut logs: Vec<(HashAlgorithm, PathBuf)> = Vec::new();
+    if let Some(h) = &record.hashes {
+        for l in &h.logs {
+            let alg = l
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse::<HashAlgorithm>().ok());
+            if let Some(alg) = alg {
+                logs.push((alg, beside(path, l)));
+            }
+        }
+    }
+
+    // Every output: present, and its size as recorded.
+    let mut raw_single = Vec::new();
+    let mut raw_segments = Vec::new();
+    let mut devices = Vec::new();
+    let mut e01_segments = Vec::new();
+    for o in &record.outputs {
+        let p = if o.kind == "device" {
+            o.path.clone()
+        } else {
+            beside(path, &o.path)
+        };
+        match std::fs::metadata(&p) {
+            Err(e) => {
+                checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::Output,
+                    format!("{} ({}) listed in the record: {e}", p.display(), o.kind),
+                ));
+            }
+            Ok(_) if o.kind == "device" => {}
+            Ok(m) if m.len() == o.size => {
+                checks.push(Check::new(
+                    Verdict::Pass,
+                    Topic::Output,
+                    format!(
+                        "{} is present with its recorded size ({} bytes)",
+                        file_name(&p),
+                        o.size
+                    ),
+                ));
+            }
+            Ok(m) => {
+                checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::Output,
+                    format!(
+                        "{} is {} bytes, the record says {}",
+                        file_name(&p),
+                        m.len(),
+                        o.size
+                    ),
+                ));
+            }
+        }
+        match o.kind.as_str() {
+            "raw" => raw_single.push(p),
+            "raw-segment" => raw_segments.push(p),
+            "device" => devices.push(p),
+            k if k.starts_with("e01-segment") => e01_segments.push(p),
+            other => checks.push(Check::new(
+                Verdict::Note,
+                Topic::Output,
+                format!("{}: output kind '{other}' is not verified", p.display()),
+            )),
+        }
+    }
+
+    let mut plans = Vec::new();
+    let size_of = |p: &PathBuf| {
+        record
+            .outputs
+            .iter()
+            .find(|o| beside(path, &o.path) == *p)
+            .map_or(0, |o| o.size)
+    };
+    let mk = |format, files: Vec<PathBuf>, limit| Plan {
+        format,
+        recorded_sizes: (format != ImageFormat::Device)
+            .then(|| files.iter().map(size_of).collect()),
+        recorded_unreadable: Some(unreadable_runs(&record)),
+        files,
+        limit,
+        expected_size: Some(record.source.size),
+        refs: refs.clone(),
+        pieces: pieces.clone(),
+    };
+    for p in raw_single {
+        plans.push(mk(ImageFormat::Raw, vec![p], None));
+    }
+    if !raw_segments.is_empty() {
+        plans.push(mk(ImageFormat::SplitRaw, raw_segments, None));
+    }
+    for d in devices {
+        plans.push(mk(ImageFormat::Device, vec![d], Some(record.source.size)));
+    }
+    if let Some(first) = e01_segments.into_iter().next() {
+        plans.push(mk(ImageFormat::E01, vec![first], None));
+    }
+    if plans.is_empty() {
+        checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!("{} lists no image to verify", file_name(path)),
+        ));
+    }
+    let same_media = raw_output_names(&record);
+    for plan in &mut plans {
+        let names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
+        for (alg, log) in &logs {
+            plan.refs.extend(log_refs(
+                *alg,
+                log,
+                &names,
+                plan.format,
+                &same_media,
+                checks,
+            ));
+        }
+    }
+    Ok(plans)
+}
+
+fn run_plan(
+    plan: Plan,
+    algorithms: &[HashAlgorithm],
+    opts: &VerifyOptions,
+    progress: &Progress,
+    stop: &AtomicBool,
+    checks: &mut Vec<Check>,
+) -> Result<ImageResult> {
+    let clock = Instant::now();
+    let piece_size = plan.pieces.as_ref().map(|(_, p)| p.piece_size);
+    let mut refs = plan.refs.clone();
+    let (files, hashes, pieces, bytes) = match plan.format {
+        ImageFormat::E01 => {
+            let unsized_total = plan.expected_size.is_none();
+            let r = e01::verify_e01(
+                &plan.files[0],
+                algorithms,
+                piece_size,
+                opts,
+                unsized_total,
+                plan.recorded_unreadable.as_deref(),
+                progress,
+                stop,
+            )?;
+            checks.extend(r.checks);
+            refs.extend(r.refs);
+            (r.segments, r.pass.hashes, r.pass.pieces, r.pass.bytes)
+        }
+        _ => {
+            let pass = stream::run(algorithms, piece_size, progress, stop, |feed| {
+                read_raw(
+                    &plan.files,
+                    plan.recorded_sizes.as_deref(),
+                    plan.limit,
+                    feed,
+                )
+            })?;
+            (plan.files.clone(), pass.hashes, pass.pieces, pass.bytes)
+        }
+    };
+    let what = match plan.format {
+        ImageFormat::E01 | ImageFormat::SplitRaw => format!(
+            "{} ({} {} segments)",
+            file_name(&files[0]),
+            files.len(),
+            plan.format.name()
+        ),
+        _ => file_name(&files[0]),
+    };
+
+    if let Some(expected) = plan.expected_size {
+        checks.push(if expected == bytes {
+            Check::new(
+                Verdict::Pass,
+                Topic::Size,
+                format!("{what} holds {bytes} bytes of media, as recorded"),
+            )
+        } else {
+            Check::new(
+                Verdict::Fail,
+                Topic::Size,
+                format!("{what} holds {bytes} bytes of media, the record says {expected}"),
+            )
+            .range(bytes.min(expected), bytes.max(expected))
+        });
+    }
+    compare_hashes(&what, &refs, &hashes, checks);
+    if let (Some((list_path, stored)), Some(computed)) = (&plan.pieces, &pieces) {
+        compare_pieces(&what, list_path, stored, computed, &plan, &files, checks);
+    }
+    Ok(ImageResult {
+        format: plan.format,
+        files,
+        media_bytes: bytes,
+        computed: hashes.hex(),
+        seconds: clock.elapsed().as_secs_f64(),
+    })
+}
+
+fn compare_hashes(what: &str, refs: &[Reference], hashes: &MediaHashes, checks: &mut Vec<Check>) {
+    if refs.is_empty() {
+        checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Hash,
+            format!(
+                "{what}: no stored hash, record or hash log found to compare with; the hashes printed are not verified"
+            ),
+        ));
+        return;
+    }
+    for r in refs {
+        match hashes.get(r.algorithm) {
+            None => checks.push(Check::new(
+                Verdict::Note,
+                Topic::Hash,
+                format!(
+                    "{} {} from {}: not computed (--hash), not checked",
+                    r.algorithm, r.hex, r.source
+                ),
+            )),
+            Some(d) => {
+                let got = to_hex(d);
+                checks.push(if got == r.hex {
+                    Check::new(
+                        Verdict::Pass,
+                        Topic::Hash,
+                        format!("{} matches {} ({got})", r.algorithm, r.source),
+                    )
+                } else {
+                    Check::new(
+                        Verdict::Fail,
+                        Topic::Hash,
+                        format!(
+                            "{} mismatch: {} says {}, {what} reads as {got}",
+                            r.algorithm, r.source, r.hex
+                        ),
+                    )
+                });
+            }
+        }
+    }
+}
+
+/// Names the media ranges whose CRC-64 differs from the stored piece list, and where they are
+/// in the image's files (for raw images).
+fn compare_pieces(
+    what: &str,
+    list_path: &Path,
+    stored: &PieceList,
+    computed: &PieceList,
+    plan: &Plan,
+    files: &[PathBuf],
+    checks: &mut Vec<Check>,
+) {
+    let lname = file_name(list_path);
+    if stored.piece_size != computed.piece_size {
+        return;
+    }
+    let n = stored.crcs.len().max(computed.crcs.len());
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in 0..n {
+        if stored.crcs.get(i) != computed.crcs.get(i) {
+            match runs.last_mut() {
+                Some(r) if r.1 == i => r.1 = i + 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+    }
+    if runs.is_empty() {
+        checks.push(Check::new(
+            Verdict::Pass,
+            Topic::Damage,
+            format!(
+                "all {} pieces of {what} match {lname} (CRC-64 per {} bytes)",
+                n, stored.piece_size
+            ),
+        ));
+        return;
+    }
+    let media_end = stored.media_size.max(computed.media_size);
+    let sizes: Vec<u64> = if matches!(plan.format, ImageFormat::Raw | ImageFormat::SplitRaw) {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let total: usize = runs.iter().map(|r| r.1 - r.0).sum();
+    for (k, &(a, b)) in runs.iter().enumerate() {
+        if k == MAX_LISTED_RANGES {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::Damage,
+                format!("… and {} more damaged ranges", runs.len() - k),
+            ));
+            break;
+        }
+        let ps = u64::from(stored.piece_size);
+        let start = a as u64 * ps;
+        let end = (b as u64 * ps).min(media_end);
+        let place = file_places(files, &sizes, start, end);
+        checks.push(
+            Check::new(
+                Verdict::Fail,
+                Topic::Damage,
+                format!(
+                    "media bytes {start}..{end} differ from {lname} (piece{} {}{}){place}",
+                    if b - a > 1 { "s" } else { "" },
+                    a,
+                    if b - a > 1 {
+                        format!("..{}", b - 1)
+                    } else {
+                        String::new()
+                    },
+                ),
+            )
+            .range(start, end),
+        );
+    }
+    checks.push(Check::new(
+        Verdict::Note,
+        Topic::Damage,
+        format!("{total} of {n} pieces of {what} differ from {lname}"),
+    ));
+}
+
+/// `: in FILE bytes A..B[, FILE2 bytes …]` for a media range of a raw image.
+fn file_places(files: &[PathBuf], sizes: &[u64], start: u64, end: u64) -> String {
+    if sizes.is_empty() {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    let mut at = 0u64;
+    for (f, &len) in files.iter().zip(sizes) {
+        let (fs, fe) = (at, at + len);
+        let (s, e) = (start.max(fs), end.min(fe));
+        if s < e {
+            parts.push(format!("{} bytes {}..{}", file_name(f), s - fs, e - fs));
+        }
+        at = fe;
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": in {}", parts.join(", "))
+    }
+}
+
+/// Reads raw files in order into the feed, `limit` bytes at most. With `recorded` sizes, a
+/// missing file or a short one is read as zeros up to its recorded size (the output checks
+/// have already failed it).
+fn read_raw(
+    files: &[PathBuf],
+    recorded: Option<&[u64]>,
+    limit: Option<u64>,
+    feed: &mut stream::Feed<'_>,
+) -> Result<()> {
+    let mut total_left = limit.unwrap_or(u64::MAX);
+    for (i, path) in files.iter().enumerate() {
+        if total_left == 0 {
+            break;
+        }
+        let size = recorded.and_then(|r| r.get(i).copied());
+        let file = match (File::open(path), size) {
+            (Ok(f), _) => Some(f),
+            (Err(_), Some(_)) => None,
+            (Err(e), None) => return Err(Error::io(path, e)),
+        };
+        let mut left = size.unwrap_or(u64::MAX).min(total_left);
+        let mut offset = 0u64;
+        let mut f = file;
+        while left > 0 {
+            let mut buf = feed.take();
+            let want = (buf.len() as u64).min(left) as usize;
+            let mut len = 0;
+            while len < want {
+                let Some(file) = f.as_mut() else { break };
+                match file.read(&mut buf[len..want]) {
+                    Ok(0) => break,
+                    Ok(n) => len += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(Error::Read {
+                            path: path.clone(),
+                            offset: offset + len as u64,
+                            source: e,
+                        })
+                    }
+                }
+            }
+            if len < want && size.is_some() {
+                // Missing or short: zeros up to the recorded size.
+                buf[len..want].fill(0);
+                f = None;
+                len = want;
+            }
+            offset += len as u64;
+            left -= len as u64;
+            total_left -= len as u64;
+            let end = len < want;
+            feed.send(buf, len)?;
+            if end {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pieces::PieceHasher;
+
+    fn list(data: &[u8]) -> PieceList {
+        let mut h = PieceHasher::new(1000);
+        h.update(data);
+        h.finish()
+    }
+
+    #[test]
+    fn damaged_pieces_are_merged_and_placed_in_their_files() {
+        let good = vec![7u8; 5500];
+        let mut bad = good.clone();
+        bad[1500] ^= 1;
+        bad[2500] ^= 1;
+        bad[5400] ^= 1;
+        let plan = Plan {
+            format: ImageFormat::SplitRaw,
+            files: vec![],
+            limit: None,
+            recorded_sizes: None,
+            recorded_unreadable: None,
+            expected_size: None,
+            refs: vec![],
+            pieces: None,
+        };
+        let files = vec![PathBuf::from("d/x.001"), PathBuf::from("d/x.002")];
+        let mut checks = Vec::new();
+        compare_pieces(
+            "x",
+            Path::new("x.crc64"),
+            &list(&good),
+            &list(&bad),
+            &plan,
+            &files,
+            &mut checks,
+        );
+        let fails: Vec<&Check> = checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .collect();
+        assert_eq!(fails.len(), 2);
+        assert_eq!(
+            fails[0].media_range,
+            Some(ByteRange {
+                start: 1000,
+                end: 3000
+            })
+        );
+        assert_eq!(
+            fails[1].media_range,
+            Some(ByteRange {
+                start: 5000,
+                end: 5500
+            })
+        );
+        // No files to stat here: the raw placement is tested through file_places.
+        assert_eq!(
+            file_places(&files, &[2000, 3500], 1000, 3000),
+            ": in x.001 bytes 1000..2000, x.002 bytes 0..1000"
+        );
+        assert_eq!(file_places(&files, &[], 0, 10), "");
+    }
+
+    #[test]
+    fn exit_code_needs_a_pass_and_no_fail() {
+        let mut r = VerifyReport {
+            path: PathBuf::new(),
+            images: vec![],
+            checks: vec![Check::new(Verdict::Note, Topic::Hash, "n")],
+        };
+        assert_eq!(r.exit_code(), EXIT_FAILED_CHECK);
+        r.checks.push(Check::new(Verdict::Pass, Topic::Hash, "p"));
+        assert_eq!(r.exit_code(), EXIT_VERIFIED);
+        r.checks.push(Check::new(Verdict::Fail, Topic::Chunk, "f"));
+        assert_eq!(r.exit_code(), EXIT_FAILED_CHECK);
+        assert_eq!((r.passed(), r.failed()), (1, 1));
+    }
+}
