@@ -342,6 +342,7 @@ pub fn rescue(
     }
     let started = SystemTime::now();
     let clock = Instant::now();
+    let cpu_start = crate::cputime::process_seconds();
     let mut job = Job::open(source, source.path(), opts, progress, interrupted)?;
     let mut record = new_record(source, opts, started, job.block_size);
     record.write(&opts.record_path())?;
@@ -407,6 +408,12 @@ pub fn rescue(
     });
     let seconds = clock.elapsed().as_secs_f64();
     record.throughput = Some(Throughput {
+        cpu_seconds: [(
+            "total".to_string(),
+            crate::cputime::process_seconds() - cpu_start,
+        )]
+        .into_iter()
+        .collect(),
         bytes: report.size,
         seconds,
         megabytes_per_second: if seconds > 0.0 {
@@ -453,6 +460,7 @@ fn new_record(
             logical_sector_size: source.logical_sector_size(),
             physical_sector_size: source.physical_sector_size(),
             identity: source.identity().clone(),
+            kernel_read_only: source.kernel_read_only(),
         },
         reader: Some(ReaderInfo {
             engine: EngineKind::Sync,

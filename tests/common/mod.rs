@@ -164,7 +164,10 @@ impl Drop for LoopDevice {
             .unwrap_or_default();
         if Path::new(backing.trim()) == self.backing {
             // Leave the device as losetup would give it to the next user: writable.
-            let _ = Command::new("blockdev").arg("--setrw").arg(&self.path).status();
+            let _ = Command::new("blockdev")
+                .arg("--setrw")
+                .arg(&self.path)
+                .status();
             let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
         }
     }

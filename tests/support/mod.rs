@@ -531,6 +531,12 @@ impl FaultyDevice {
             .map(|s| Path::new(s.trim()) == self.backing)
             .unwrap_or(false);
         if ours {
+            // The job under test may have set the kernel's read-only flag (BLKROSET): it
+            // outlives a detach and `losetup -f` reuses devices, so leave it writable.
+            let _ = Command::new("blockdev")
+                .arg("--setrw")
+                .arg(&self.device)
+                .output();
             let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
         }
     }
@@ -605,10 +611,14 @@ impl LoopTarget {
             "losetup: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        LoopTarget {
-            device: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
-            backing,
-        }
+        let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        // `losetup -f` reuses devices, and a read-only flag set by an earlier job (BLKROSET)
+        // outlives a detach: make this writable attachment writable.
+        let _ = Command::new("blockdev")
+            .arg("--setrw")
+            .arg(&device)
+            .output();
+        LoopTarget { device, backing }
     }
 }
 
@@ -619,6 +629,10 @@ impl Drop for LoopTarget {
         };
         let sys = Path::new("/sys/block").join(name).join("loop/backing_file");
         if std::fs::read_to_string(&sys).is_ok_and(|s| Path::new(s.trim()) == self.backing) {
+            let _ = Command::new("blockdev")
+                .arg("--setrw")
+                .arg(&self.device)
+                .output();
             let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
         }
     }
