@@ -43,6 +43,87 @@ pub enum Command {
     /// Show what an image holds: format, segments, media and sector size, case metadata,
     /// stored hashes, acquisition errors and the record's summary (media is not read).
     Info(InfoArgs),
+    /// Rescue a failing disk the way GNU ddrescue does (copy skipping trouble, trim, scrape,
+    /// retry passes), keeping the map on disk so that running the same command again resumes;
+    /// hashes, hash logs and the record when done.
+    Rescue(RescueArgs),
+}
+
+/// `exhibit rescue`.
+#[derive(Debug, Args)]
+pub struct RescueArgs {
+    /// The failing source: a block device, a partition, or an image file. Opened read-only.
+    pub source: PathBuf,
+
+    /// Output base name: BASE.raw (sparse until read), BASE.map (the state: run the same
+    /// command again to resume), BASE.md5/.sha1/.sha256 and BASE.yaml when done.
+    #[arg(short, long, value_name = "BASE")]
+    pub output: PathBuf,
+
+    /// Write the image onto this block device instead of BASE.raw.
+    #[arg(long, value_name = "DEVICE")]
+    pub target: Option<PathBuf>,
+
+    /// Output formats: the raw image is always written (it is the rescue's working copy);
+    /// e01 also seals the finished image into BASE.E01, … with the unreadable sectors in its
+    /// error section.
+    #[arg(
+        long = "format",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "raw"
+    )]
+    pub formats: Vec<crate::acquire::OutputFormat>,
+
+    /// E01 chunk compression (with --format e01).
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    pub compression: crate::ewf::Compression,
+
+    /// Largest E01 segment file (with --format e01).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2000M")]
+    pub segment_size: u64,
+
+    /// Passes over the bad sectors after scraping, each one more read of every bad sector.
+    #[arg(long, visible_alias = "retries", value_name = "N", default_value_t = 1)]
+    pub retry_passes: u32,
+
+    /// Bytes per read while copying (GNU ddrescue's cluster).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64K")]
+    pub block_size: u64,
+
+    /// First jump past a failed read while copying; it doubles on each further failure.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64K")]
+    pub min_skip: u64,
+
+    /// Largest jump (default 1% of the source, at most 1 GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_skip: Option<u64>,
+
+    /// Longest time between two saves of the map, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub map_interval: f64,
+
+    /// Hashes computed over the finished image, comma-separated.
+    #[arg(
+        long = "hash",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md5,sha1,sha256"
+    )]
+    pub hashes: Vec<crate::hash::HashAlgorithm>,
+
+    /// Start afresh, replacing an existing image, map and logs (without it an existing map is
+    /// resumed).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// No progress and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Case metadata.
+    #[command(flatten, next_help_heading = "Case metadata")]
+    pub case: CaseArgs,
 }
 
 /// `exhibit verify`.

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Acquire(args) => run_acquire(args, &stop),
         Command::Verify(args) => run_verify(args, &stop),
         Command::Info(args) => run_info(args),
+        Command::Rescue(args) => run_rescue(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -164,6 +165,14 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
 
 /// Draws progress from the counters: a bar on a terminal, a line every 5 s otherwise.
 fn spawn_progress(progress: Arc<Progress>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    spawn_progress_from(move || progress.snapshot(), done)
+}
+
+/// Draws whatever `snapshot` reports until `done`.
+fn spawn_progress_from(
+    snapshot: impl Fn() -> exhibit::progress::Snapshot + Send + 'static,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let tty = std::io::stderr().is_terminal();
         let start = Instant::now();
@@ -181,7 +190,7 @@ fn spawn_progress(progress: Arc<Progress>, done: Arc<AtomicBool>) -> std::thread
         let mut last_line = Instant::now();
         while !done.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
-            let s = progress.snapshot();
+            let s = snapshot();
             let bad = if s.unreadable_runs > 0 {
                 format!(
                     "{} unreadable bytes in {} runs",
@@ -403,4 +412,99 @@ fn run_info(args: exhibit::cli::InfoArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `exhibit rescue`: the library does the phases and keeps the map; this draws progress and
+/// says how to resume.
+fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
+    use exhibit::rescue::{rescue, RescueOptions, RescueProgress};
+    let source = exhibit::source::Source::open(&args.source, true)?;
+    let mut opts = RescueOptions::new(&args.output);
+    opts.target = args.target.clone();
+    opts.block_size = args.block_size;
+    opts.min_skip = args.min_skip;
+    opts.max_skip = args.max_skip.unwrap_or(0);
+    opts.retry_passes = args.retry_passes;
+    opts.overwrite = args.overwrite;
+    opts.map_interval = Duration::from_secs_f64(args.map_interval.max(0.1));
+    opts.hashes = args.hashes.clone();
+    opts.e01 = args
+        .formats
+        .contains(&exhibit::acquire::OutputFormat::E01)
+        .then(|| exhibit::acquire::E01Settings {
+            compression: args.compression,
+            segment_size: args.segment_size,
+        });
+    opts.case = case_metadata(&args.case)?;
+    opts.command_line = std::env::args().collect();
+
+    let progress = Arc::new(RescueProgress::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let drawer = (!args.quiet).then(|| {
+        let p = Arc::clone(&progress);
+        spawn_progress_from(
+            move || {
+                let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let size = get(&p.size);
+                let phase = p.phase();
+                let hashing = phase.name() == "hashing";
+                exhibit::progress::Snapshot {
+                    total: size,
+                    done: if hashing {
+                        get(&p.hashed)
+                    } else {
+                        size.saturating_sub(get(&p.non_tried) + get(&p.pending))
+                    },
+                    unreadable_bytes: get(&p.bad_bytes),
+                    unreadable_runs: get(&p.bad_areas),
+                    phase: format!(
+                        "{} (pass {}) at byte {}, rescued {}",
+                        phase.name(),
+                        p.pass.load(Ordering::Relaxed),
+                        get(&p.position),
+                        get(&p.rescued)
+                    ),
+                }
+            },
+            Arc::clone(&done),
+        )
+    });
+    let result = rescue(&source, &opts, &progress, stop);
+    done.store(true, Ordering::Relaxed);
+    if let Some(d) = drawer {
+        let _ = d.join();
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e @ exhibit::Error::Interrupted(_)) => {
+            anyhow::bail!("{e}; the map is saved: run the same command again to resume")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !args.quiet {
+        println!(
+            "exhibit: rescue {}: {} bytes rescued, {} bytes unreadable{}",
+            if report.complete {
+                "complete"
+            } else {
+                "incomplete"
+            },
+            report.rescued_bytes,
+            report.bad_bytes,
+            if report.resumed {
+                " (resumed from the map)"
+            } else {
+                ""
+            }
+        );
+        for (alg, hex) in report.hashes.hex() {
+            println!("{:<7} {hex}", alg.name());
+        }
+        println!("map     {}", report.map.display());
+    }
+    Ok(if report.bad_bytes == 0 {
+        exhibit::acquire::EXIT_COMPLETE
+    } else {
+        exhibit::acquire::EXIT_UNREADABLE
+    })
 }

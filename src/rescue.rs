@@ -137,6 +137,9 @@ pub struct RescueOptions {
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
+    /// Also seal the finished image into an E01 set (`BASE.E01`, …) with the bad sectors in
+    /// its error section (default: no).
+    pub e01: Option<crate::acquire::E01Settings>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -159,6 +162,7 @@ impl RescueOptions {
             map_header: Vec::new(),
             case: CaseMetadata::default(),
             command_line: Vec::new(),
+            e01: None,
         }
     }
 
@@ -328,6 +332,54 @@ pub struct RescueReport {
     pub finished: SystemTime,
 }
 
+/// Refuses, before any reading, an E01 request that could not be honoured at the end: an
+/// existing set (without `--overwrite`), one on the source, or a source of partial sectors.
+fn refuse_e01_up_front(source: &Source, opts: &RescueOptions) -> Result<()> {
+    let sector = u64::from(source.logical_sector_size());
+    if source.size() % sector != 0 {
+        return Err(Error::InvalidOption(format!(
+            "E01 stores whole {sector}-byte sectors and the source is {} bytes; rescue without --format e01",
+            source.size()
+        )));
+    }
+    if let Some(first) = crate::ewf::naming::segment_path(&opts.output, 1) {
+        source.refuse_output_on_source(&first)?;
+        if !opts.overwrite {
+            crate::sink::raw::refuse_existing(&first)?;
+        }
+    }
+    Ok(())
+}
+
+/// Converts the finished image into an E01 set, with the rescue's bad runs in `error2`.
+fn seal_into_e01(
+    source: &Source,
+    opts: &RescueOptions,
+    settings: &crate::acquire::E01Settings,
+    report: &RescueReport,
+    interrupted: &AtomicBool,
+) -> Result<Vec<OutputFile>> {
+    let identity = source.identity();
+    let mut e = crate::ewf::E01Options::new(report.size, report.sector_size);
+    e.compression = settings.compression;
+    e.segment_size = settings.segment_size;
+    e.sectors_per_chunk = (32768 / report.sector_size).max(1);
+    e.case = opts.case.clone();
+    e.model = identity.model.clone();
+    e.serial = identity.serial.clone();
+    e.physical_device = source.kind() == crate::source::SourceKind::Disk;
+    e.removable = identity.removable.unwrap_or(false);
+    crate::ewf::convert::raw_to_e01(
+        &report.image,
+        &opts.output,
+        e,
+        opts.overwrite,
+        &report.hashes,
+        &report.bad_runs,
+        interrupted,
+    )
+}
+
 /// Rescues `source` to `BASE.raw` (or the target device) and `BASE.map`, resuming from an
 /// existing map. Returns when everything is done, or with [`Error::Interrupted`] once
 /// `interrupted` is seen (after saving the map: run again to continue).
@@ -339,6 +391,9 @@ pub fn rescue(
 ) -> Result<RescueReport> {
     for path in [opts.image_path(), opts.map_path(), opts.record_path()] {
         source.refuse_output_on_source(&path)?;
+    }
+    if opts.e01.is_some() {
+        refuse_e01_up_front(source, opts)?;
     }
     let started = SystemTime::now();
     let clock = Instant::now();
@@ -367,6 +422,22 @@ pub fn rescue(
     let output = job.output_file();
     let report = job.finish(started)?;
     record.outputs = vec![output];
+    if let (Some(settings), true) = (&opts.e01, report.complete) {
+        match seal_into_e01(source, opts, settings, &report, interrupted) {
+            Ok(files) => record.outputs.extend(files),
+            Err(e) => {
+                end_record(
+                    &mut record,
+                    clock,
+                    "failed",
+                    EXIT_FAILED,
+                    Some(e.to_string()),
+                );
+                let _ = record.write(&opts.record_path());
+                return Err(e);
+            }
+        }
+    }
     record.unreadable = unreadable_info(&report.bad_runs, sector, Some(report.map.clone()));
     let hex = |a| report.hashes.get(a).map(crate::hash::to_hex);
     let zero_filled_sectors = report.bad_bytes.div_ceil(sector);

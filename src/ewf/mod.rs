@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod compress;
+pub mod convert;
 pub mod format;
 pub mod naming;
 mod writer;
