@@ -431,7 +431,7 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
     opts.e01 = args
         .formats
         .contains(&exhibit::acquire::OutputFormat::E01)
-        .then(|| exhibit::acquire::E01Settings {
+        .then_some(exhibit::acquire::E01Settings {
             compression: args.compression,
             segment_size: args.segment_size,
         });
