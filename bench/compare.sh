@@ -18,7 +18,7 @@
 #   BENCH_DIR=${TMPDIR:-/tmp}/exhibit-bench   work directory (source and outputs; needs ~2.2x size free)
 #   BENCH_OUT=docs/benchmarks.md              report (also printed)
 #   EXHIBIT=target/release/exhibit            the binary; its rows are skipped when it is missing
-#   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01"   which rows to run
+#   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01"   which rows to run
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
 #   BENCH_NOTE="..."        a line for the report's notes (e.g. what else ran on the machine)
@@ -32,7 +32,7 @@ reps=${BENCH_REPS:-3}
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/exhibit-bench}
 report=${BENCH_OUT:-$repo/docs/benchmarks.md}
 exhibit=${EXHIBIT:-$repo/target/release/exhibit}
-tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01}
+tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -128,6 +128,7 @@ cmd_for() {
         ddrescue) echo "ddrescue -d $loop $o.raw $o.map" ;;
         exhibit) echo "$exhibit acquire $loop -o $o --quiet" ;;
         exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --hash md5,sha1 --quiet" ;;
+        exhibit-raw-e01) echo "$exhibit acquire $loop -o $o --format raw,e01 --hash md5,sha1 --quiet" ;;
     esac
 }
 describe() {
@@ -138,13 +139,15 @@ describe() {
         ddrescue) echo "raw + map|none" ;;
         exhibit) echo "raw + map|md5, sha1, sha256" ;;
         exhibit-e01) echo "E01|md5, sha1" ;;
+        exhibit-raw-e01) echo "raw + E01 (one read)|md5, sha1" ;;
         ewfverify) echo "read E01|md5, sha1" ;;
         exhibit-verify) echo "read E01|md5, sha1" ;;
+        exhibit-verify-all) echo "read E01, record, logs|md5, sha1, sha256" ;;
     esac
 }
 # The raw output a tool leaves (checked against the source once), if any.
 raw_of() {
-    case $1 in dc3dd | dcfldd | ddrescue | exhibit) echo "$out/$1.raw" ;; *) echo "" ;; esac
+    case $1 in dc3dd | dcfldd | ddrescue | exhibit | exhibit-raw-e01) echo "$out/$1.raw" ;; *) echo "" ;; esac
 }
 
 declare -A wall=() wsync=() cpu=() status=() cmdline=() outsize=()
@@ -188,7 +191,7 @@ selected=()
 for t in $tools; do
     case $t in
         exhibit) ((have_exhibit)) || continue ;;
-        exhibit-e01) ((have_e01)) || continue ;;
+        exhibit-e01 | exhibit-raw-e01) ((have_e01)) || continue ;;
         dc3dd | dcfldd | ewfacquire | ddrescue) ;;
         *) die "unknown tool in BENCH_TOOLS: $t" ;;
     esac
@@ -230,7 +233,9 @@ if ((do_verify)); then
             || log "exhibit E01 for verify failed"
         # Same hashes as `ewfverify -d sha1`; side files (record, hash logs) are checked too.
         cmdline[exhibit-verify]="$exhibit verify $out/exh.E01 --hash md5,sha1 --quiet"
-        verify_rows+=(exhibit-verify)
+        # What verify does by default: all three hashes, and the record and logs too.
+        cmdline[exhibit-verify-all]="$exhibit verify $out/exh.E01 --quiet"
+        verify_rows+=(exhibit-verify exhibit-verify-all)
     elif ((have_verify)); then
         notes+=("\`exhibit verify\` row skipped: it needs exhibit's own E01 (no \`--format e01\`).")
     fi
@@ -242,6 +247,17 @@ if ((do_verify)); then
         done
     done
 fi
+
+# CPU per stage: one more run of each exhibit acquisition, read from its record.
+declare -A stages=()
+for t in "${selected[@]}"; do
+    [[ $t == exhibit* && -z ${status[$t]:-} ]] || continue
+    rm -rf "$out" && mkdir -p "$out"
+    drop_caches
+    # shellcheck disable=SC2086
+    ${cmdline[$t]} </dev/null >/dev/null 2>&1 || continue
+    stages[$t]=$(awk '/^  cpu_seconds:/ { on = 1; next } on && /^    / { gsub(/^ +/, ""); printf "%s ", $0; next } on { exit }' "$out/$t.yaml")
+done
 
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
@@ -285,7 +301,7 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         fi
         w=$(echo "${wall[$t]}" | median); ws=$(echo "${wsync[$t]}" | median); c=$(echo "${cpu[$t]}" | median)
         vs_dc=$(ratio "$dc3dd_med" "$ws"); vs_ewf="-"
-        case $t in ewfacquire | exhibit-e01) vs_ewf=$(ratio "$ewf_med" "$ws"); vs_dc="-" ;; esac
+        case $t in ewfacquire | exhibit-e01 | exhibit-raw-e01) vs_ewf=$(ratio "$ewf_med" "$ws"); vs_dc="-" ;; esac
         flag=""; [[ -n ${status[$t]:-} ]] && flag=" (**${status[$t]}**)"
         mib=$(awk -v b="${outsize[$t]:-0}" 'BEGIN { printf "%.0f", b / 1048576 }')
         echo "| $t$flag | $what | $hashes | $w | $ws | $(mb "$ws") | $vs_dc | $vs_ewf | $c | $mib |"
@@ -301,6 +317,20 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
             if [[ -z ${wall[$t]:-} ]]; then echo "| $t | $what | $hashes | ${status[$t]:-no result} | | | |"; continue; fi
             ws=$(echo "${wsync[$t]}" | median); c=$(echo "${cpu[$t]}" | median)
             echo "| $t | $what | $hashes | $ws | $(mb "$ws") | $(ratio "$ewfv_med" "$ws") | $c |"
+        done
+    fi
+    if ((${#stages[@]})); then
+        echo
+        echo "## Where exhibit's CPU goes"
+        echo
+        echo "CPU seconds by stage from the record of one more run (\`throughput.cpu_seconds\`): one thread per"
+        echo "hash, the CRC-64 piece list, one thread per output; *other* is the E01 compression workers,"
+        echo "progress and set-up."
+        echo
+        echo "| run | CPU seconds by stage |"
+        echo "|---|---|"
+        for t in "${selected[@]}"; do
+            [[ -n ${stages[$t]:-} ]] && echo "| $t | ${stages[$t]} |"
         done
     fi
     echo
