@@ -345,6 +345,11 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         echo "| \`${b/openssl /openssl dgst -} SOURCE\` | ${base[$b]} | $(mb "${base[$b]}") |"
     done
     echo
+    echo "## See also"
+    echo
+    echo "- [performance.md](performance.md): what these figures mean, and what limits each path."
+    echo "- [benchmarks-rescue.md](benchmarks-rescue.md): \`exhibit rescue\` against GNU ddrescue on a faulty device (\`bench/rescue.sh\`)."
+    echo
     echo "## Command lines"
     echo
     echo "DEV is the loop device, OUT the output directory (deleted between runs)."
