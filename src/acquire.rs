@@ -85,6 +85,24 @@ impl Default for E01Settings {
     }
 }
 
+impl E01Settings {
+    /// The E01 writer's options for `source`: its size, sector size, model and serial, the
+    /// case metadata, and 32 KiB chunks (also on 4Kn media).
+    pub fn options_for(&self, source: &Source, case: &CaseMetadata) -> E01Options {
+        let identity = source.identity();
+        let mut e = E01Options::new(source.size(), source.logical_sector_size());
+        e.compression = self.compression;
+        e.segment_size = self.segment_size;
+        e.sectors_per_chunk = (32768 / source.logical_sector_size()).max(1);
+        e.case = case.clone();
+        e.model = identity.model.clone();
+        e.serial = identity.serial.clone();
+        e.physical_device = source.kind() == SourceKind::Disk;
+        e.removable = identity.removable.unwrap_or(false);
+        e
+    }
+}
+
 fn serialize_compression<S: serde::Serializer>(
     c: &Compression,
     s: S,
@@ -294,17 +312,7 @@ pub fn acquire(
         )?));
     }
     if want_e01 {
-        let identity = source.identity();
-        let mut e = E01Options::new(source.size(), source.logical_sector_size());
-        e.compression = opts.e01.compression;
-        e.segment_size = opts.e01.segment_size;
-        // Keep 32 KiB chunks on 4Kn media too.
-        e.sectors_per_chunk = (32768 / source.logical_sector_size()).max(1);
-        e.case = opts.case.clone();
-        e.model = identity.model.clone();
-        e.serial = identity.serial.clone();
-        e.physical_device = source.kind() == SourceKind::Disk;
-        e.removable = identity.removable.unwrap_or(false);
+        let mut e = opts.e01.options_for(&source, &opts.case);
         e.acquired_at = started;
         sinks.push(Box::new(E01Sink::create(&opts.base, e, opts.overwrite)?));
     }

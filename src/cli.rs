@@ -64,24 +64,11 @@ pub struct RescueArgs {
     #[arg(long, value_name = "DEVICE")]
     pub target: Option<PathBuf>,
 
-    /// Output formats: the raw image is always written (it is the rescue's working copy);
-    /// e01 also seals the finished image into BASE.E01, … with the unreadable sectors in its
-    /// error section.
-    #[arg(
-        long = "format",
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "raw"
-    )]
-    pub formats: Vec<crate::acquire::OutputFormat>,
-
-    /// E01 chunk compression (with --format e01).
-    #[arg(long, value_name = "LEVEL", default_value = "fast")]
-    pub compression: crate::ewf::Compression,
-
-    /// Largest E01 segment file (with --format e01).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2000M")]
-    pub segment_size: u64,
+    /// Output formats (the raw image is always written: it is the rescue's working copy; e01
+    /// also seals the finished image into BASE.E01, … with the bad sectors in its error
+    /// section) and E01 settings.
+    #[command(flatten)]
+    pub output_format: FormatArgs,
 
     /// Passes over the bad sectors after scraping, each one more read of every bad sector.
     #[arg(long, visible_alias = "retries", value_name = "N", default_value_t = 1)]
@@ -192,23 +179,9 @@ pub struct AcquireArgs {
     #[arg(short, long, value_name = "BASE")]
     pub output: PathBuf,
 
-    /// Output formats, comma-separated: raw, e01 (both from the same single read).
-    #[arg(
-        long = "format",
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "raw"
-    )]
-    pub formats: Vec<crate::acquire::OutputFormat>,
-
-    /// E01 chunk compression: none (all-zero chunks are still compressed), fast, best.
-    #[arg(long, value_name = "LEVEL", default_value = "fast")]
-    pub compression: crate::ewf::Compression,
-
-    /// Largest E01 segment file (e.g. 640M, 2000M); default 2000 MiB, below 2 GiB for old
-    /// readers.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2000M")]
-    pub segment_size: u64,
+    /// Output formats and E01 settings.
+    #[command(flatten)]
+    pub output_format: FormatArgs,
 
     /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -266,6 +239,43 @@ pub struct AcquireArgs {
     /// Case metadata.
     #[command(flatten, next_help_heading = "Case metadata")]
     pub case: CaseArgs,
+}
+
+/// Output formats and the E01 settings, shared by acquire and rescue.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output formats, comma-separated: raw, e01 (both from the same single read).
+    #[arg(
+        long = "format",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "raw"
+    )]
+    pub formats: Vec<crate::acquire::OutputFormat>,
+
+    /// E01 chunk compression: none (all-zero chunks are still compressed), fast, best.
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    pub compression: crate::ewf::Compression,
+
+    /// Largest E01 segment file (e.g. 640M, 2000M); default 2000 MiB, below 2 GiB for old
+    /// readers.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "2000M")]
+    pub segment_size: u64,
+}
+
+impl FormatArgs {
+    /// True when E01 output was asked for.
+    pub fn wants_e01(&self) -> bool {
+        self.formats.contains(&crate::acquire::OutputFormat::E01)
+    }
+
+    /// The E01 settings given.
+    pub fn e01(&self) -> crate::acquire::E01Settings {
+        crate::acquire::E01Settings {
+            compression: self.compression,
+            segment_size: self.segment_size,
+        }
+    }
 }
 
 /// Case metadata flags (also accepted from `--case FILE.yaml`; flags win).

@@ -90,9 +90,8 @@ fn case_metadata(args: &CaseArgs) -> anyhow::Result<CaseMetadata> {
 
 fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
     let mut opts = AcquireOptions::new(&args.source, &args.output);
-    opts.formats = args.formats.clone();
-    opts.e01.compression = args.compression;
-    opts.e01.segment_size = args.segment_size;
+    opts.formats = args.output_format.formats.clone();
+    opts.e01 = args.output_format.e01();
     opts.split = args.split;
     opts.clone_target = args.clone.clone();
     opts.hashes = args.hashes.clone();
@@ -429,12 +428,9 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
     opts.map_interval = Duration::from_secs_f64(args.map_interval.max(0.1));
     opts.hashes = args.hashes.clone();
     opts.e01 = args
-        .formats
-        .contains(&exhibit::acquire::OutputFormat::E01)
-        .then_some(exhibit::acquire::E01Settings {
-            compression: args.compression,
-            segment_size: args.segment_size,
-        });
+        .output_format
+        .wants_e01()
+        .then(|| args.output_format.e01());
     opts.case = case_metadata(&args.case)?;
     opts.command_line = std::env::args().collect();
 

@@ -359,16 +359,8 @@ fn seal_into_e01(
     report: &RescueReport,
     interrupted: &AtomicBool,
 ) -> Result<Vec<OutputFile>> {
-    let identity = source.identity();
-    let mut e = crate::ewf::E01Options::new(report.size, report.sector_size);
-    e.compression = settings.compression;
-    e.segment_size = settings.segment_size;
-    e.sectors_per_chunk = (32768 / report.sector_size).max(1);
-    e.case = opts.case.clone();
-    e.model = identity.model.clone();
-    e.serial = identity.serial.clone();
-    e.physical_device = source.kind() == crate::source::SourceKind::Disk;
-    e.removable = identity.removable.unwrap_or(false);
+    // The finished image is the source's size in the source's sectors.
+    let e = settings.options_for(source, &opts.case);
     crate::ewf::convert::raw_to_e01(
         &report.image,
         &opts.output,
