@@ -304,17 +304,29 @@ pub fn acquire(
     }
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(layout) = raw_layout {
-        sinks.push(Box::new(RawSink::create(
-            layout,
-            source.size(),
-            opts.overwrite,
-        )?));
-    }
-    if want_e01 {
-        let mut e = opts.e01.options_for(&source, &opts.case);
-        e.acquired_at = started;
-        sinks.push(Box::new(E01Sink::create(&opts.base, e, opts.overwrite)?));
+    let created = || -> Result<()> {
+        if let Some(layout) = raw_layout {
+            let raw = RawSink::create(layout, source.size(), opts.overwrite)?;
+            sinks.push(Box::new(raw));
+        }
+        if want_e01 {
+            let mut e = opts.e01.options_for(&source, &opts.case);
+            e.acquired_at = started;
+            sinks.push(Box::new(E01Sink::create(&opts.base, e, opts.overwrite)?));
+        }
+        Ok(())
+    };
+    if let Err(e) = created() {
+        // A refusal writes nothing: remove what the outputs set up before the one that
+        // refused (new, empty files: existing names were refused above unless --overwrite).
+        for sink in sinks {
+            for file in sink.abandon() {
+                if std::fs::metadata(&file.path).is_ok_and(|m| m.is_file()) {
+                    let _ = std::fs::remove_file(&file.path);
+                }
+            }
+        }
+        return Err(e);
     }
 
     let mut record = AuditRecord {

@@ -275,6 +275,25 @@ fn e01_refusals() {
     );
     assert!(!d.join("y.E01").exists());
 
+    // A refusal by the second output leaves nothing from the first.
+    let out = run(&[
+        "acquire",
+        src.to_str().unwrap(),
+        "-o",
+        d.join("w").to_str().unwrap(),
+        "--format",
+        "raw,e01",
+        "--segment-size",
+        "1K",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!d.join("w.raw").exists() && !d.join("w.E01").exists() && !d.join("w.yaml").exists());
+
     let out = run(&[
         "acquire",
         src.to_str().unwrap(),
