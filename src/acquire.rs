@@ -129,7 +129,7 @@ pub struct AcquireOptions {
     pub clone_target: Option<PathBuf>,
     /// E01 settings.
     pub e01: E01Settings,
-    /// Hashes to compute (default MD5, SHA-1, SHA-256).
+    /// Hashes to compute (default MD5, SHA-1, SHA-256; MD5 and SHA-1 are always added for E01).
     pub hashes: Vec<HashAlgorithm>,
     /// Reader settings.
     pub reader: ReaderOptions,
@@ -225,6 +225,11 @@ pub fn acquire(
     let started = Utc::now();
     let clock = Instant::now();
     let mut hashes = opts.hashes.clone();
+    if opts.formats.contains(&OutputFormat::E01) {
+        // An E01 carries MD5 (`hash`) and MD5 + SHA-1 (`digest`); an E01 without them is one
+        // no reader can check, so they are always computed for it.
+        hashes.extend([HashAlgorithm::Md5, HashAlgorithm::Sha1]);
+    }
     hashes.sort();
     hashes.dedup();
 

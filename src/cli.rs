@@ -192,7 +192,7 @@ pub struct AcquireArgs {
     #[arg(long, value_name = "DEVICE")]
     pub clone: Option<PathBuf>,
 
-    /// Hashes to compute, comma-separated.
+    /// Hashes to compute, comma-separated (E01 output always adds md5 and sha1, which it stores).
     #[arg(
         long = "hash",
         value_name = "LIST",

@@ -275,6 +275,35 @@ fn e01_refusals() {
     );
     assert!(!d.join("y.E01").exists());
 
+    // An E01 always carries MD5 and SHA-1, whatever --hash says.
+    let out = run(&[
+        "acquire",
+        src.to_str().unwrap(),
+        "-o",
+        d.join("h").to_str().unwrap(),
+        "--format",
+        "e01",
+        "--hash",
+        "sha256",
+        "--quiet",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(d.join("h.yaml")).unwrap()).unwrap();
+    for key in ["md5", "sha1", "sha256"] {
+        assert!(rec["hashes"][key].as_str().is_some(), "{key} missing");
+    }
+    if have("ewfinfo") {
+        let info = tool_stdout(Command::new("ewfinfo").arg(d.join("h.E01")));
+        assert!(info.contains(&coreutils_sum("md5sum", &src)), "{info}");
+        assert!(info.contains(&coreutils_sum("sha1sum", &src)), "{info}");
+    }
+
     // A refusal by the second output leaves nothing from the first.
     let out = run(&[
         "acquire",
