@@ -90,14 +90,9 @@ pub struct RescueArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub map_interval: f64,
 
-    /// Hashes computed over the finished image, comma-separated.
-    #[arg(
-        long = "hash",
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "md5,sha1,sha256"
-    )]
-    pub hashes: Vec<crate::hash::HashAlgorithm>,
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
 
     /// Start afresh, replacing an existing image, map and logs (without it an existing map is
     /// resumed).
@@ -120,14 +115,9 @@ pub struct VerifyArgs {
     /// (first split segment), or the record BASE.yaml (then every image it lists).
     pub path: PathBuf,
 
-    /// Hashes to recompute, comma-separated.
-    #[arg(
-        long = "hash",
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "md5,sha1,sha256"
-    )]
-    pub hashes: Vec<crate::hash::HashAlgorithm>,
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
 
     /// Ignore BASE.yaml, BASE.md5/.sha1/.sha256 and BASE.crc64 beside an image.
     #[arg(long)]
@@ -192,14 +182,9 @@ pub struct AcquireArgs {
     #[arg(long, value_name = "DEVICE")]
     pub clone: Option<PathBuf>,
 
-    /// Hashes to compute, comma-separated (E01 output always adds md5 and sha1, which it stores).
-    #[arg(
-        long = "hash",
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "md5,sha1,sha256"
-    )]
-    pub hashes: Vec<crate::hash::HashAlgorithm>,
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
 
     /// Bytes per read request (a multiple of 4096).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1M")]
@@ -239,6 +224,20 @@ pub struct AcquireArgs {
     /// Case metadata.
     #[command(flatten, next_help_heading = "Case metadata")]
     pub case: CaseArgs,
+}
+
+/// The hash selection, shared by acquire, rescue and verify.
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Hashes to compute, comma-separated: md5, sha1, sha256 (E01 output always adds md5
+    /// and sha1, which it stores).
+    #[arg(
+        long = "hash",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md5,sha1,sha256"
+    )]
+    pub hashes: Vec<crate::hash::HashAlgorithm>,
 }
 
 /// Output formats and the E01 settings, shared by acquire and rescue.

@@ -94,7 +94,7 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
     opts.e01 = args.output_format.e01();
     opts.split = args.split;
     opts.clone_target = args.clone.clone();
-    opts.hashes = args.hashes.clone();
+    opts.hashes = args.hash.hashes.clone();
     opts.overwrite = args.overwrite;
     opts.set_readonly = args.set_readonly;
     opts.case = case_metadata(&args.case)?;
@@ -237,7 +237,7 @@ fn spawn_progress_from(
 fn run_verify(args: exhibit::cli::VerifyArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32> {
     use exhibit::verify::{verify, Verdict, VerifyOptions};
     let mut opts = VerifyOptions::new(&args.path);
-    opts.hashes = args.hashes.clone();
+    opts.hashes = args.hash.hashes.clone();
     opts.side_files = !args.no_side_files;
     opts.workers = args.workers;
     let progress = Arc::new(Progress::default());
@@ -426,7 +426,7 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
     opts.retry_passes = args.retry_passes;
     opts.overwrite = args.overwrite;
     opts.map_interval = Duration::from_secs_f64(args.map_interval.max(0.1));
-    opts.hashes = args.hashes.clone();
+    opts.hashes = args.hash.hashes.clone();
     opts.e01 = args
         .output_format
         .wants_e01()
