@@ -513,42 +513,26 @@ pub fn acquire(
     }
     let bad_bytes: u64 = unreadable.iter().map(|r| r.length).sum();
     let elapsed = clock.elapsed().as_secs_f64();
-    let hex = |a| digests.get(a).map(crate::hash::to_hex);
     let zero_filled_sectors: u64 = unreadable.iter().map(|r| r.length.div_ceil(sector)).sum();
-    record.hashes = Some(HashInfo {
-        md5: hex(HashAlgorithm::Md5),
-        sha1: hex(HashAlgorithm::Sha1),
-        sha256: hex(HashAlgorithm::Sha256),
-        covers: if bad_bytes == 0 {
-            format!("all {} bytes of the source, as read", source.size())
-        } else {
-            format!(
-                "the image as written: {} bytes, of which {} unreadable sectors ({} bytes) are filled with zeros",
-                source.size(),
-                zero_filled_sectors,
-                bad_bytes
-            )
-        },
-        bytes: source.size(),
+    record.hashes = Some(HashInfo::new(
+        &digests,
+        source.size(),
+        bad_bytes,
         zero_filled_sectors,
+        "read",
         logs,
-        check: checks,
-    });
+        checks,
+    ));
     record.pieces = Some(PiecesInfo {
         file: side.pieces.clone(),
         piece_size: opts.piece_size,
         algorithm: "crc-64/xz".into(),
     });
-    record.throughput = Some(Throughput {
-        cpu_seconds: cpu.report(crate::cputime::process_seconds() - job_cpu_start),
-        bytes: source.size(),
-        seconds: elapsed,
-        megabytes_per_second: if elapsed > 0.0 {
-            source.size() as f64 / elapsed / 1e6
-        } else {
-            0.0
-        },
-    });
+    record.throughput = Some(Throughput::new(
+        source.size(),
+        elapsed,
+        cpu.report(crate::cputime::process_seconds() - job_cpu_start),
+    ));
     record.outputs = outputs;
     let (status, exit) = if unreadable.is_empty() {
         ("complete", EXIT_COMPLETE)

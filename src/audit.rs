@@ -203,6 +203,39 @@ pub struct HashInfo {
     pub check: Vec<String>,
 }
 
+impl HashInfo {
+    /// The record's hash block for an image of `bytes` bytes that holds `bad_bytes` bytes of
+    /// zero-filled unreadable sectors; `how` says how the rest got there (`read`, `rescued`).
+    pub fn new(
+        hashes: &crate::hash::MediaHashes,
+        bytes: u64,
+        bad_bytes: u64,
+        zero_filled_sectors: u64,
+        how: &str,
+        logs: Vec<PathBuf>,
+        check: Vec<String>,
+    ) -> Self {
+        use crate::hash::HashAlgorithm;
+        let hex = |a| hashes.get(a).map(crate::hash::to_hex);
+        HashInfo {
+            md5: hex(HashAlgorithm::Md5),
+            sha1: hex(HashAlgorithm::Sha1),
+            sha256: hex(HashAlgorithm::Sha256),
+            covers: if bad_bytes == 0 {
+                format!("all {bytes} bytes of the source, as {how}")
+            } else {
+                format!(
+                    "the image as written: {bytes} bytes, of which {zero_filled_sectors} unreadable sectors ({bad_bytes} bytes) are filled with zeros"
+                )
+            },
+            bytes,
+            zero_filled_sectors,
+            logs,
+            check,
+        }
+    }
+}
+
 /// Unreadable sectors.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnreadableInfo {
@@ -261,6 +294,26 @@ pub struct Throughput {
     /// progress, set-up and closing) and `total`.
     #[serde(default)]
     pub cpu_seconds: std::collections::BTreeMap<String, f64>,
+}
+
+impl Throughput {
+    /// `bytes` in `seconds`, with the CPU seconds by stage.
+    pub fn new(
+        bytes: u64,
+        seconds: f64,
+        cpu_seconds: std::collections::BTreeMap<String, f64>,
+    ) -> Self {
+        Throughput {
+            bytes,
+            seconds,
+            megabytes_per_second: if seconds > 0.0 {
+                bytes as f64 / seconds / 1e6
+            } else {
+                0.0
+            },
+            cpu_seconds,
+        }
+    }
 }
 
 /// How the job ended.

@@ -431,60 +431,47 @@ pub fn rescue(
         }
     }
     record.unreadable = unreadable_info(&report.bad_runs, sector, Some(report.map.clone()));
-    let hex = |a| report.hashes.get(a).map(crate::hash::to_hex);
     let zero_filled_sectors = report.bad_bytes.div_ceil(sector);
-    record.hashes = Some(HashInfo {
-        md5: hex(HashAlgorithm::Md5),
-        sha1: hex(HashAlgorithm::Sha1),
-        sha256: hex(HashAlgorithm::Sha256),
-        covers: if report.bad_bytes == 0 {
-            format!("all {} bytes of the source, as rescued", report.size)
-        } else {
-            format!(
-                "the image as written: {} bytes, of which {} unreadable sectors ({} bytes) are filled with zeros",
-                report.size, zero_filled_sectors, report.bad_bytes
-            )
-        },
-        bytes: report.size,
+    let check = report
+        .hash_logs
+        .iter()
+        .zip(report.hashes.hex())
+        .map(|(log, (alg, _))| {
+            let name = log
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match &opts.target {
+                None => format!("{} -c {name}", alg.checker()),
+                Some(dev) => format!(
+                    "head -c {} {} | {} -c {name}",
+                    report.size,
+                    dev.display(),
+                    alg.checker()
+                ),
+            }
+        })
+        .collect();
+    record.hashes = Some(HashInfo::new(
+        &report.hashes,
+        report.size,
+        report.bad_bytes,
         zero_filled_sectors,
-        logs: report.hash_logs.clone(),
-        check: report
-            .hash_logs
-            .iter()
-            .zip(report.hashes.hex())
-            .map(|(log, (alg, _))| {
-                let name = log
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                match &opts.target {
-                    None => format!("{} -c {name}", alg.checker()),
-                    Some(dev) => format!(
-                        "head -c {} {} | {} -c {name}",
-                        report.size,
-                        dev.display(),
-                        alg.checker()
-                    ),
-                }
-            })
-            .collect(),
-    });
+        "rescued",
+        report.hash_logs.clone(),
+        check,
+    ));
     let seconds = clock.elapsed().as_secs_f64();
-    record.throughput = Some(Throughput {
-        cpu_seconds: [(
+    record.throughput = Some(Throughput::new(
+        report.size,
+        seconds,
+        [(
             "total".to_string(),
             crate::cputime::process_seconds() - cpu_start,
         )]
         .into_iter()
         .collect(),
-        bytes: report.size,
-        seconds,
-        megabytes_per_second: if seconds > 0.0 {
-            report.size as f64 / seconds / 1e6
-        } else {
-            0.0
-        },
-    });
+    ));
     let (status, exit) = if report.bad_bytes == 0 {
         ("complete", EXIT_COMPLETE)
     } else {

@@ -13,24 +13,7 @@ use std::process::Command;
 
 use exhibit::audit::AuditRecord;
 use exhibit::map::{BlockState, SectorMap};
-use support::{Fault, FaultyDevice};
-
-fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
-    map.blocks_in(BlockState::BadSector)
-        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
-        .collect()
-}
-
-fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &s in sectors {
-        match out.last_mut() {
-            Some((first, count)) if *first + *count == s => *count += 1,
-            _ => out.push((s, 1)),
-        }
-    }
-    out
-}
+use support::{bad_sectors, runs_of, Fault, FaultyDevice};
 
 fn with_ext(base: &Path, ext: &str) -> std::path::PathBuf {
     let mut s = base.as_os_str().to_owned();

@@ -15,29 +15,10 @@ use std::time::{Duration, Instant};
 use exhibit::map::{BlockState, SectorMap};
 use exhibit::rescue::{rescue, RescueOptions, RescueProgress, RescueReport};
 use exhibit::source::Source;
-use support::{Fault, FaultyDevice};
+use support::{bad_sectors, runs_of, Fault, FaultyDevice};
 
 fn load_map(path: &Path) -> SectorMap {
     SectorMap::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap()
-}
-
-/// Bad sectors of a map, in units of `ss`.
-fn bad_sectors(map: &SectorMap, ss: u64) -> Vec<u64> {
-    map.blocks_in(BlockState::BadSector)
-        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
-        .collect()
-}
-
-/// Sector numbers as (first, count) runs.
-fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &s in sectors {
-        match out.last_mut() {
-            Some((first, count)) if *first + *count == s => *count += 1,
-            _ => out.push((s, 1)),
-        }
-    }
-    out
 }
 
 fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueReport {

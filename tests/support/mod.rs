@@ -637,3 +637,22 @@ impl Drop for LoopTarget {
         }
     }
 }
+
+/// Bad sectors of a map, in units of `ss`.
+pub fn bad_sectors(map: &exhibit::map::SectorMap, ss: u64) -> Vec<u64> {
+    map.blocks_in(exhibit::map::BlockState::BadSector)
+        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Sector numbers as (first, count) runs.
+pub fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in sectors {
+        match out.last_mut() {
+            Some((first, count)) if *first + *count == s => *count += 1,
+            _ => out.push((s, 1)),
+        }
+    }
+    out
+}
