@@ -74,9 +74,19 @@ pub struct RescueArgs {
     #[arg(long, visible_alias = "retries", value_name = "N", default_value_t = 1)]
     pub retry_passes: u32,
 
-    /// Bytes per read while copying (GNU ddrescue's cluster).
+    /// Bytes per read while copying near trouble (GNU ddrescue's cluster). On healthy
+    /// stretches reads grow to 1 MiB, several in flight, unless --careful.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64K")]
     pub block_size: u64,
+
+    /// Read every area like GNU ddrescue: one --block-size read at a time, also where the
+    /// disk reads well (slower; for disks that fail when pushed).
+    #[arg(long)]
+    pub careful: bool,
+
+    /// Engine for healthy stretches: io_uring (auto: where available) or single reads.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    pub io: IoArg,
 
     /// First jump past a failed read while copying; it doubles on each further failure.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64K")]
@@ -156,6 +166,16 @@ pub enum IoArg {
     Uring,
     /// pread only.
     Sync,
+}
+
+impl From<IoArg> for crate::reader::EngineChoice {
+    fn from(io: IoArg) -> Self {
+        match io {
+            IoArg::Auto => crate::reader::EngineChoice::Auto,
+            IoArg::Uring => crate::reader::EngineChoice::Uring,
+            IoArg::Sync => crate::reader::EngineChoice::Sync,
+        }
+    }
 }
 
 /// `exhibit acquire`.

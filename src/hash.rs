@@ -77,7 +77,9 @@ impl FromStr for HashAlgorithm {
     }
 }
 
-/// A running hash of one algorithm.
+/// A running hash of one algorithm. Cloning copies the state (a few hundred bytes): a rescue
+/// keeps copies to roll back to when a sector it already hashed is rescued later.
+#[derive(Clone)]
 pub enum Hasher {
     /// MD5 state.
     Md5(Md5),

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use exhibit::acquire::{acquire, AcquireOptions, EXIT_FAILED};
 use exhibit::case::CaseMetadata;
-use exhibit::cli::{AcquireArgs, CaseArgs, Cli, Command, IoArg};
+use exhibit::cli::{AcquireArgs, CaseArgs, Cli, Command};
 use exhibit::progress::Progress;
-use exhibit::reader::{EngineChoice, ReaderOptions};
+use exhibit::reader::ReaderOptions;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -103,11 +103,7 @@ fn run_acquire(args: AcquireArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<i32>
         block_size: usize::try_from(args.block_size)
             .map_err(|_| anyhow::anyhow!("--block-size is too large"))?,
         queue_depth: args.queue_depth,
-        engine: match args.io {
-            IoArg::Auto => EngineChoice::Auto,
-            IoArg::Uring => EngineChoice::Uring,
-            IoArg::Sync => EngineChoice::Sync,
-        },
+        engine: args.io.into(),
         retries: args.retries,
         direct: !args.no_direct,
     };
@@ -424,6 +420,8 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
     opts.min_skip = args.min_skip;
     opts.max_skip = args.max_skip.unwrap_or(0);
     opts.retry_passes = args.retry_passes;
+    opts.careful = args.careful;
+    opts.io = args.io.into();
     opts.overwrite = args.overwrite;
     opts.map_interval = Duration::from_secs_f64(args.map_interval.max(0.1));
     opts.hashes = args.hash.hashes.clone();

@@ -206,6 +206,19 @@ impl SectorMap {
             })
     }
 
+    /// Where the run of bytes from `pos` that are all in one of `states` ends (`pos` itself
+    /// if the byte at `pos` is in none of them).
+    pub fn run_end(&self, pos: u64, states: &[BlockState]) -> u64 {
+        let mut end = pos;
+        for b in &self.blocks[self.index_at(pos)..] {
+            if !states.contains(&b.state) {
+                break;
+            }
+            end = b.end();
+        }
+        end.max(pos)
+    }
+
     /// True if any byte is in one of `states`.
     pub fn any_in(&self, states: &[BlockState]) -> bool {
         self.blocks.iter().any(|b| states.contains(&b.state))
@@ -340,6 +353,22 @@ mod tests {
         assert_eq!(m.bytes_in(BlockState::BadSector), 1024);
         m.set(1024, 1024, BlockState::Finished);
         assert_eq!(m.blocks().len(), 1);
+    }
+
+    #[test]
+    fn run_end_stops_at_the_first_other_state() {
+        use BlockState::*;
+        let mut m = SectorMap::new(10_000, NonTried);
+        m.set(0, 1000, Finished);
+        m.set(1000, 512, BadSector);
+        m.set(1512, 488, Finished);
+        m.set(4000, 100, Finished);
+        let settled = [Finished, BadSector];
+        assert_eq!(m.run_end(0, &settled), 2000);
+        assert_eq!(m.run_end(1200, &settled), 2000);
+        assert_eq!(m.run_end(2000, &settled), 2000);
+        assert_eq!(m.run_end(4000, &settled), 4100);
+        assert_eq!(m.run_end(10_000, &settled), 10_000);
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod recover;
 mod sync;
 mod uring;
 
+pub use uring::StreamEnd;
+
 use std::sync::atomic::AtomicBool;
 
 use crate::block::Block;
@@ -202,4 +204,37 @@ pub(crate) fn block_len(size: u64, offset: u64, block_size: usize) -> usize {
 /// short at the end of the source).
 pub(crate) fn round_up(len: usize, sector: usize) -> usize {
     len.div_ceil(sector) * sector
+}
+
+/// Large reads of chosen ranges, several in flight, for a rescue's copy pass over healthy
+/// stretches: io_uring only (where it is unavailable, the rescue reads one block at a time).
+pub struct RangeStreamer<'a> {
+    engine: uring::UringReader<'a>,
+}
+
+impl<'a> RangeStreamer<'a> {
+    /// An io_uring engine on `source` reading `opts.block_size` blocks into `pool`'s buffers.
+    pub fn new(source: &'a Source, opts: &'a ReaderOptions, pool: &'a BufferPool) -> Result<Self> {
+        opts.validate(source.logical_sector_size())?;
+        let engine = uring::UringReader::new(source, opts, pool)
+            .map_err(|e| Error::InvalidOption(format!("io_uring is not available here: {e}")))?;
+        Ok(RangeStreamer { engine })
+    }
+
+    /// Reads `start..end` and hands on each block that reads, in order; stops at the first
+    /// media error (see [`StreamEnd`]). Nothing is narrowed or retried.
+    pub fn stream(
+        &mut self,
+        start: u64,
+        end: u64,
+        stop: &AtomicBool,
+        emit: &mut dyn FnMut(Block) -> Result<()>,
+    ) -> Result<StreamEnd> {
+        self.engine.stream(start, end, stop, emit)
+    }
+
+    /// Bytes per read.
+    pub fn block_size(&self) -> u64 {
+        self.engine.block_size()
+    }
 }

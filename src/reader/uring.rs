@@ -294,3 +294,145 @@ impl Drop for UringReader<'_> {
         self.drain();
     }
 }
+
+/// How a [`UringReader::stream`] ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every block of the range was read and handed on.
+    Done,
+    /// The block at `offset` (`len` bytes) failed with media error `errno`. Reads that were in
+    /// flight with it have completed; those that read are handed on, those that failed too
+    /// are in `also_failed` (they may only have shared a merged request with the first).
+    Failed {
+        /// Start of the first failed block.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The media errno.
+        errno: i32,
+        /// Other blocks whose reads failed, as (offset, len).
+        also_failed: Vec<(u64, u64)>,
+    },
+}
+
+impl UringReader<'_> {
+    pub(super) fn block_size(&self) -> u64 {
+        self.opts.block_size as u64
+    }
+
+    /// Reads `start..end` in blocks on the `block_size` grid, `queue_depth` in flight, and
+    /// hands on every block that reads, in increasing order of offset. Unlike [`Self::run`]
+    /// it narrows nothing: the first media error stops submitting and ends the stream, and
+    /// the caller decides what to do about the failed block (a rescue's copy pass).
+    pub(crate) fn stream(
+        &mut self,
+        start: u64,
+        end: u64,
+        stop: &AtomicBool,
+        emit: &mut dyn FnMut(Block) -> Result<()>,
+    ) -> Result<StreamEnd> {
+        let result = self.stream_inner(start, end, stop, emit);
+        self.drain();
+        result
+    }
+
+    fn stream_inner(
+        &mut self,
+        start: u64,
+        end: u64,
+        stop: &AtomicBool,
+        emit: &mut dyn FnMut(Block) -> Result<()>,
+    ) -> Result<StreamEnd> {
+        let bs = self.opts.block_size as u64;
+        let mut next_offset = start;
+        let mut next_submit = 0u64;
+        let mut next_emit = 0u64;
+        let mut done: BTreeMap<u64, Completed> = BTreeMap::new();
+        let mut first_failure: Option<(u64, u64, i32)> = None;
+        let mut also_failed = Vec::new();
+        let mut any_failed = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted("a signal"));
+            }
+            while !any_failed && next_offset < end && self.inflight.len() < self.opts.queue_depth {
+                let buf = match self.pool.try_take() {
+                    Some(b) => b,
+                    None if self.inflight.is_empty() && done.is_empty() => self.pool.take(),
+                    None => break,
+                };
+                let block_end = ((next_offset / bs + 1) * bs).min(end);
+                let want = (block_end - next_offset) as usize;
+                self.submit_read(
+                    next_submit,
+                    InFlight {
+                        buf,
+                        offset: next_offset,
+                        want,
+                        got: 0,
+                    },
+                )?;
+                next_submit += 1;
+                next_offset = block_end;
+            }
+            if self.inflight.is_empty() && done.is_empty() {
+                break;
+            }
+            if !self.inflight.is_empty() {
+                for (index, res) in self.reap(1)? {
+                    let Some(mut io) = self.inflight.remove(&index) else {
+                        return Err(Error::Internal(format!("unknown completion {index}")));
+                    };
+                    if res == -libc::EAGAIN || res == -libc::EINTR {
+                        self.submit_read(index, io)?;
+                    } else if res < 0 {
+                        let errno = -res;
+                        if !is_media_error(errno) {
+                            let at = io.offset + io.got as u64;
+                            drop(io);
+                            return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
+                        }
+                        any_failed = true;
+                        done.insert(index, io.completed(Some(errno)));
+                    } else if res == 0 && io.got < io.want {
+                        let at = io.offset + io.got as u64;
+                        drop(io);
+                        return Err(self.read_error(
+                            at,
+                            io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the source ended early (did it shrink or go away?)",
+                            ),
+                        ));
+                    } else {
+                        io.got += res as usize;
+                        if io.got < io.want {
+                            self.submit_read(index, io)?;
+                        } else {
+                            done.insert(index, io.completed(None));
+                        }
+                    }
+                }
+            }
+            while let Some(c) = done.remove(&next_emit) {
+                next_emit += 1;
+                match c.failed {
+                    None => emit(Block::new(next_emit - 1, c.offset, c.buf, c.len, vec![]))?,
+                    Some(errno) if first_failure.is_none() => {
+                        first_failure = Some((c.offset, c.len as u64, errno))
+                    }
+                    Some(_) => also_failed.push((c.offset, c.len as u64)),
+                }
+            }
+        }
+        Ok(match first_failure {
+            None => StreamEnd::Done,
+            Some((offset, len, errno)) => StreamEnd::Failed {
+                offset,
+                len,
+                errno,
+                also_failed,
+            },
+        })
+    }
+}
