@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -326,7 +326,7 @@ mod tests {
         h.finish()
     }
 
-    fn image_with(data: &[u8]) -> (tempfile::TempDir, File, PathBuf) {
+    fn image_with(data: &[u8]) -> (tempfile::TempDir, File, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("img");
         std::fs::File::create(&path)
