@@ -628,11 +628,7 @@ fn write_map(map: &SectorMap, path: &Path, started: &str) -> Result<()> {
 /// lower their own priority a little so that, when cores are short, the scheduler gives MD5
 /// its core first; they still get every idle cycle. Failure to renice is harmless.
 fn yield_to_md5() {
-    // SAFETY: gettid and setpriority on the calling thread have no memory effects.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 5);
-    }
+    crate::threads::lower_priority(5);
 }
 
 type PassOutput = (ReadReport, Vec<Box<dyn Sink>>, PieceList, MediaHashes);

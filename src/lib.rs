@@ -29,6 +29,7 @@ pub mod reader;
 pub mod rescue;
 pub mod sink;
 pub mod source;
+mod threads;
 pub mod verify;
 
 pub use error::{Error, Result};

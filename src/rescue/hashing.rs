@@ -99,7 +99,10 @@ impl RunningHash {
             let hashed = Arc::clone(&hashed);
             std::thread::Builder::new()
                 .name("rescue-hash-feeder".into())
-                .spawn(move || feed(rx, &algorithms, &image, &path, &cancel, &hashed))
+                .spawn(move || {
+                    crate::threads::run_in_background();
+                    feed(rx, &algorithms, &image, &path, &cancel, &hashed)
+                })
                 .map_err(|e| Error::Internal(format!("cannot start a hash thread: {e}")))?
         };
         Ok(RunningHash {
@@ -230,7 +233,10 @@ fn feed(
         threads.push(
             std::thread::Builder::new()
                 .name(format!("rescue-{}", alg.name()))
-                .spawn(move || hash_steps(alg, rx))
+                .spawn(move || {
+                    crate::threads::run_in_background();
+                    hash_steps(alg, rx)
+                })
                 .map_err(|e| Error::Internal(format!("cannot start a hash thread: {e}")))?,
         );
     }

@@ -688,6 +688,11 @@ pub fn rescue_from<'a, R: SectorReader + ?Sized>(
     job.finish(started)
 }
 
+/// Settled bytes worth waking the hash threads for at once.
+const HASH_BATCH: u64 = 4 << 20;
+/// Longest wait before a smaller settled piece is hashed anyway.
+const HASH_PAUSE: Duration = Duration::from_millis(250);
+
 /// Map header line that records how many retry passes are done.
 const RETRY_DONE_KEY: &str = "exhibit-retry-passes-done:";
 
@@ -714,6 +719,7 @@ struct Job<'a, R: SectorReader + ?Sized> {
     met_trouble: bool,
     /// The hashes, computed as the image settles.
     hash: Option<RunningHash>,
+    last_hash_advance: Instant,
     resumed: bool,
     retry_done: u32,
     last_save: Instant,
@@ -926,6 +932,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             stretch,
             met_trouble,
             hash: Some(hash),
+            last_hash_advance: Instant::now(),
             resumed,
             retry_done,
             last_save: Instant::now(),
@@ -1357,7 +1364,9 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         Ok(())
     }
 
-    /// Hands the hashes whatever is settled in front of them.
+    /// Hands the hashes what is settled in front of them: in pieces of at least
+    /// [`HASH_BATCH`], or what there is every [`HASH_PAUSE`] (trimming settles a sector at a
+    /// time, and waking four threads per sector costs the reads their CPU).
     fn advance_hash(&mut self) -> Result<()> {
         use BlockState::*;
         let Some(h) = &mut self.hash else {
@@ -1365,12 +1374,15 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         };
         let from = h.position();
         let end = self.map.run_end(from, &[Finished, BadSector]);
-        if end > from {
+        let due = end - from >= HASH_BATCH
+            || (end > from && self.last_hash_advance.elapsed() >= HASH_PAUSE);
+        if due {
             let has_bad = self
                 .map
                 .next_in(BadSector, from)
                 .is_some_and(|b| b.pos < end);
             h.advance(end, has_bad)?;
+            self.last_hash_advance = Instant::now();
         }
         self.progress.hashed.store(h.hashed(), Ordering::Relaxed);
         Ok(())
