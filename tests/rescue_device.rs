@@ -465,3 +465,99 @@ fn interrupted_rescue_says_so_and_resumes() {
     let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
     assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
 }
+
+/// Reads of the device, from its log, that touched each of `sectors`.
+fn touches_per_sector(dev: &FaultyDevice, sectors: &[u64], ssz: u64) -> Vec<usize> {
+    let log = dev.read_log();
+    sectors
+        .iter()
+        .map(|s| log.iter().filter(|r| r.touches(s * ssz, ssz)).count())
+        .collect()
+}
+
+/// A mostly healthy disk: the healthy stretches are streamed in large reads (through
+/// io_uring), the bad sectors are still found exactly, and no bad sector is read more often
+/// than GNU ddrescue -d reads it with the same retry count.
+#[test]
+fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue() {
+    require_faulty_device!();
+    let ss = 512u32;
+    let ssz = u64::from(ss);
+    let mib = (1 << 20) / ssz;
+    // Trouble after 20 MiB of healthy disk and again after 20 MiB more.
+    let bad = vec![20 * mib + 300, 20 * mib + 301, 20 * mib + 900, 41 * mib + 7];
+    let mut b = FaultyDevice::builder(48 << 20).sector_size(ss);
+    for &s in &bad {
+        b = b.fault(s, 1, Fault::Always(libc::EIO));
+    }
+    let dev = b.build();
+    let base = dev.dir.join("fast");
+    let r = run_rescue(&dev, &base, 1);
+    let log = dev.read_log();
+    let ours = touches_per_sector(&dev, &bad, ssz);
+
+    assert_eq!(bad_sectors(&load_map(&base.with_extension("map")), ssz), bad);
+    let expected = dev.expected_image(&bad);
+    assert!(std::fs::read(base.with_extension("raw")).unwrap() == expected);
+    // The hashes are those of the image, hashed while it was read.
+    assert_eq!(
+        exhibit::hash::to_hex(r.hashes.sha256.as_ref().unwrap()),
+        support::sha256_hex(&expected)
+    );
+    let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
+    let reader = record.reader.unwrap();
+    assert_eq!(reader.engine, exhibit::reader::EngineKind::Uring);
+    // The first 20 MiB went in large reads (the device sees at most 128 KiB per request
+    // from FUSE; 64 KiB reads one at a time would be 320 of them).
+    let healthy_reads = log.iter().filter(|r| r.offset < 20 << 20).count();
+    assert!(
+        healthy_reads < 200,
+        "{healthy_reads} reads for the first 20 MiB"
+    );
+
+    if !ddrescue_available() {
+        println!("SKIP (the ddrescue half): GNU ddrescue is not installed");
+        return;
+    }
+    dev.reset();
+    let out = Command::new("ddrescue")
+        .args(["-d", "-b", &ss.to_string(), "-r", "1", "-q"])
+        .arg(&dev.device)
+        .arg(dev.dir.join("dd.img"))
+        .arg(dev.dir.join("dd.map"))
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1));
+    let theirs = touches_per_sector(&dev, &bad, ssz);
+    for ((s, o), t) in bad.iter().zip(&ours).zip(&theirs) {
+        assert!(o <= t, "bad sector {s}: read {o} times by exhibit, {t} by ddrescue");
+    }
+    assert_eq!(
+        bad_sectors(&load_map(&dev.dir.join("dd.map")), ssz),
+        bad,
+        "ddrescue saw other bad sectors"
+    );
+}
+
+/// `--careful` reads like GNU ddrescue everywhere: 64 KiB reads one at a time, no io_uring.
+#[test]
+fn careful_reads_one_block_at_a_time() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(4 << 20).bad(5000).build();
+    let source = Source::open(&dev.device, true).unwrap();
+    let mut opts = RescueOptions::new(dev.dir.join("careful"));
+    opts.careful = true;
+    let r = rescue(
+        &source,
+        &opts,
+        &RescueProgress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(r.bad_bytes, 512);
+    assert!(dev.read_log().iter().all(|rec| rec.len <= 64 * 1024));
+    let record = exhibit::audit::AuditRecord::read(&dev.dir.join("careful.yaml")).unwrap();
+    let reader = record.reader.unwrap();
+    assert_eq!(reader.engine, exhibit::reader::EngineKind::Sync);
+    assert_eq!(reader.queue_depth, 1);
+}

@@ -656,3 +656,26 @@ pub fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
     }
     out
 }
+
+/// SHA-256 of `data` in hex, by an implementation other than the one under test (`sha256sum`).
+#[allow(dead_code)]
+pub fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = {
+        let data = data.to_vec();
+        std::thread::spawn(move || stdin.write_all(&data))
+    };
+    let out = child.wait_with_output().unwrap();
+    feed.join().unwrap().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
