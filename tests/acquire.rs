@@ -382,6 +382,43 @@ fn loop_devices_with_512_and_4096_byte_sectors() {
     }
 }
 
+/// `exhibit rescue` of a healthy disk is an acquisition too: the same image, hashes and logs
+/// that `exhibit acquire` gives, read in large reads (io_uring) or single growing ones.
+#[test]
+fn rescue_of_a_healthy_device_is_a_good_image() {
+    if skip_without_loop("rescue_of_a_healthy_device_is_a_good_image") {
+        return;
+    }
+    let dir = tempdir();
+    for sector in [512u32, 4096] {
+        let file = make_source(
+            dir.path(),
+            &format!("disk{sector}"),
+            (9 << 20) + 5 * 4096,
+            7 + sector as u64,
+        );
+        let dev = LoopDevice::attach(&file, sector, true, false);
+        for (engine, kind) in [("auto", "uring"), ("sync", "sync")] {
+            let base = dir.path().join(format!("rescued{sector}-{engine}"));
+            let out = exhibit()
+                .args(["rescue", dev.as_str(), "-o"])
+                .arg(&base)
+                .args(["--quiet", "--io", engine])
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_good_image(&file, &base);
+            let rec = record(&base);
+            assert_eq!(rec["reader"]["engine"].as_str(), Some(kind));
+        }
+    }
+}
+
 #[test]
 fn a_partition_is_its_own_source() {
     if skip_without_loop("a_partition_is_its_own_source") {
