@@ -18,8 +18,10 @@
 #   BENCH_DIR=${TMPDIR:-/tmp}/exhibit-bench   work directory (source and outputs; needs ~2.2x size free)
 #   BENCH_OUT=docs/benchmarks.md              report (also printed)
 #   EXHIBIT=target/release/exhibit            the binary; its rows are skipped when it is missing
-#   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01"   which rows to run
+#   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01 exhibit-rescue"   which rows to run
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
+#   BENCH_RESCUE=1          also run bench/rescue.sh (exhibit rescue vs ddrescue on a faulty device,
+#                           512- and 4096-byte sectors) and put its tables in the report
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
 #   BENCH_NOTE="..."        a line for the report's notes (e.g. what else ran on the machine)
 set -euo pipefail
@@ -32,7 +34,8 @@ reps=${BENCH_REPS:-3}
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/exhibit-bench}
 report=${BENCH_OUT:-$repo/docs/benchmarks.md}
 exhibit=${EXHIBIT:-$repo/target/release/exhibit}
-tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01}
+tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01 exhibit-rescue}
+do_rescue=${BENCH_RESCUE:-1}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -129,6 +132,7 @@ cmd_for() {
         exhibit) echo "$exhibit acquire $loop -o $o --quiet" ;;
         exhibit-e01) echo "$exhibit acquire $loop -o $o --format e01 --hash md5,sha1 --quiet" ;;
         exhibit-raw-e01) echo "$exhibit acquire $loop -o $o --format raw,e01 --hash md5,sha1 --quiet" ;;
+        exhibit-rescue) echo "$exhibit rescue $loop -o $o --quiet" ;;
     esac
 }
 describe() {
@@ -140,6 +144,7 @@ describe() {
         exhibit) echo "raw + map|md5, sha1, sha256" ;;
         exhibit-e01) echo "E01|md5, sha1" ;;
         exhibit-raw-e01) echo "raw + E01 (one read)|md5, sha1" ;;
+        exhibit-rescue) echo "raw + map (rescue mode)|md5, sha1, sha256" ;;
         ewfverify) echo "read E01|md5, sha1" ;;
         exhibit-verify) echo "read E01|md5, sha1" ;;
         exhibit-verify-all) echo "read E01, record, logs|md5, sha1, sha256" ;;
@@ -147,7 +152,7 @@ describe() {
 }
 # The raw output a tool leaves (checked against the source once), if any.
 raw_of() {
-    case $1 in dc3dd | dcfldd | ddrescue | exhibit | exhibit-raw-e01) echo "$out/$1.raw" ;; *) echo "" ;; esac
+    case $1 in dc3dd | dcfldd | ddrescue | exhibit | exhibit-raw-e01 | exhibit-rescue) echo "$out/$1.raw" ;; *) echo "" ;; esac
 }
 
 declare -A wall=() wsync=() cpu=() status=() cmdline=() outsize=()
@@ -190,7 +195,7 @@ done
 selected=()
 for t in $tools; do
     case $t in
-        exhibit) ((have_exhibit)) || continue ;;
+        exhibit | exhibit-rescue) ((have_exhibit)) || continue ;;
         exhibit-e01 | exhibit-raw-e01) ((have_e01)) || continue ;;
         dc3dd | dcfldd | ewfacquire | ddrescue) ;;
         *) die "unknown tool in BENCH_TOOLS: $t" ;;
@@ -259,6 +264,19 @@ for t in "${selected[@]}"; do
     stages[$t]=$(awk '/^  cpu_seconds:/ { on = 1; next } on && /^    / { gsub(/^ +/, ""); printf "%s ", $0; next } on { exit }' "$out/$t.yaml")
 done
 
+# Rescue on a faulty device: bench/rescue.sh, same machine, same run.
+rescue_tables=()
+if ((do_rescue && have_exhibit)); then
+    for ss in 512 4096; do
+        log "rescue on a faulty device, ${ss}-byte sectors"
+        if OUT="$work/rescue-$ss.md" "$repo/bench/rescue.sh" 128M 300 "$ss" 2 1 "$reps" >"$work/log.rescue-$ss" 2>&1; then
+            rescue_tables+=("$work/rescue-$ss.md")
+        else
+            notes+=("bench/rescue.sh ($ss-byte sectors) failed: $(tail -n 1 "$work/log.rescue-$ss")")
+        fi
+    done
+fi
+
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else print "-" }'; }
@@ -306,6 +324,27 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         mib=$(awk -v b="${outsize[$t]:-0}" 'BEGIN { printf "%.0f", b / 1048576 }')
         echo "| $t$flag | $what | $hashes | $w | $ws | $(mb "$ws") | $vs_dc | $vs_ewf | $c | $mib |"
     done
+    if [[ -n ${wsync[exhibit-rescue]:-} ]]; then
+        rescue_med=$(echo "${wsync[exhibit-rescue]}" | median)
+        echo
+        echo "Rescue mode on this healthy source: \`exhibit rescue\` took $(ratio "$rescue_med" "$(echo "${wsync[exhibit]:-}" | median)") the time"
+        echo "of \`exhibit acquire\` and was $(ratio "$(echo "${wsync[ddrescue]:-}" | median)" "$rescue_med") as fast as \`ddrescue -d\`"
+        echo "(which computes no hash)."
+    fi
+    if ((${#rescue_tables[@]})); then
+        echo
+        echo "## Rescue on a faulty device (bench/rescue.sh)"
+        echo
+        echo "\`exhibit rescue --retry-passes 1\` against \`ddrescue -d -b SECTOR -r 1\` on the test suite's faulty"
+        echo "block device (a FUSE file with failing sectors behind a read-only direct-I/O loop device; every"
+        echo "failing read takes 2 ms, good reads come from memory), alternating, $reps runs each. Reads are"
+        echo "counted by the device itself. exhibit's time includes its three hashes; the third row is"
+        echo "ddrescue followed by \`md5sum\`, \`sha1sum\` and \`sha256sum\` of its image, the same job."
+        for f in "${rescue_tables[@]}"; do
+            echo
+            sed -e 's/^### /### /' "$f"
+        done
+    fi
     if ((${#verify_rows[@]})); then
         echo
         echo "## Verification (read an E01 back, recompute its hashes)"

@@ -15,8 +15,13 @@
 //! 4. **Retry** ([`RescueOptions::retry_passes`] passes over the `-` sectors). A sector that
 //!    reads is rescued; one that never reads stays bad and is zeros in the image.
 //!
-//! Only one read is in flight at any time: the block layer merges adjacent reads that are in
+//! Near trouble only one read is in flight: the block layer merges adjacent reads that are in
 //! flight together, so a sector is called bad only after a read of that sector *alone* failed.
+//! Healthy stretches go faster: copy reads double while they succeed (from the start of a run,
+//! or after [`CLEAN_STREAK`] clean bytes since the last failure) up to [`FAST_BLOCK_SIZE`],
+//! and then a [`StretchReader`] (io_uring) streams the stretch with several reads in flight.
+//! A failed read there is treated like any failed copy block: marked non-trimmed, so its bad
+//! sectors are found by single-sector reads and none is read more often than with small blocks.
 //!
 //! The map (`BASE.map`) is the whole state. Data is written to the image first, the image is
 //! synced, and only then the map is replaced atomically (temp file, fsync, rename), at least
@@ -25,8 +30,9 @@
 //! command again resumes from the map without reading anything it marks finished. A mapfile
 //! written by GNU ddrescue resumes the same way.
 //!
-//! When nothing is left to read, the image is hashed (MD5, SHA-1, SHA-256) and the hash logs
-//! are written next to it. The library never prints: progress is [`RescueProgress`], read
+//! The hashes (MD5, SHA-1, SHA-256) follow the image as it settles, on background threads
+//! (`rescue/hashing.rs`); when nothing is left to read, the rest is hashed and the hash logs are
+//! written next to it. The library never prints: progress is [`RescueProgress`], read
 //! by the caller's own thread.
 //!
 //! ```no_run
