@@ -496,7 +496,10 @@ fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue(
     let log = dev.read_log();
     let ours = touches_per_sector(&dev, &bad, ssz);
 
-    assert_eq!(bad_sectors(&load_map(&base.with_extension("map")), ssz), bad);
+    assert_eq!(
+        bad_sectors(&load_map(&base.with_extension("map")), ssz),
+        bad
+    );
     let expected = dev.expected_image(&bad);
     assert!(std::fs::read(base.with_extension("raw")).unwrap() == expected);
     // The hashes are those of the image, hashed while it was read.
@@ -530,7 +533,10 @@ fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue(
     assert!(out.status.code().is_some_and(|c| c <= 1));
     let theirs = touches_per_sector(&dev, &bad, ssz);
     for ((s, o), t) in bad.iter().zip(&ours).zip(&theirs) {
-        assert!(o <= t, "bad sector {s}: read {o} times by exhibit, {t} by ddrescue");
+        assert!(
+            o <= t,
+            "bad sector {s}: read {o} times by exhibit, {t} by ddrescue"
+        );
     }
     assert_eq!(
         bad_sectors(&load_map(&dev.dir.join("dd.map")), ssz),

@@ -174,6 +174,48 @@ impl<'a> UringReader<'a> {
         }
     }
 
+    /// Waits for at least one read to complete and files every completion in `done` by its
+    /// index: short reads are continued, interrupted ones resubmitted. Returns whether a read
+    /// failed with a media error (it is in `done`, marked failed); any other error ends the run.
+    fn complete_some(&mut self, done: &mut BTreeMap<u64, Completed>) -> Result<bool> {
+        let mut media_error = false;
+        for (index, res) in self.reap(1)? {
+            let Some(mut io) = self.inflight.remove(&index) else {
+                return Err(Error::Internal(format!("unknown completion {index}")));
+            };
+            if res == -libc::EAGAIN || res == -libc::EINTR {
+                self.submit_read(index, io)?;
+            } else if res < 0 {
+                let errno = -res;
+                if !is_media_error(errno) {
+                    let at = io.offset + io.got as u64;
+                    drop(io);
+                    return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
+                }
+                media_error = true;
+                done.insert(index, io.completed(Some(errno)));
+            } else if res == 0 && io.got < io.want {
+                let at = io.offset + io.got as u64;
+                drop(io);
+                return Err(self.read_error(
+                    at,
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the source ended early (did it shrink or go away?)",
+                    ),
+                ));
+            } else {
+                io.got += res as usize;
+                if io.got < io.want {
+                    self.submit_read(index, io)?;
+                } else {
+                    done.insert(index, io.completed(None));
+                }
+            }
+        }
+        Ok(media_error)
+    }
+
     pub(super) fn run(
         &mut self,
         stop: &AtomicBool,
@@ -227,39 +269,7 @@ impl<'a> UringReader<'a> {
             }
 
             if !self.inflight.is_empty() {
-                for (index, res) in self.reap(1)? {
-                    let Some(mut io) = self.inflight.remove(&index) else {
-                        return Err(Error::Internal(format!("unknown completion {index}")));
-                    };
-                    if res == -libc::EAGAIN || res == -libc::EINTR {
-                        self.submit_read(index, io)?;
-                    } else if res < 0 {
-                        let errno = -res;
-                        if !is_media_error(errno) {
-                            let at = io.offset + io.got as u64;
-                            drop(io);
-                            return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
-                        }
-                        done.insert(index, io.completed(Some(errno)));
-                    } else if res == 0 && io.got < io.want {
-                        let at = io.offset + io.got as u64;
-                        drop(io);
-                        return Err(self.read_error(
-                            at,
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the source ended early (did it shrink or go away?)",
-                            ),
-                        ));
-                    } else {
-                        io.got += res as usize;
-                        if io.got < io.want {
-                            self.submit_read(index, io)?;
-                        } else {
-                            done.insert(index, io.completed(None));
-                        }
-                    }
-                }
+                self.complete_some(&mut done)?;
             }
 
             stalled = false;
@@ -378,41 +388,8 @@ impl UringReader<'_> {
             if self.inflight.is_empty() && done.is_empty() {
                 break;
             }
-            if !self.inflight.is_empty() {
-                for (index, res) in self.reap(1)? {
-                    let Some(mut io) = self.inflight.remove(&index) else {
-                        return Err(Error::Internal(format!("unknown completion {index}")));
-                    };
-                    if res == -libc::EAGAIN || res == -libc::EINTR {
-                        self.submit_read(index, io)?;
-                    } else if res < 0 {
-                        let errno = -res;
-                        if !is_media_error(errno) {
-                            let at = io.offset + io.got as u64;
-                            drop(io);
-                            return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
-                        }
-                        any_failed = true;
-                        done.insert(index, io.completed(Some(errno)));
-                    } else if res == 0 && io.got < io.want {
-                        let at = io.offset + io.got as u64;
-                        drop(io);
-                        return Err(self.read_error(
-                            at,
-                            io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the source ended early (did it shrink or go away?)",
-                            ),
-                        ));
-                    } else {
-                        io.got += res as usize;
-                        if io.got < io.want {
-                            self.submit_read(index, io)?;
-                        } else {
-                            done.insert(index, io.completed(None));
-                        }
-                    }
-                }
+            if !self.inflight.is_empty() && self.complete_some(&mut done)? {
+                any_failed = true;
             }
             while let Some(c) = done.remove(&next_emit) {
                 next_emit += 1;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::block::Block;
+use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgorithm, Hasher, MediaHashes};
 
@@ -30,22 +31,6 @@ const CHUNK: usize = 1 << 20;
 /// Saved states kept at most; beyond that a rollback goes to an older one (more to hash
 /// again, never a wrong hash).
 const MAX_CHECKPOINTS: usize = 4096;
-
-/// Bytes the hash threads share without copying.
-#[derive(Clone)]
-enum Bytes {
-    Block(Arc<Block>),
-    Vec(Arc<Vec<u8>>),
-}
-
-impl Bytes {
-    fn data(&self) -> &[u8] {
-        match self {
-            Bytes::Block(b) => b.data(),
-            Bytes::Vec(v) => v,
-        }
-    }
-}
 
 /// What the feeder is asked to do, in order.
 enum Request {
@@ -63,7 +48,7 @@ enum Request {
 
 /// What each hash thread is told.
 enum Step {
-    Data(Bytes),
+    Data(Arc<Block>),
     Save(u64),
     Restore(u64),
 }
@@ -225,6 +210,8 @@ fn feed(
     cancel: &AtomicBool,
     hashed: &AtomicU64,
 ) -> Result<MediaHashes> {
+    // Enough for every hash thread's queue and the piece it is on.
+    let pool = BufferPool::new(12, CHUNK);
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     for &alg in algorithms {
@@ -250,8 +237,7 @@ fn feed(
         match request {
             Request::Block(block) => {
                 hashed.store(block.end(), Ordering::Relaxed);
-                let bytes = Bytes::Block(block);
-                broadcast(&|| Step::Data(bytes.clone()));
+                broadcast(&|| Step::Data(Arc::clone(&block)));
             }
             Request::Rollback(to) => {
                 broadcast(&|| Step::Restore(to));
@@ -271,8 +257,9 @@ fn feed(
                         break 'requests;
                     }
                     let n = (end - pos).min(CHUNK as u64) as usize;
-                    let mut data = vec![0u8; n];
-                    if let Err(e) = image.read_exact_at(&mut data, pos) {
+                    // Recycled buffers: fresh ones would cost a page fault per 4 KiB.
+                    let mut data = pool.take();
+                    if let Err(e) = image.read_exact_at(&mut data[..n], pos) {
                         result = Err(Error::Read {
                             path: path.to_path_buf(),
                             offset: pos,
@@ -280,8 +267,8 @@ fn feed(
                         });
                         break 'requests;
                     }
-                    let bytes = Bytes::Vec(Arc::new(data));
-                    broadcast(&|| Step::Data(bytes.clone()));
+                    let block = Arc::new(Block::new(0, pos, data, n, Vec::new()));
+                    broadcast(&|| Step::Data(Arc::clone(&block)));
                     pos += n as u64;
                     hashed.store(pos, Ordering::Relaxed);
                 }
@@ -305,7 +292,7 @@ fn hash_steps(alg: HashAlgorithm, steps: Receiver<Step>) -> (HashAlgorithm, Vec<
     let mut saved: BTreeMap<u64, Hasher> = BTreeMap::new();
     for step in steps {
         match step {
-            Step::Data(bytes) => state.update(bytes.data()),
+            Step::Data(block) => state.update(block.data()),
             Step::Save(at) => {
                 saved.insert(at, state.clone());
             }

@@ -192,8 +192,9 @@ pub struct RescueOptions {
 
 /// Largest read of the copy pass on a healthy stretch. Reads start at `block_size` and double
 /// after each clean read (at the start of a run, or after [`CLEAN_STREAK`] clean bytes in a
-/// row since the last failure); at this size the stretch is streamed through io_uring with
-/// [`FAST_QUEUE_DEPTH`] reads in flight, as `exhibit acquire` reads.
+/// row since the last failure); at this size, once [`CLEAN_STREAK`] bytes read cleanly, the
+/// stretch is streamed through io_uring with [`FAST_QUEUE_DEPTH`] reads in flight, as
+/// `exhibit acquire` reads.
 pub const FAST_BLOCK_SIZE: u64 = crate::reader::DEFAULT_BLOCK_SIZE as u64;
 /// Reads in flight on a healthy stretch.
 pub const FAST_QUEUE_DEPTH: usize = crate::reader::DEFAULT_QUEUE_DEPTH;
@@ -694,6 +695,18 @@ pub fn rescue_from<'a, R: SectorReader + ?Sized>(
     job.finish(started)
 }
 
+/// Room for gathered small image writes (see `Job::write_image`).
+const STAGED_BYTES: usize = 1 << 20;
+
+/// Neighbouring image bytes read but not yet written: `lo..hi` of the image, held at
+/// `buf[lo - base..hi - base]`.
+struct Staged {
+    buf: AlignedBuf,
+    base: u64,
+    lo: u64,
+    hi: u64,
+}
+
 /// Settled bytes worth waking the hash threads for at once.
 const HASH_BATCH: u64 = 4 << 20;
 /// Longest wait before a smaller settled piece is hashed anyway.
@@ -725,6 +738,8 @@ struct Job<'a, R: SectorReader + ?Sized> {
     met_trouble: bool,
     /// The hashes, computed as the image settles.
     hash: Option<RunningHash>,
+    /// Small image writes gathered into one.
+    staged: Staged,
     last_hash_advance: Instant,
     resumed: bool,
     retry_done: u32,
@@ -938,6 +953,12 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             stretch,
             met_trouble,
             hash: Some(hash),
+            staged: Staged {
+                buf: AlignedBuf::new(STAGED_BYTES),
+                base: 0,
+                lo: 0,
+                hi: 0,
+            },
             last_hash_advance: Instant::now(),
             resumed,
             retry_done,
@@ -1052,12 +1073,27 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         let mut clean = 0u64;
         while let Some(b) = self.map.next_in(BlockState::NonTried, pos) {
             self.checkpoint(b.pos)?;
-            let failed = if span >= FAST_BLOCK_SIZE && self.stretch.is_some() {
+            // Several reads in flight only well clear of trouble: a failure there leaves up to
+            // FAST_QUEUE_DEPTH blocks to trim sector by sector.
+            let stream = span >= FAST_BLOCK_SIZE && clean >= CLEAN_STREAK;
+            let failed = if stream && self.stretch.is_some() {
                 match self.stream_stretch(b.pos, b.end())? {
                     StreamEnd::Done => None,
-                    // Blocks that failed with it stay untried: they may only have shared a
-                    // merged request with the failed one.
-                    StreamEnd::Failed { offset, len, .. } => Some((offset, offset + len)),
+                    StreamEnd::Failed {
+                        offset,
+                        len,
+                        also_failed,
+                        ..
+                    } => {
+                        // Reads that were in flight with it and failed too go to trimming as
+                        // well: read again as copy blocks, their bad sectors would be read
+                        // once more than ddrescue reads them. (One that only failed for
+                        // sharing a merged request costs single reads of good sectors.)
+                        for (at, n) in also_failed {
+                            self.map.set(at, n, BlockState::NonTrimmed);
+                        }
+                        Some((offset, offset + len))
+                    }
                 }
                 .ok_or(b.end())
             } else {
@@ -1303,7 +1339,34 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         Ok(ReadOutcome::Ok)
     }
 
+    /// Writes the first `len` bytes of the read buffer at `pos`. Small pieces next to the
+    /// previous one (trimming and scraping go one sector at a time, forwards or backwards)
+    /// are gathered and written together; [`Job::flush_staged`] writes them out before anything
+    /// relies on the image (a map save, the hashes).
     fn write_image(&mut self, pos: u64, len: usize) -> Result<()> {
+        let st = &mut self.staged;
+        let cap = st.buf.len() as u64;
+        let end = pos + len as u64;
+        let joins = st.hi > st.lo && (pos == st.hi || end == st.lo);
+        if !(joins && pos >= st.base && end <= st.base + cap) {
+            self.flush_staged()?;
+            if len as u64 > cap / 4 {
+                return self.write_at_buffered(pos, len);
+            }
+            let st = &mut self.staged;
+            st.base = pos.saturating_sub(cap / 2);
+            st.lo = pos;
+            st.hi = pos;
+        }
+        let st = &mut self.staged;
+        let at = (pos - st.base) as usize;
+        st.buf[at..at + len].copy_from_slice(&self.buf[..len]);
+        st.lo = st.lo.min(pos);
+        st.hi = st.hi.max(end);
+        Ok(())
+    }
+
+    fn write_at_buffered(&self, pos: u64, len: usize) -> Result<()> {
         self.image
             .write_all_at(&self.buf[..len], pos)
             .map_err(|e| Error::Write {
@@ -1311,6 +1374,23 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                 offset: pos,
                 source: e,
             })
+    }
+
+    /// Writes out what [`Job::write_image`] gathered.
+    fn flush_staged(&mut self) -> Result<()> {
+        let st = &mut self.staged;
+        if st.hi > st.lo {
+            let (a, b) = ((st.lo - st.base) as usize, (st.hi - st.base) as usize);
+            self.image
+                .write_all_at(&st.buf[a..b], st.lo)
+                .map_err(|e| Error::Write {
+                    path: self.image_path.clone(),
+                    offset: st.lo,
+                    source: e,
+                })?;
+            st.lo = st.hi;
+        }
+        Ok(())
     }
 
     /// Writes `data` at `pos`, through O_DIRECT when it is aligned for it.
@@ -1375,28 +1455,34 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// time, and waking four threads per sector costs the reads their CPU).
     fn advance_hash(&mut self) -> Result<()> {
         use BlockState::*;
-        let Some(h) = &mut self.hash else {
+        let Some(from) = self.hash.as_ref().map(RunningHash::position) else {
             return Ok(());
         };
-        let from = h.position();
         let end = self.map.run_end(from, &[Finished, BadSector]);
         let due = end - from >= HASH_BATCH
             || (end > from && self.last_hash_advance.elapsed() >= HASH_PAUSE);
         if due {
+            // The hashes read the image: what is gathered goes there first.
+            self.flush_staged()?;
             let has_bad = self
                 .map
                 .next_in(BadSector, from)
                 .is_some_and(|b| b.pos < end);
-            h.advance(end, has_bad)?;
+            if let Some(h) = &mut self.hash {
+                h.advance(end, has_bad)?;
+            }
             self.last_hash_advance = Instant::now();
         }
-        self.progress.hashed.store(h.hashed(), Ordering::Relaxed);
+        if let Some(h) = &self.hash {
+            self.progress.hashed.store(h.hashed(), Ordering::Relaxed);
+        }
         Ok(())
     }
 
     /// Syncs the image, then replaces the map atomically: the map never claims data that is
     /// not on disk.
     fn save_map(&mut self) -> Result<()> {
+        self.flush_staged()?;
         self.progress.update_from(&self.map);
         self.image
             .sync_data()
@@ -1429,6 +1515,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             .bad_areas
             .store(bad_runs.len() as u64, Ordering::Relaxed);
         self.progress.set_phase(Phase::Hashing, 1);
+        self.flush_staged()?;
         let hashes = match self.hash.take() {
             Some(h) => h.finish(self.size, &self.progress.hashed)?,
             None => MediaHashes::default(),
@@ -1746,9 +1833,10 @@ mod tests {
 
     #[test]
     fn a_failed_stream_block_is_trimmed_with_no_more_reads_of_the_bad_sector() {
-        let bad = [4 * 2048 + 700, 4 * 2048 + 701, 12 * 2048 + 5];
+        // Trouble after 10 MiB of healthy disk, and again 20 MiB later, past a clean streak.
+        let bad = [10 * 2048 + 700, 10 * 2048 + 701, 30 * 2048 + 5];
         let make = || {
-            let mut d = FakeDisk::new(20 * 1024 * 1024, 512);
+            let mut d = FakeDisk::new(40 * 1024 * 1024, 512);
             for (i, b) in d.data.iter_mut().enumerate() {
                 *b = (i % 249) as u8;
             }
@@ -1763,7 +1851,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("fast")).unwrap();
         let (r, streams) = run_streaming(&fast, &o);
         let r = r.unwrap();
-        assert!(streams >= 1);
+        assert!(streams >= 2, "{streams} streams");
         let map = load_map(&o);
         assert_eq!(bad_sectors(&map, 512), bad);
         let expected = fast.expected(&bad);
@@ -1786,7 +1874,8 @@ mod tests {
         // Far from trouble the fast run read every sector once; it failed no more reads.
         // (Its failed 1 MiB block costs more single-sector reads to trim than a 64 KiB one:
         // good sectors, each read once.)
-        assert_eq!(fast.reads_of(18 * 2048), 1);
+        assert_eq!(fast.reads_of(38 * 2048), 1);
+        assert_eq!(fast.reads_of(5 * 2048), 1);
         assert!(
             r.read_errors <= rc.read_errors,
             "{} vs {}",
