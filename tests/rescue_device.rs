@@ -479,13 +479,30 @@ fn touches_per_sector(dev: &FaultyDevice, sectors: &[u64], ssz: u64) -> Vec<usiz
 /// io_uring), the bad sectors are still found exactly, and no bad sector is read more often
 /// than GNU ddrescue -d reads it with the same retry count.
 #[test]
-fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue() {
+fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue_512() {
     require_faulty_device!();
-    let ss = 512u32;
+    check_streaming_against_ddrescue(512);
+}
+
+#[test]
+fn healthy_stretches_in_large_reads_and_bad_sectors_no_more_often_than_ddrescue_4096() {
+    require_faulty_device!();
+    check_streaming_against_ddrescue(4096);
+}
+
+fn check_streaming_against_ddrescue(ss: u32) {
     let ssz = u64::from(ss);
     let mib = (1 << 20) / ssz;
-    // Trouble after 20 MiB of healthy disk and again after 20 MiB more.
-    let bad = vec![20 * mib + 300, 20 * mib + 301, 20 * mib + 900, 41 * mib + 7];
+    // Trouble after 20 MiB of healthy disk (a bad area spread over several in-flight reads)
+    // and again after 20 MiB more.
+    let bad = vec![
+        20 * mib + 30,
+        20 * mib + 31,
+        20 * mib + mib / 2,
+        21 * mib + 5,
+        23 * mib + 1,
+        41 * mib + 7,
+    ];
     let mut b = FaultyDevice::builder(48 << 20).sector_size(ss);
     for &s in &bad {
         b = b.fault(s, 1, Fault::Always(libc::EIO));
