@@ -17,3 +17,35 @@ pub(crate) fn lower_priority(nice: i32) {
 pub(crate) fn run_in_background() {
     lower_priority(10);
 }
+
+/// The kernel's id of the calling thread.
+pub(crate) fn current_tid() -> libc::pid_t {
+    // SAFETY: gettid has no memory effects.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// The CPUs this process may run on.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Lets thread `tid` run only on `cpus` (all of them when empty). Failure is harmless.
+pub(crate) fn confine(tid: libc::pid_t, cpus: &[usize]) {
+    // SAFETY: as above; sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::block::Block;
@@ -57,12 +57,24 @@ enum Step {
 pub(super) struct RunningHash {
     requests: Option<SyncSender<Request>>,
     feeder: Option<JoinHandle<Result<MediaHashes>>>,
-    cancel: Arc<AtomicBool>,
-    hashed: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     /// Bytes handed to the feeder so far, in order from offset 0.
     sent: u64,
     /// Offsets where the hash threads saved their state.
     checkpoints: BTreeSet<u64>,
+}
+
+/// What the caller and the background threads share.
+#[derive(Default)]
+struct Shared {
+    /// Stop reading the image: the rescue ended without finishing.
+    cancel: AtomicBool,
+    /// Bytes hashed (for progress).
+    hashed: AtomicU64,
+    /// The feeder's and hash threads' kernel ids, to confine them.
+    tids: Mutex<Vec<libc::pid_t>>,
+    /// Whether they should be on one CPU; a thread that starts late reads it.
+    confined: AtomicBool,
 }
 
 impl RunningHash {
@@ -75,34 +87,48 @@ impl RunningHash {
     ) -> Result<RunningHash> {
         let image = image.try_clone().map_err(|e| Error::io(path, e))?;
         let path = path.to_path_buf();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let hashed = Arc::new(AtomicU64::new(0));
         let (tx, rx) = sync_channel::<Request>(16);
         let algorithms = algorithms.to_vec();
+        let shared = Arc::new(Shared::default());
         let feeder = {
-            let cancel = Arc::clone(&cancel);
-            let hashed = Arc::clone(&hashed);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("rescue-hash-feeder".into())
                 .spawn(move || {
                     crate::threads::run_in_background();
-                    feed(rx, &algorithms, &image, &path, &cancel, &hashed)
+                    register(&shared);
+                    feed(rx, &algorithms, &image, &path, &shared)
                 })
                 .map_err(|e| Error::Internal(format!("cannot start a hash thread: {e}")))?
         };
         Ok(RunningHash {
             requests: Some(tx),
             feeder: Some(feeder),
-            cancel,
-            hashed,
+            shared,
             sent: 0,
             checkpoints: BTreeSet::new(),
         })
     }
 
+    /// Keeps the hash threads to one CPU (`true`) or lets them use all (`false`). While a
+    /// rescue reads one small block at a time, the reads, and the kernel threads serving them,
+    /// wake up thousands of times a second; on a machine with few cores, hash threads spread
+    /// over every core would be preempted at each wake-up, delaying it. On one core they
+    /// leave the others to the reads. On a healthy stretch they need every core.
+    pub(super) fn confine(&mut self, on: bool) {
+        if self.shared.confined.swap(on, Ordering::SeqCst) == on {
+            return;
+        }
+        if let Ok(tids) = self.shared.tids.lock() {
+            for &tid in tids.iter() {
+                confine_thread(tid, on);
+            }
+        }
+    }
+
     /// Bytes hashed so far (for progress; may go back after a rollback).
     pub(super) fn hashed(&self) -> u64 {
-        self.hashed.load(Ordering::Relaxed)
+        self.shared.hashed.load(Ordering::Relaxed)
     }
 
     /// Where the next byte to hash is.
@@ -158,6 +184,8 @@ impl RunningHash {
     /// Hashes what is left up to `size` and returns the digests, publishing the bytes
     /// hashed in `progress` meanwhile.
     pub(super) fn finish(mut self, size: u64, progress: &AtomicU64) -> Result<MediaHashes> {
+        // Nothing else is reading now: every core for the rest.
+        self.confine(false);
         self.advance(size, false)?;
         self.requests = None;
         let Some(feeder) = self.feeder.take() else {
@@ -192,7 +220,7 @@ impl RunningHash {
 
 impl Drop for RunningHash {
     fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.shared.cancel.store(true, Ordering::Relaxed);
         self.requests = None;
         if let Some(f) = self.feeder.take() {
             let _ = f.join();
@@ -207,9 +235,9 @@ fn feed(
     algorithms: &[HashAlgorithm],
     image: &File,
     path: &Path,
-    cancel: &AtomicBool,
-    hashed: &AtomicU64,
+    shared: &Arc<Shared>,
 ) -> Result<MediaHashes> {
+    let (cancel, hashed) = (&shared.cancel, &shared.hashed);
     // Enough for every hash thread's queue and the piece it is on.
     let pool = BufferPool::new(12, CHUNK);
     let mut senders = Vec::new();
@@ -217,11 +245,13 @@ fn feed(
     for &alg in algorithms {
         let (tx, rx) = sync_channel::<Step>(4);
         senders.push(tx);
+        let shared = Arc::clone(shared);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("rescue-{}", alg.name()))
                 .spawn(move || {
                     crate::threads::run_in_background();
+                    register(&shared);
                     hash_steps(alg, rx)
                 })
                 .map_err(|e| Error::Internal(format!("cannot start a hash thread: {e}")))?,
@@ -284,6 +314,33 @@ fn feed(
         out.set(alg, &digest);
     }
     result.map(|()| out)
+}
+
+/// Records the calling thread's id, so that [`RunningHash::confine`] can reach it, and
+/// confines it if that was asked before it started (registered first, then checked: either
+/// `confine` sees the id or the thread sees the flag).
+fn register(shared: &Shared) {
+    let tid = crate::threads::current_tid();
+    if let Ok(mut t) = shared.tids.lock() {
+        t.push(tid);
+    }
+    if shared.confined.load(Ordering::SeqCst) {
+        confine_thread(tid, true);
+    }
+}
+
+/// Puts thread `tid` on the last CPU this process may use (`on`), or on all of them.
+fn confine_thread(tid: libc::pid_t, on: bool) {
+    let cpus = crate::threads::allowed_cpus();
+    if cpus.len() < 2 {
+        return;
+    }
+    let target = if on {
+        &cpus[cpus.len() - 1..]
+    } else {
+        &cpus[..]
+    };
+    crate::threads::confine(tid, target);
 }
 
 /// One algorithm's thread.

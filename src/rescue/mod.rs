@@ -17,9 +17,9 @@
 //!
 //! Near trouble only one read is in flight: the block layer merges adjacent reads that are in
 //! flight together, so a sector is called bad only after a read of that sector *alone* failed.
-//! Healthy stretches go faster: copy reads double while they succeed (from the start of a run,
-//! or after [`CLEAN_STREAK`] clean bytes since the last failure) up to [`FAST_BLOCK_SIZE`],
-//! and then a [`StretchReader`] (io_uring) streams the stretch with several reads in flight.
+//! Healthy stretches go faster: after [`CLEAN_STREAK`] clean bytes in a row, copy reads double
+//! while they succeed up to [`FAST_BLOCK_SIZE`], and then a [`StretchReader`] (io_uring)
+//! streams the stretch with several reads in flight.
 //! A failed read there is treated like any failed copy block: marked non-trimmed, so its bad
 //! sectors are found by single-sector reads and none is read more often than with small blocks.
 //!
@@ -190,17 +190,18 @@ pub struct RescueOptions {
     pub io: EngineChoice,
 }
 
-/// Largest read of the copy pass on a healthy stretch. Reads start at `block_size` and double
-/// after each clean read (at the start of a run, or after [`CLEAN_STREAK`] clean bytes in a
-/// row since the last failure); at this size, once [`CLEAN_STREAK`] bytes read cleanly, the
-/// stretch is streamed through io_uring with [`FAST_QUEUE_DEPTH`] reads in flight, as
-/// `exhibit acquire` reads.
+/// Largest read of the copy pass on a healthy stretch. Reads are `block_size` until
+/// [`CLEAN_STREAK`] bytes have read cleanly in a row, then double after each clean read; at
+/// this size the stretch is streamed through io_uring with [`FAST_QUEUE_DEPTH`] reads in
+/// flight, as `exhibit acquire` reads. A failure goes back to `block_size`.
 pub const FAST_BLOCK_SIZE: u64 = crate::reader::DEFAULT_BLOCK_SIZE as u64;
 /// Reads in flight on a healthy stretch.
 pub const FAST_QUEUE_DEPTH: usize = crate::reader::DEFAULT_QUEUE_DEPTH;
-/// Clean bytes in a row, read one `block_size` block at a time, before reads grow again
-/// after a failure. Failing areas cluster; a larger failed read only costs more single-sector
-/// reads in trimming (never more reads of bad sectors), but near trouble that adds up.
+/// Clean bytes in a row, read one `block_size` block at a time, before reads grow (at the
+/// start of a run too: nothing is known about the disk yet). Failing areas cluster; a larger
+/// failed read only costs more single-sector reads in trimming (never more reads of bad
+/// sectors), but near trouble that adds up. On healthy media the first 8 MiB cost a few
+/// dozen milliseconds more.
 pub const CLEAN_STREAK: u64 = 8 << 20;
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -734,8 +735,6 @@ struct Job<'a, R: SectorReader + ?Sized> {
     image_direct: Option<File>,
     /// Large reads for healthy stretches, if available and allowed.
     stretch: Option<&'a mut dyn StretchReader>,
-    /// A read failed in this run: reads grow again only after [`CLEAN_STREAK`].
-    met_trouble: bool,
     /// The hashes, computed as the image settles.
     hash: Option<RunningHash>,
     /// Small image writes gathered into one.
@@ -920,7 +919,8 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             .custom_flags(libc::O_DIRECT)
             .open(&image_path)
             .ok();
-        let hash = RunningHash::start(&opts.hashes, &image, &image_path)?;
+        let mut hash = RunningHash::start(&opts.hashes, &image, &image_path)?;
+        hash.confine(true);
         let mut zeros = AlignedBuf::new(ss as usize);
         zeros.fill(0);
         progress.size.store(size, Ordering::Relaxed);
@@ -929,12 +929,6 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             map.blocks_in(BlockState::BadSector).count() as u64,
             Ordering::Relaxed,
         );
-        // A resumed run near known trouble starts carefully too.
-        let met_trouble = map.any_in(&[
-            BlockState::NonTrimmed,
-            BlockState::NonScraped,
-            BlockState::BadSector,
-        ]);
         let mut job = Job {
             reader,
             source_path,
@@ -951,7 +945,6 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             image,
             image_direct,
             stretch,
-            met_trouble,
             hash: Some(hash),
             staged: Staged {
                 buf: AlignedBuf::new(STAGED_BYTES),
@@ -1115,7 +1108,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                     clean += end - b.pos;
                     skip = min_skip;
                     pos = end;
-                    if !self.opts.careful && (!self.met_trouble || clean >= CLEAN_STREAK) {
+                    if !self.opts.careful && clean >= CLEAN_STREAK {
                         span = (span * 2).min(FAST_BLOCK_SIZE.max(self.block_size));
                     }
                 }
@@ -1123,7 +1116,6 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                     // Never read alone: trimming finds the bad sectors in it.
                     self.map.set(at, end - at, BlockState::NonTrimmed);
                     self.changed();
-                    self.met_trouble = true;
                     clean = 0;
                     span = self.block_size;
                     pos = end;
@@ -1143,8 +1135,14 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         let Some(stretch) = self.stretch.take() else {
             return Ok(StreamEnd::Done);
         };
+        if let Some(h) = &mut self.hash {
+            h.confine(false);
+        }
         let result = stretch.stream(start, end, &mut |block| self.take_block(block));
         self.stretch = Some(stretch);
+        if let Some(h) = &mut self.hash {
+            h.confine(true);
+        }
         let outcome = result?;
         if let StreamEnd::Failed { offset, .. } = &outcome {
             self.read_errors += 1;
@@ -1824,10 +1822,10 @@ mod tests {
         assert_eq!(r.bad_bytes, 0);
         assert_eq!(std::fs::read(o.image_path()).unwrap(), disk.data);
         assert_hashes_of(&r, &disk.data);
-        // Reads grow from 64 KiB to 1 MiB (64K, 64K, 128K, 256K, 512K) and the rest is one
-        // stream of 1 MiB reads: 5 + 9 reads, every sector read once.
+        // 8 MiB in 64 KiB reads, then they grow (128K, 128K, 256K to the 1 MiB grid) and the
+        // rest is one stream of 1 MiB reads (two: the last is 3 sectors); every sector once.
         assert_eq!(streams, 1);
-        assert_eq!(r.reads, 5 + 9);
+        assert_eq!(r.reads, 128 + 3 + 2);
         assert!((0..disk.data.len() as u64 / 512).all(|s| disk.reads_of(s) == 1));
     }
 
