@@ -174,6 +174,17 @@ impl<'a> UringReader<'a> {
         }
     }
 
+    /// A pool buffer for the next read, or `None` to submit no more for now. When `idle`
+    /// (nothing in flight, nothing waiting to be handed on) the consumers hold every buffer
+    /// and will give one back: wait for it.
+    fn next_buffer(&self, idle: bool) -> Option<PooledBuf> {
+        match self.pool.try_take() {
+            Some(b) => Some(b),
+            None if idle => Some(self.pool.take()),
+            None => None,
+        }
+    }
+
     /// Waits for at least one read to complete and files every completion in `done` by its
     /// index: short reads are continued, interrupted ones resubmitted. Returns whether a read
     /// failed with a media error (it is in `done`, marked failed); any other error ends the run.
@@ -247,12 +258,9 @@ impl<'a> UringReader<'a> {
                 return Err(Error::Interrupted("a signal"));
             }
             while !stalled && next_submit < blocks && self.inflight.len() < self.opts.queue_depth {
-                let buf = match self.pool.try_take() {
-                    Some(b) => b,
-                    // Nothing in flight and nothing waiting: consumers hold every buffer and
-                    // will give one back.
-                    None if self.inflight.is_empty() && done.is_empty() => self.pool.take(),
-                    None => break,
+                let Some(buf) = self.next_buffer(self.inflight.is_empty() && done.is_empty())
+                else {
+                    break;
                 };
                 let offset = next_submit * bs as u64;
                 let want = block_len(size, offset, bs);
@@ -366,10 +374,9 @@ impl UringReader<'_> {
                 return Err(Error::Interrupted("a signal"));
             }
             while !any_failed && next_offset < end && self.inflight.len() < self.opts.queue_depth {
-                let buf = match self.pool.try_take() {
-                    Some(b) => b,
-                    None if self.inflight.is_empty() && done.is_empty() => self.pool.take(),
-                    None => break,
+                let Some(buf) = self.next_buffer(self.inflight.is_empty() && done.is_empty())
+                else {
+                    break;
                 };
                 let block_end = ((next_offset / bs + 1) * bs).min(end);
                 let want = (block_end - next_offset) as usize;

@@ -1655,6 +1655,13 @@ mod tests {
                 .insert(sector, Fault { times, errno });
             self
         }
+        /// Content made by `byte(offset)`, so that misplaced data shows.
+        fn filled(mut self, byte: impl Fn(usize) -> u8) -> Self {
+            for (i, b) in self.data.iter_mut().enumerate() {
+                *b = byte(i);
+            }
+            self
+        }
         fn reads_of(&self, sector: u64) -> u32 {
             self.reads
                 .lock()
@@ -1812,10 +1819,7 @@ mod tests {
     #[test]
     fn healthy_media_is_streamed_and_hashed_on_the_way() {
         let dir = tempfile::tempdir().unwrap();
-        let mut disk = FakeDisk::new(9 * 1024 * 1024 + 3 * 512, 512);
-        for (i, b) in disk.data.iter_mut().enumerate() {
-            *b = (i * 31 % 251) as u8;
-        }
+        let disk = FakeDisk::new(9 * 1024 * 1024 + 3 * 512, 512).filled(|i| (i * 31 % 251) as u8);
         let o = opts(dir.path());
         let (r, streams) = run_streaming(&disk, &o);
         let r = r.unwrap();
@@ -1834,10 +1838,7 @@ mod tests {
         // Trouble after 10 MiB of healthy disk, and again 20 MiB later, past a clean streak.
         let bad = [10 * 2048 + 700, 10 * 2048 + 701, 30 * 2048 + 5];
         let make = || {
-            let mut d = FakeDisk::new(40 * 1024 * 1024, 512);
-            for (i, b) in d.data.iter_mut().enumerate() {
-                *b = (i % 249) as u8;
-            }
+            let mut d = FakeDisk::new(40 * 1024 * 1024, 512).filled(|i| (i % 249) as u8);
             for s in bad {
                 d = d.bad(s, None, libc::ENODATA);
             }
@@ -1887,10 +1888,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Fails the copy, trim and first retry reads; the second retry pass reads it, long
         // after the hashes went past it (the image behind it was settled).
-        let mut disk = FakeDisk::new(3 * 1024 * 1024, 512).bad(300, Some(3), libc::EIO);
-        for (i, b) in disk.data.iter_mut().enumerate() {
-            *b = (i % 241) as u8 | 1;
-        }
+        let disk = FakeDisk::new(3 * 1024 * 1024, 512)
+            .filled(|i| (i % 241) as u8 | 1)
+            .bad(300, Some(3), libc::EIO);
         let mut o = opts(dir.path());
         o.retry_passes = 2;
         o.map_interval = Duration::ZERO;
