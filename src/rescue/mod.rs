@@ -753,6 +753,14 @@ struct Job<'a, R: SectorReader + ?Sized> {
     read_errors: u64,
 }
 
+/// What a step of the copy pass did.
+enum Copied {
+    /// Everything up to `end` read.
+    Clean { end: u64 },
+    /// A read failed: `at..end` was not read alone and goes to trimming.
+    Failed { at: u64, end: u64 },
+}
+
 enum ReadOutcome {
     /// Everything read and written to the image.
     Ok,
@@ -1069,9 +1077,9 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             // Several reads in flight only well clear of trouble: a failure there leaves up to
             // FAST_QUEUE_DEPTH blocks to trim sector by sector.
             let stream = span >= FAST_BLOCK_SIZE && clean >= CLEAN_STREAK;
-            let failed = if stream && self.stretch.is_some() {
+            let copied = if stream && self.stretch.is_some() {
                 match self.stream_stretch(b.pos, b.end())? {
-                    StreamEnd::Done => None,
+                    StreamEnd::Done => Copied::Clean { end: b.end() },
                     StreamEnd::Failed {
                         offset,
                         len,
@@ -1085,10 +1093,12 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                         for (at, n) in also_failed {
                             self.map.set(at, n, BlockState::NonTrimmed);
                         }
-                        Some((offset, offset + len))
+                        Copied::Failed {
+                            at: offset,
+                            end: offset + len,
+                        }
                     }
                 }
-                .ok_or(b.end())
             } else {
                 // Reads stay on the grid of their size, so one bad sector costs one failed
                 // read.
@@ -1098,13 +1108,13 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                     ReadOutcome::Ok => {
                         self.map.set(b.pos, end - b.pos, BlockState::Finished);
                         self.changed();
-                        Err(end)
+                        Copied::Clean { end }
                     }
-                    ReadOutcome::Bad { at } => Ok((at, end)),
+                    ReadOutcome::Bad { at } => Copied::Failed { at, end },
                 }
             };
-            match failed {
-                Err(end) => {
+            match copied {
+                Copied::Clean { end } => {
                     clean += end - b.pos;
                     skip = min_skip;
                     pos = end;
@@ -1112,7 +1122,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                         span = (span * 2).min(FAST_BLOCK_SIZE.max(self.block_size));
                     }
                 }
-                Ok((at, end)) => {
+                Copied::Failed { at, end } => {
                     // Never read alone: trimming finds the bad sectors in it.
                     self.map.set(at, end - at, BlockState::NonTrimmed);
                     self.changed();
@@ -1144,11 +1154,19 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             h.confine(true);
         }
         let outcome = result?;
-        if let StreamEnd::Failed { offset, .. } = &outcome {
-            self.read_errors += 1;
-            self.progress.read_errors.fetch_add(1, Ordering::Relaxed);
-            self.reads += 1;
-            self.progress.reads.fetch_add(1, Ordering::Relaxed);
+        if let StreamEnd::Failed {
+            offset,
+            also_failed,
+            ..
+        } = &outcome
+        {
+            let failed = 1 + also_failed.len() as u64;
+            self.read_errors += failed;
+            self.progress
+                .read_errors
+                .fetch_add(failed, Ordering::Relaxed);
+            self.reads += failed;
+            self.progress.reads.fetch_add(failed, Ordering::Relaxed);
             self.progress.position.store(*offset, Ordering::Relaxed);
         }
         Ok(outcome)
