@@ -72,32 +72,24 @@ use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::{log_line, HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
+use crate::reader::recover::ReadAt;
 use crate::reader::{EngineChoice, EngineKind, RangeStreamer, ReaderOptions, StreamEnd};
 use crate::sink::OutputFile;
 use crate::source::Source;
 use hashing::RunningHash;
 
-/// What the rescue reads from: a [`Source`] in production, an in-memory fake in tests.
+/// What the rescue reads from: a [`Source`] in production, an in-memory fake in tests. The
+/// reads are the acquire reader's [`ReadAt`] (which may answer short: a FUSE-backed file
+/// does); a rescue also needs the sector size, the unit of every narrowed read.
 ///
 /// Reads are positioned, sector-aligned (offset and length) and go into 4096-aligned
 /// buffers, so an O_DIRECT source is read without the page cache.
-pub trait SectorReader {
-    /// Reads up to `buf.len()` bytes at `offset`; fewer at the end of the source, or when a
-    /// FUSE-backed file answers short.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
-    /// Size in bytes.
-    fn size(&self) -> u64;
-    /// Logical sector size: the unit of every narrowed read.
+pub trait SectorReader: ReadAt {
+    /// Logical sector size.
     fn sector_size(&self) -> u32;
 }
 
 impl SectorReader for Source {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        Source::read_at(self, buf, offset)
-    }
-    fn size(&self) -> u64 {
-        Source::size(self)
-    }
     fn sector_size(&self) -> u32 {
         self.logical_sector_size()
     }
@@ -1700,7 +1692,7 @@ mod tests {
         }
     }
 
-    impl SectorReader for FakeDisk {
+    impl ReadAt for FakeDisk {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
             assert_eq!(offset % self.ss, 0, "misaligned offset");
             assert_eq!(buf.len() as u64 % self.ss, 0, "misaligned length");
@@ -1746,6 +1738,12 @@ mod tests {
         fn size(&self) -> u64 {
             self.data.len() as u64
         }
+        fn describe(&self) -> PathBuf {
+            PathBuf::from("fake")
+        }
+    }
+
+    impl SectorReader for FakeDisk {
         fn sector_size(&self) -> u32 {
             self.ss as u32
         }
