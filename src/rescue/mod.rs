@@ -914,11 +914,14 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
         }
 
-        let image_direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&image_path)
-            .ok();
+        // Only streamed blocks are written this way.
+        let image_direct = stretch.as_ref().and_then(|_| {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&image_path)
+                .ok()
+        });
         let mut hash = RunningHash::start(&opts.hashes, &image, &image_path)?;
         hash.confine(true);
         let mut zeros = AlignedBuf::new(ss as usize);
@@ -1153,24 +1156,28 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         } = &outcome
         {
             let failed = 1 + also_failed.len() as u64;
-            self.read_errors += failed;
-            self.progress
-                .read_errors
-                .fetch_add(failed, Ordering::Relaxed);
-            self.reads += failed;
-            self.progress.reads.fetch_add(failed, Ordering::Relaxed);
-            self.progress.position.store(*offset, Ordering::Relaxed);
+            self.count_reads(failed, *offset);
+            self.count_failures(failed);
         }
         Ok(outcome)
     }
 
+    /// `n` reads issued, the last at `at`: for the report and the progress display.
+    fn count_reads(&mut self, n: u64, at: u64) {
+        self.reads += n;
+        self.progress.reads.fetch_add(n, Ordering::Relaxed);
+        self.progress.position.store(at, Ordering::Relaxed);
+    }
+
+    /// `n` of them failed with a media error.
+    fn count_failures(&mut self, n: u64) {
+        self.read_errors += n;
+        self.progress.read_errors.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// One block of a healthy stretch, read: into the image, then the map, then the hashes.
     fn take_block(&mut self, block: Block) -> Result<()> {
-        self.reads += 1;
-        self.progress.reads.fetch_add(1, Ordering::Relaxed);
-        self.progress
-            .position
-            .store(block.offset, Ordering::Relaxed);
+        self.count_reads(1, block.offset);
         self.write_at(block.data(), block.offset)?;
         self.map
             .set(block.offset, block.len() as u64, BlockState::Finished);
@@ -1257,13 +1264,12 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
             ReadOutcome::Bad { .. } => {
                 if self.map.state_at(p) != Some(BlockState::BadSector) {
-                    self.image
-                        .write_all_at(&self.zeros[..len as usize], p)
-                        .map_err(|e| Error::Write {
-                            path: self.image_path.clone(),
-                            offset: p,
-                            source: e,
-                        })?;
+                    write_image_at(
+                        &self.image,
+                        &self.image_path,
+                        &self.zeros[..len as usize],
+                        p,
+                    )?;
                     self.map.set(p, len, BlockState::BadSector);
                 }
                 false
@@ -1283,9 +1289,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         let mut stalls = 0;
         while done < want {
             let off = pos + done as u64;
-            self.reads += 1;
-            self.progress.reads.fetch_add(1, Ordering::Relaxed);
-            self.progress.position.store(off, Ordering::Relaxed);
+            self.count_reads(1, off);
             let r = self.reader.read_at(&mut self.buf[done..asked], off);
             match r {
                 Ok(0) => {
@@ -1320,8 +1324,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
                 }
                 Err(e) if is_media_error(&e) => {
                     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                    self.read_errors += 1;
-                    self.progress.read_errors.fetch_add(1, Ordering::Relaxed);
+                    self.count_failures(1);
                     // Write what came before the failure (whole sectors, already read).
                     if done > 0 {
                         self.write_image(pos, done)?;
@@ -1359,7 +1362,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         if !(joins && pos >= st.base && end <= st.base + cap) {
             self.flush_staged()?;
             if len as u64 > cap / 4 {
-                return self.write_at_buffered(pos, len);
+                return write_image_at(&self.image, &self.image_path, &self.buf[..len], pos);
             }
             let st = &mut self.staged;
             st.base = pos.saturating_sub(cap / 2);
@@ -1374,28 +1377,12 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         Ok(())
     }
 
-    fn write_at_buffered(&self, pos: u64, len: usize) -> Result<()> {
-        self.image
-            .write_all_at(&self.buf[..len], pos)
-            .map_err(|e| Error::Write {
-                path: self.image_path.clone(),
-                offset: pos,
-                source: e,
-            })
-    }
-
     /// Writes out what [`Job::write_image`] gathered.
     fn flush_staged(&mut self) -> Result<()> {
         let st = &mut self.staged;
         if st.hi > st.lo {
             let (a, b) = ((st.lo - st.base) as usize, (st.hi - st.base) as usize);
-            self.image
-                .write_all_at(&st.buf[a..b], st.lo)
-                .map_err(|e| Error::Write {
-                    path: self.image_path.clone(),
-                    offset: st.lo,
-                    source: e,
-                })?;
+            write_image_at(&self.image, &self.image_path, &st.buf[a..b], st.lo)?;
             st.lo = st.hi;
         }
         Ok(())
@@ -1406,27 +1393,15 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         let aligned = |n: u64| n % crate::buffer::ALIGN as u64 == 0;
         if let Some(direct) = &self.image_direct {
             if aligned(pos) && aligned(data.len() as u64) && aligned(data.as_ptr() as u64) {
-                match direct.write_all_at(data, pos) {
-                    Ok(()) => return Ok(()),
+                match write_image_at(direct, &self.image_path, data, pos) {
                     // The filesystem wants other alignment: the page cache takes it.
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                    Err(e) => {
-                        return Err(Error::Write {
-                            path: self.image_path.clone(),
-                            offset: pos,
-                            source: e,
-                        })
-                    }
+                    Err(Error::Write { source, .. })
+                        if source.raw_os_error() == Some(libc::EINVAL) => {}
+                    done => return done,
                 }
             }
         }
-        self.image
-            .write_all_at(data, pos)
-            .map_err(|e| Error::Write {
-                path: self.image_path.clone(),
-                offset: pos,
-                source: e,
-            })
+        write_image_at(&self.image, &self.image_path, data, pos)
     }
 
     fn changed(&mut self) {
@@ -1597,6 +1572,15 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             })
             .collect()
     }
+}
+
+/// Writes `data` at `pos` of the image file (or target device) `file`, named `path` in errors.
+fn write_image_at(file: &File, path: &Path, data: &[u8], pos: u64) -> Result<()> {
+    file.write_all_at(data, pos).map_err(|e| Error::Write {
+        path: path.to_path_buf(),
+        offset: pos,
+        source: e,
+    })
 }
 
 /// Rounds the edges of every unfinished block out to whole sectors, so that a map made with
