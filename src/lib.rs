@@ -24,6 +24,7 @@ pub mod hash;
 pub mod info;
 pub mod map;
 pub mod pieces;
+pub mod pipeline;
 pub mod progress;
 pub mod reader;
 pub mod rescue;

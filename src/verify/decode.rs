@@ -24,11 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use super::stream::{Feed, BLOCK_SIZE, POOL_BLOCKS};
+use super::stream::{BLOCK_SIZE, POOL_BLOCKS};
 use crate::buffer::PooledBuf;
 use crate::error::{Error, Result};
 use crate::ewf::compress::ChunkDecoder;
 use crate::ewf::{naming, E01Image, Problem};
+use crate::pipeline::Feed;
 
 /// Largest chunk decoded (the checker's own limit).
 const MAX_CHUNK: u64 = 64 << 20;

@@ -987,7 +987,7 @@ fn read_raw(
     files: &[PathBuf],
     recorded: Option<&[u64]>,
     limit: Option<u64>,
-    feed: &mut stream::Feed<'_>,
+    feed: &mut crate::pipeline::Feed<'_>,
 ) -> Result<()> {
     let mut total_left = limit.unwrap_or(u64::MAX);
     for (i, path) in files.iter().enumerate() {
