@@ -21,6 +21,7 @@ pub mod cputime;
 pub mod error;
 pub mod ewf;
 pub mod hash;
+pub mod image;
 pub mod info;
 pub mod map;
 pub mod pieces;
