@@ -248,3 +248,6 @@ pub fn workers(requested: usize) -> usize {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     }
 }
+
+#[cfg(test)]
+mod tests;
