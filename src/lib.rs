@@ -21,7 +21,6 @@ pub mod block;
 #[allow(unsafe_code)]
 pub mod buffer;
 pub mod case;
-pub mod cli;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
