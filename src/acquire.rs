@@ -267,10 +267,13 @@ pub fn acquire(
                 ))
             }
             (Some(dev), None) => RawLayout::Device(dev.clone()),
-            (None, Some(size)) => RawLayout::Split {
-                base: opts.base.clone(),
-                segment_size: size,
-            },
+            (None, Some(size)) => {
+                crate::sink::raw::check_split(size)?;
+                RawLayout::Split {
+                    base: opts.base.clone(),
+                    segment_size: size,
+                }
+            }
             (None, None) => RawLayout::Single(with_extension(&opts.base, "raw")),
         })
     } else {

@@ -92,29 +92,12 @@ pub struct HostInfo {
 impl HostInfo {
     /// The machine this runs on.
     pub fn current() -> Self {
-        // SAFETY: utsname is plain old data, filled by uname(2).
-        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::uname(&mut u) } == 0;
-        let field = |f: &[libc::c_char]| {
-            let bytes: Vec<u8> = f
-                .iter()
-                .take_while(|&&c| c != 0)
-                .map(|&c| c as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        };
-        let (name, kernel) = if ok {
-            (
-                field(&u.nodename),
-                format!(
-                    "{} {} {}",
-                    field(&u.sysname),
-                    field(&u.release),
-                    field(&u.machine)
-                ),
-            )
-        } else {
-            ("unknown".into(), "unknown".into())
+        let (name, kernel) = match crate::sys::uname() {
+            Ok(u) => (
+                u.nodename,
+                format!("{} {} {}", u.sysname, u.release, u.machine),
+            ),
+            Err(_) => ("unknown".into(), "unknown".into()),
         };
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
