@@ -21,7 +21,7 @@ use crate::block::Block;
 use crate::buffer::{BufferPool, PooledBuf};
 use crate::error::{Error, Result};
 use crate::reader::recover::recover_range;
-use crate::reader::{block_len, is_media_error, round_up, ReaderOptions};
+use crate::reader::{is_media_error, round_up, ReaderOptions};
 use crate::source::Source;
 
 struct InFlight {
@@ -232,84 +232,125 @@ impl<'a> UringReader<'a> {
         Ok(media_error)
     }
 
+    /// Reads the whole source in order, narrowing every failed block to the sectors that
+    /// really fail (see the module doc), and hands on every block.
     pub(super) fn run(
         &mut self,
         stop: &AtomicBool,
         emit: &mut dyn FnMut(Block) -> Result<()>,
     ) -> Result<u64> {
-        let result = self.run_inner(stop, emit);
+        let size = self.source.size();
+        let result = self.read_range(0, size, OnFailure::Narrow, stop, emit);
         self.drain();
-        result
+        result.map(|_| size)
     }
 
-    fn run_inner(
+    /// The one submit/reap loop: `start..end` in blocks on the `block_size` grid,
+    /// `queue_depth` in flight, handed on in order. What a failed block does is `on_failure`.
+    fn read_range(
         &mut self,
+        start: u64,
+        end: u64,
+        on_failure: OnFailure,
         stop: &AtomicBool,
         emit: &mut dyn FnMut(Block) -> Result<()>,
-    ) -> Result<u64> {
-        let size = self.source.size();
-        let bs = self.opts.block_size;
+    ) -> Result<StreamEnd> {
+        let bs = self.opts.block_size as u64;
         let sector = self.source.logical_sector_size() as usize;
-        let blocks = size.div_ceil(bs as u64);
+        let mut next_offset = start;
         let mut next_submit = 0u64;
         let mut next_emit = 0u64;
         let mut done: BTreeMap<u64, Completed> = BTreeMap::new();
-        // While the next block to hand on has failed, submit nothing more: it is narrowed
-        // only when no other read is in flight.
+        let mut first_failure: Option<(u64, u64, i32)> = None;
+        let mut also_failed = Vec::new();
+        // OnFailure::Stop: after a failure nothing more is submitted.
+        let mut halted = false;
+        // OnFailure::Narrow: while the next block to hand on has failed, submit nothing more;
+        // it is narrowed only when no other read is in flight.
         let mut stalled = false;
-
-        while next_emit < blocks {
+        loop {
             if stop.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted("a signal"));
             }
-            while !stalled && next_submit < blocks && self.inflight.len() < self.opts.queue_depth {
+            while !halted
+                && !stalled
+                && next_offset < end
+                && self.inflight.len() < self.opts.queue_depth
+            {
                 let Some(buf) = self.next_buffer(self.inflight.is_empty() && done.is_empty())
                 else {
                     break;
                 };
-                let offset = next_submit * bs as u64;
-                let want = block_len(size, offset, bs);
+                let block_end = ((next_offset / bs + 1) * bs).min(end);
+                let want = (block_end - next_offset) as usize;
                 self.submit_read(
                     next_submit,
                     InFlight {
                         buf,
-                        offset,
+                        offset: next_offset,
                         want,
                         got: 0,
                     },
                 )?;
                 next_submit += 1;
+                next_offset = block_end;
             }
-
-            if !self.inflight.is_empty() {
-                self.complete_some(&mut done)?;
+            if self.inflight.is_empty() && done.is_empty() {
+                break;
             }
-
+            if !self.inflight.is_empty()
+                && self.complete_some(&mut done)?
+                && on_failure == OnFailure::Stop
+            {
+                halted = true;
+            }
             stalled = false;
             while let Some(mut c) = done.remove(&next_emit) {
-                let unreadable = if c.failed.is_some() {
-                    if !self.inflight.is_empty() {
-                        done.insert(next_emit, c);
-                        stalled = true;
-                        break;
+                match (c.failed, on_failure) {
+                    (None, _) => emit(Block::new(next_emit, c.offset, c.buf, c.len, vec![]))?,
+                    (Some(_), OnFailure::Narrow) => {
+                        if !self.inflight.is_empty() {
+                            done.insert(next_emit, c);
+                            stalled = true;
+                            break;
+                        }
+                        let unreadable = recover_range(
+                            self.source,
+                            &mut c.buf[..c.len],
+                            c.offset,
+                            c.len,
+                            sector,
+                            self.opts.retries,
+                        )?;
+                        emit(Block::new(next_emit, c.offset, c.buf, c.len, unreadable))?;
                     }
-                    recover_range(
-                        self.source,
-                        &mut c.buf[..c.len],
-                        c.offset,
-                        c.len,
-                        sector,
-                        self.opts.retries,
-                    )?
-                } else {
-                    Vec::new()
-                };
-                emit(Block::new(next_emit, c.offset, c.buf, c.len, unreadable))?;
+                    (Some(errno), OnFailure::Stop) => match first_failure {
+                        None => first_failure = Some((c.offset, c.len as u64, errno)),
+                        Some(_) => also_failed.push((c.offset, c.len as u64)),
+                    },
+                }
                 next_emit += 1;
             }
         }
-        Ok(size)
+        Ok(match first_failure {
+            None => StreamEnd::Done,
+            Some((offset, len, errno)) => StreamEnd::Failed {
+                offset,
+                len,
+                errno,
+                also_failed,
+            },
+        })
     }
+}
+
+/// What the one loop does with a block whose read failed with a media error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// Wait for the reads in flight, then narrow it to the failing sectors (acquire).
+    Narrow,
+    /// Submit nothing more, hand on what read, and report it (a rescue's copy pass).
+    Stop,
 }
 
 impl Drop for UringReader<'_> {
@@ -354,74 +395,8 @@ impl UringReader<'_> {
         stop: &AtomicBool,
         emit: &mut dyn FnMut(Block) -> Result<()>,
     ) -> Result<StreamEnd> {
-        let result = self.stream_inner(start, end, stop, emit);
+        let result = self.read_range(start, end, OnFailure::Stop, stop, emit);
         self.drain();
         result
-    }
-
-    fn stream_inner(
-        &mut self,
-        start: u64,
-        end: u64,
-        stop: &AtomicBool,
-        emit: &mut dyn FnMut(Block) -> Result<()>,
-    ) -> Result<StreamEnd> {
-        let bs = self.opts.block_size as u64;
-        let mut next_offset = start;
-        let mut next_submit = 0u64;
-        let mut next_emit = 0u64;
-        let mut done: BTreeMap<u64, Completed> = BTreeMap::new();
-        let mut first_failure: Option<(u64, u64, i32)> = None;
-        let mut also_failed = Vec::new();
-        let mut any_failed = false;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted("a signal"));
-            }
-            while !any_failed && next_offset < end && self.inflight.len() < self.opts.queue_depth {
-                let Some(buf) = self.next_buffer(self.inflight.is_empty() && done.is_empty())
-                else {
-                    break;
-                };
-                let block_end = ((next_offset / bs + 1) * bs).min(end);
-                let want = (block_end - next_offset) as usize;
-                self.submit_read(
-                    next_submit,
-                    InFlight {
-                        buf,
-                        offset: next_offset,
-                        want,
-                        got: 0,
-                    },
-                )?;
-                next_submit += 1;
-                next_offset = block_end;
-            }
-            if self.inflight.is_empty() && done.is_empty() {
-                break;
-            }
-            if !self.inflight.is_empty() && self.complete_some(&mut done)? {
-                any_failed = true;
-            }
-            while let Some(c) = done.remove(&next_emit) {
-                next_emit += 1;
-                match c.failed {
-                    None => emit(Block::new(next_emit - 1, c.offset, c.buf, c.len, vec![]))?,
-                    Some(errno) if first_failure.is_none() => {
-                        first_failure = Some((c.offset, c.len as u64, errno))
-                    }
-                    Some(_) => also_failed.push((c.offset, c.len as u64)),
-                }
-            }
-        }
-        Ok(match first_failure {
-            None => StreamEnd::Done,
-            Some((offset, len, errno)) => StreamEnd::Failed {
-                offset,
-                len,
-                errno,
-                also_failed,
-            },
-        })
     }
 }
