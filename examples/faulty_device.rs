@@ -1,5 +1,5 @@
 //! A faulty block device for scripts (bench/rescue.sh): the test fixture of
-//! `tests/support`, run on its own. Prints `DEVICE /dev/loopN`, then obeys commands on stdin,
+//! `tests/it/support`, run on its own. Prints `DEVICE /dev/loopN`, then obeys commands on stdin,
 //! one per line, answering `OK` to each:
 //!
 //! - `reset`: empty the read log and re-arm "first N times" faults
@@ -13,7 +13,7 @@
 //! ```
 //! `--bad-list PATH` writes the chosen bad sectors there, one per line.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, Write};

@@ -2,8 +2,8 @@
 //! by exhibit's own writer and by libewf's `ewfacquire` verify clean; every kind of damage is
 //! found, named with its place, and exits 1.
 
-mod e01_support;
-mod verify_support;
+use crate::e01_support;
+use crate::verify_support;
 
 use std::path::{Path, PathBuf};
 

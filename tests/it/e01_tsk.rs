@@ -1,7 +1,7 @@
 //! A real disk layout (MBR + ext4 with a file) through E01: The Sleuth Kit sees the partition
 //! (`mmls`), lists the file (`fls`) and reads it back (`icat`) from our image.
 
-mod e01_support;
+use crate::e01_support;
 
 use std::process::Command;
 

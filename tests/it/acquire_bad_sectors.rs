@@ -6,7 +6,7 @@
 //!
 //! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

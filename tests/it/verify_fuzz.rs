@@ -6,7 +6,7 @@
 //! The same corpus runs under libFuzzer with `cargo +nightly fuzz run verify_e01` (fuzz/);
 //! this test is the stable-toolchain version. `EXHIBIT_FUZZ_ITERATIONS` changes the count.
 
-mod e01_support;
+use crate::e01_support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //!
 //! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -243,7 +243,12 @@ fn same_bad_areas_as_gnu_ddrescue_4096() {
 /// binary, running only [`child_rescue`] with the device and base in the environment.
 fn spawn_child(device: &Path, base: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_rescue", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "rescue_device::child_rescue",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("EXHIBIT_TEST_CHILD_DEVICE", device)
         .env("EXHIBIT_TEST_CHILD_BASE", base)
         .stdout(Stdio::null())

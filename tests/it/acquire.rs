@@ -1,6 +1,6 @@
 //! End-to-end acquisition through the binary: what an examiner would check.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `exhibit acquire --format e01` through the binary, read back by other people's readers:
 //! libewf's ewfverify/ewfinfo/ewfexport and The Sleuth Kit.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

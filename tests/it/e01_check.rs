@@ -2,7 +2,7 @@
 //! in a raw chunk, in a table, in a section descriptor; a truncated last segment; a missing
 //! middle segment.
 
-mod e01_support;
+use crate::e01_support;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

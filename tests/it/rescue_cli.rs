@@ -1,7 +1,7 @@
 //! `exhibit rescue` through the binary, as an examiner runs it: interrupted, resumed with the
 //! same command, and sealed into an E01 that libewf verifies with the bad sectors listed.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! E01 writer: images made from generated sources, read back by libewf's tools, TSK, the
 //! `ewf` crate and our own checker.
 
-mod e01_support;
+use crate::e01_support;
 
 use e01_support::*;
 use exhibit::ewf::{Compression, E01Sink};

@@ -2,7 +2,7 @@
 //! and compressed, several segments, an odd size. A clean third-party image must check clean
 //! and read as the source.
 
-mod e01_support;
+use crate::e01_support;
 
 use std::process::Command;
 

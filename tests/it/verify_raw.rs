@@ -1,7 +1,7 @@
 //! `exhibit verify` and `exhibit info` on raw and split raw images made by `exhibit acquire`,
 //! end to end through the binary: clean images verify; damage is found and named.
 
-mod verify_support;
+use crate::verify_support;
 
 use std::path::Path;
 
