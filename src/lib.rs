@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
+pub mod fake_disk;
 pub mod hash;
 pub mod info;
 pub mod map;
