@@ -1,11 +1,9 @@
 //! The integration tests, as one test binary: one link instead of a dozen on a 2-core machine.
 //! Each module is one former test file; `cargo test --test it MODULE::` runs one of them.
+//! What they share is in `support/`.
 
 #[macro_use]
 mod support;
-mod common;
-mod e01_support;
-mod verify_support;
 
 mod acquire;
 mod acquire_bad_sectors;

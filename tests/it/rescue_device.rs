@@ -5,21 +5,16 @@
 //!
 //! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
 
-use crate::support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use exhibit::map::{BlockState, SectorMap};
 use exhibit::rescue::{rescue, RescueOptions, RescueProgress, RescueReport};
 use exhibit::source::Source;
-use support::{bad_sectors, runs_of, Fault, FaultyDevice};
 
-fn load_map(path: &Path) -> SectorMap {
-    SectorMap::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap()
-}
+use crate::support::*;
 
 fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueReport {
     let source = Source::open(&dev.device, true).unwrap();
@@ -129,17 +124,7 @@ fn check_rescue_on(ss: u32) {
     );
 
     // The hash logs check with coreutils.
-    for tool in ["md5sum", "sha1sum", "sha256sum"] {
-        let ext = tool.trim_end_matches("sum");
-        let st = Command::new(tool)
-            .arg("-c")
-            .arg("--quiet")
-            .arg(base.with_extension(ext).file_name().unwrap())
-            .current_dir(&dev.dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "{tool} -c failed");
-    }
+    hash_logs_check(&base, &["md5", "sha1", "sha256"]);
 
     // No finished area was read twice: every good sector outside the failed copy blocks was
     // read exactly once.
@@ -173,11 +158,7 @@ fn rescue_4096_byte_sectors() {
 }
 
 fn ddrescue_available() -> bool {
-    Command::new("ddrescue")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    have("ddrescue")
 }
 
 fn check_against_ddrescue(ss: u32) {
@@ -242,17 +223,9 @@ fn same_bad_areas_as_gnu_ddrescue_4096() {
 /// The rescue as its own process, so that it can be killed with SIGKILL: this same test
 /// binary, running only [`child_rescue`] with the device and base in the environment.
 fn spawn_child(device: &Path, base: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "rescue_device::child_rescue",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    child_test("rescue_device::child_rescue")
         .env("EXHIBIT_TEST_CHILD_DEVICE", device)
         .env("EXHIBIT_TEST_CHILD_BASE", base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
@@ -403,11 +376,11 @@ fn rescue_onto_a_target_device() {
     }
     let dev = b.build();
     // The target is larger than the source and full of old data (0xAA).
-    let target = support::LoopTarget::new(&dev.dir, 3 << 20, 0xAA);
+    let target = LoopDevice::new_file(&dev.dir.join("target.img"), 3 << 20, 0xAA);
     let base = dev.dir.join("cloned");
     let source = Source::open(&dev.device, true).unwrap();
     let mut opts = RescueOptions::new(&base);
-    opts.target = Some(target.device.clone());
+    opts.target = Some(target.path.clone());
     let r = rescue(
         &source,
         &opts,
@@ -416,7 +389,7 @@ fn rescue_onto_a_target_device() {
     )
     .unwrap();
     assert!(!base.with_extension("raw").exists());
-    let mut on_target = std::fs::read(&target.device).unwrap();
+    let mut on_target = std::fs::read(&target.path).unwrap();
     // Past the source size the target is untouched; bad sectors are zeros, not old data.
     assert!(on_target[dev.size as usize..].iter().all(|&b| b == 0xAA));
     on_target.truncate(dev.size as usize);
@@ -527,7 +500,7 @@ fn check_streaming_against_ddrescue(ss: u32) {
     // The hashes are those of the image, hashed while it was read.
     assert_eq!(
         exhibit::hash::to_hex(r.hashes.sha256.as_ref().unwrap()),
-        support::sha256_hex(&expected)
+        sha256_hex(&expected)
     );
     let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
     let reader = record.reader.unwrap();
