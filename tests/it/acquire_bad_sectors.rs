@@ -50,13 +50,7 @@ fn check_acquire(ss: u32, io: &str) {
     let record = AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
     assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
     assert_eq!(record.outcome.exit_code, Some(1));
-    let runs: Vec<(u64, u64)> = record
-        .unreadable
-        .runs
-        .iter()
-        .map(|r| (r.first_sector, r.sector_count))
-        .collect();
-    assert_eq!(runs, runs_of(&always_bad));
+    assert_eq!(unreadable_runs(&record), runs_of(&always_bad));
     let enodata = record
         .unreadable
         .runs

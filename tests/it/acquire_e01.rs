@@ -96,12 +96,7 @@ fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {
 
     // The record lists the E01 and its hashes are the source's.
     let rec = record(&base);
-    let kinds: Vec<&str> = rec["outputs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["kind"].as_str())
-        .collect();
+    let kinds = output_kinds(&rec);
     assert_eq!(kinds, vec!["raw", "e01-segment"]);
     assert_eq!(rec["hashes"]["md5"].as_str(), Some(md5.as_str()));
 }

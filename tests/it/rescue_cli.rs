@@ -23,8 +23,7 @@ fn interrupted_resumed_and_sealed_into_e01() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    send_signal(&child, libc::SIGINT);
     let first = child.wait_with_output().unwrap();
     assert_eq!(
         first.status.code(),
@@ -71,12 +70,7 @@ fn interrupted_resumed_and_sealed_into_e01() {
     }
     assert!(ewfexport(&e01).unwrap() == expected);
     let rec = record(&base);
-    let kinds: Vec<&str> = rec["outputs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["kind"].as_str())
-        .collect();
+    let kinds = output_kinds(&rec);
     assert!(kinds.contains(&"e01-segment"), "{kinds:?}");
     assert_eq!(
         rec["outcome"]["status"].as_str(),

@@ -22,8 +22,18 @@ fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueRepor
     assert_eq!(source.logical_sector_size(), dev.sector_size);
     let mut opts = RescueOptions::new(base);
     opts.retry_passes = retry_passes;
-    let progress = RescueProgress::default();
-    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap()
+    rescue_with(&source, &opts)
+}
+
+/// A rescue that nobody interrupts.
+fn rescue_with(source: &Source, opts: &RescueOptions) -> RescueReport {
+    rescue(
+        source,
+        opts,
+        &RescueProgress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 /// A device with every awkward case at once, in units of its sector size: the first and the
@@ -111,13 +121,7 @@ fn check_rescue_on(ss: u32) {
     assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
     assert_eq!(record.outcome.exit_code, Some(1));
     assert_eq!(record.unreadable.sectors, sc.always_bad.len() as u64);
-    let runs: Vec<(u64, u64)> = record
-        .unreadable
-        .runs
-        .iter()
-        .map(|r| (r.first_sector, r.sector_count))
-        .collect();
-    assert_eq!(runs, runs_of(&sc.always_bad));
+    assert_eq!(unreadable_runs(&record), runs_of(&sc.always_bad));
     assert_eq!(
         record.hashes.as_ref().unwrap().md5.as_deref(),
         Some(exhibit::hash::to_hex(r.hashes.md5.as_ref().unwrap()).as_str())
@@ -243,8 +247,7 @@ fn child_rescue() {
     let mut opts = RescueOptions::new(PathBuf::from(base));
     opts.retry_passes = 2;
     opts.map_interval = Duration::from_millis(100);
-    let progress = RescueProgress::default();
-    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap();
+    rescue_with(&source, &opts);
 }
 
 #[test]
@@ -381,13 +384,7 @@ fn rescue_onto_a_target_device() {
     let source = Source::open(&dev.device, true).unwrap();
     let mut opts = RescueOptions::new(&base);
     opts.target = Some(target.path.clone());
-    let r = rescue(
-        &source,
-        &opts,
-        &RescueProgress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let r = rescue_with(&source, &opts);
     assert!(!base.with_extension("raw").exists());
     let mut on_target = std::fs::read(&target.path).unwrap();
     // Past the source size the target is untouched; bad sectors are zeros, not old data.
@@ -548,13 +545,7 @@ fn careful_reads_one_block_at_a_time() {
     let source = Source::open(&dev.device, true).unwrap();
     let mut opts = RescueOptions::new(dev.dir.join("careful"));
     opts.careful = true;
-    let r = rescue(
-        &source,
-        &opts,
-        &RescueProgress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let r = rescue_with(&source, &opts);
     assert_eq!(r.bad_bytes, 512);
     assert!(dev.read_log().iter().all(|rec| rec.len <= 64 * 1024));
     let record = exhibit::audit::AuditRecord::read(&dev.dir.join("careful.yaml")).unwrap();

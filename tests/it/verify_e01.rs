@@ -21,6 +21,19 @@ fn source() -> Vec<u8> {
     v
 }
 
+/// The source with sectors 80..84 unreadable at acquisition (zeros), and that run.
+fn source_with_a_bad_run() -> (Vec<u8>, [BadRun; 1]) {
+    let mut data = source();
+    data[40960..40960 + 2048].fill(0);
+    let bad = [BadRun {
+        offset: 40960,
+        length: 2048,
+        errno: 5,
+        attempts: 3,
+    }];
+    (data, bad)
+}
+
 fn exhibit_e01(dir: &Path, name: &str, data: &[u8], c: Compression, segment: u64) -> PathBuf {
     let mut o = options(data, 512);
     o.compression = c;
@@ -63,14 +76,7 @@ fn exhibit_sets_verify_clean() {
 #[test]
 fn unreadable_sectors_in_error2_are_noted_not_failed() {
     let dir = tempdir();
-    let mut data = source();
-    data[40960..40960 + 2048].fill(0);
-    let bad = [BadRun {
-        offset: 40960,
-        length: 2048,
-        errno: 5,
-        attempts: 3,
-    }];
+    let (data, bad) = source_with_a_bad_run();
     let o = options(&data, 512);
     let first = write(dir.path(), "bad", &data, o, &bad);
     expect(
@@ -390,18 +396,11 @@ fn acquire_raw_and_e01_then_verify() {
 #[test]
 fn error2_is_compared_with_the_record() {
     let dir = tempdir();
-    let mut data = source();
-    data[40960..40960 + 2048].fill(0);
+    let (data, bad) = source_with_a_bad_run();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, &data).unwrap();
     let base = dir.path().join("disk");
     acquire(&src, &base, &[], 0);
-    let bad = [BadRun {
-        offset: 40960,
-        length: 2048,
-        errno: 5,
-        attempts: 3,
-    }];
     let o = options(&data, 512);
     let first = write(dir.path(), "disk", &data, o, &bad);
     let yaml = base.with_extension("yaml");

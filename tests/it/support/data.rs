@@ -3,6 +3,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use exhibit::audit::AuditRecord;
 use exhibit::map::{BlockState, SectorMap};
 
 /// Sector-marked mixed content (the fake disk's): see [`exhibit::fake_disk::pattern`].
@@ -120,4 +121,24 @@ pub fn flip(path: &Path, offset: u64) {
 pub fn truncate(path: &Path, len: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_len(len).unwrap();
+}
+
+/// The kinds of the outputs a record lists (`raw`, `e01-segment`, ...).
+pub fn output_kinds(rec: &serde_yaml::Value) -> Vec<&str> {
+    rec["outputs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect()
+}
+
+/// The unreadable runs a record lists, as (first sector, sector count).
+pub fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
+    record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect()
 }

@@ -170,6 +170,13 @@ pub fn ewfverify_ok(first: &Path) -> Option<String> {
     Some(text)
 }
 
+/// Whether `ewfverify -q` refuses the set (`None` without ewfverify).
+pub fn ewfverify_refuses(first: &Path) -> Option<bool> {
+    let t = tool("ewfverify")?;
+    let out = Command::new(t).arg("-q").arg(first).output().unwrap();
+    Some(!out.status.success())
+}
+
 /// What `ewfinfo` says about the set.
 pub fn ewfinfo(first: &Path) -> Option<String> {
     let t = tool("ewfinfo")?;

@@ -1,7 +1,7 @@
 //! Running the exhibit binary (and other commands) and asserting how they exit.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The exhibit binary under test.
 pub fn exhibit() -> Command {
@@ -65,6 +65,12 @@ pub fn text(o: &Output) -> String {
 pub fn run_text(args: &[&str]) -> (i32, String) {
     let out = run(args);
     (out.status.code().unwrap_or(-1), text(&out))
+}
+
+/// Sends `signal` to our own child (as a user's Ctrl-C or a shutdown would).
+pub fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: kill has no memory preconditions; the pid is our own child's, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, signal) };
 }
 
 /// `exhibit acquire SOURCE -o BASE --quiet EXTRA`; asserts exit code `code`.
