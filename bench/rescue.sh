@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# exhibit rescue vs GNU ddrescue on the same faulty block device (tests/support's FUSE + loop
+# exhibit rescue vs GNU ddrescue on the same faulty block device (tests/it/support's FUSE + loop
 # fixture, run by examples/faulty_device.rs): wall time, reads, and reads that touched a bad
 # sector (from the device's own read log), with the same retry count. Needs root, /dev/fuse,
 # losetup and ddrescue. Writes a Markdown table to stdout (and to $OUT if set).

@@ -1,5 +1,5 @@
 //! A faulty block device for scripts (bench/rescue.sh): the test fixture of
-//! `tests/support`, run on its own. Prints `DEVICE /dev/loopN`, then obeys commands on stdin,
+//! `tests/it/support/faulty.rs`, run on its own. Prints `DEVICE /dev/loopN`, then obeys commands on stdin,
 //! one per line, answering `OK` to each:
 //!
 //! - `reset`: empty the read log and re-arm "first N times" faults
@@ -13,7 +13,12 @@
 //! ```
 //! `--bad-list PATH` writes the chosen bad sectors there, one per line.
 
-#[path = "../tests/support/mod.rs"]
+// The fixture's helpers that this program does not use are for the tests.
+#[allow(dead_code)]
+#[path = "../tests/it/support/loops.rs"]
+mod loops;
+#[allow(dead_code)]
+#[path = "../tests/it/support/faulty.rs"]
 mod support;
 
 use std::io::{BufRead, Write};

@@ -175,88 +175,19 @@ fn push_halves(todo: &mut Vec<(usize, usize)>, first: usize, count: usize) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    /// An in-memory source whose chosen sectors fail: always, or the first N reads.
-    pub struct FaultySource {
-        pub data: Vec<u8>,
-        pub sector: usize,
-        /// sector → failures left (u32::MAX = always)
-        pub faults: RefCell<HashMap<u64, u32>>,
-        pub errno: i32,
-        pub reads: RefCell<u64>,
-    }
-
-    impl FaultySource {
-        pub fn new(len: usize, sector: usize) -> Self {
-            let data = (0..len).map(|i| (i * 7 + i / 511) as u8 | 1).collect();
-            FaultySource {
-                data,
-                sector,
-                faults: RefCell::new(HashMap::new()),
-                errno: libc::EIO,
-                reads: RefCell::new(0),
-            }
-        }
-        pub fn fail(&self, sector: u64, times: u32) {
-            self.faults.borrow_mut().insert(sector, times);
-        }
-    }
-
-    impl ReadAt for FaultySource {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            *self.reads.borrow_mut() += 1;
-            let end = (offset as usize + buf.len()).min(self.data.len());
-            let first = offset / self.sector as u64;
-            let last = (end as u64).div_ceil(self.sector as u64);
-            let mut fail = false;
-            for s in first..last {
-                if let Some(left) = self.faults.borrow_mut().get_mut(&s) {
-                    if *left > 0 {
-                        fail = true;
-                        if *left != u32::MAX {
-                            *left -= 1;
-                        }
-                    }
-                }
-            }
-            if fail {
-                return Err(io::Error::from_raw_os_error(self.errno));
-            }
-            let n = end.saturating_sub(offset as usize);
-            buf[..n].copy_from_slice(&self.data[offset as usize..end]);
-            Ok(n)
-        }
-        fn size(&self) -> u64 {
-            self.data.len() as u64
-        }
-        fn describe(&self) -> std::path::PathBuf {
-            "fake".into()
-        }
-    }
-
-    fn expected(src: &FaultySource, bad_sectors: &[u64]) -> Vec<u8> {
-        let mut v = src.data.clone();
-        for &s in bad_sectors {
-            let a = s as usize * src.sector;
-            let b = (a + src.sector).min(v.len());
-            v[a..b].fill(0);
-        }
-        v
-    }
+    use crate::fake_disk::FakeDisk;
 
     #[test]
     fn finds_exactly_the_bad_sectors() {
-        let src = FaultySource::new(64 * 512, 512);
+        let mut src = FakeDisk::new(64 * 512, 512);
         for s in [0, 17, 18, 19, 63] {
-            src.fail(s, u32::MAX);
+            src = src.bad(s, None, libc::EIO);
         }
         let mut out = vec![0xAAu8; src.data.len()];
         let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 2).unwrap();
-        assert_eq!(out, expected(&src, &[0, 17, 18, 19, 63]));
+        assert_eq!(out, src.expected(&[0, 17, 18, 19, 63]));
         let runs: Vec<(u64, u64, u32)> = bad
             .iter()
             .map(|r| (r.offset, r.length, r.attempts))
@@ -269,9 +200,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_sector_that_reads_on_a_retry_is_data() {
-        let src = FaultySource::new(16 * 512, 512);
         // Fails the bisection reads that cover it and its first solo read, then reads.
-        src.fail(5, 5);
+        let src = FakeDisk::new(16 * 512, 512).bad(5, Some(5), libc::EIO);
         let mut out = vec![0u8; src.data.len()];
         let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 3).unwrap();
         assert!(bad.is_empty(), "{bad:?}");
@@ -280,8 +210,7 @@ pub(crate) mod tests {
 
     #[test]
     fn too_few_retries_leave_it_bad() {
-        let src = FaultySource::new(16 * 512, 512);
-        src.fail(5, 20);
+        let src = FakeDisk::new(16 * 512, 512).bad(5, Some(20), libc::EIO);
         let mut out = vec![0u8; src.data.len()];
         let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 1).unwrap();
         assert_eq!(bad.len(), 1);
@@ -290,9 +219,7 @@ pub(crate) mod tests {
 
     #[test]
     fn partial_last_sector_and_enodata() {
-        let mut src = FaultySource::new(10 * 512 + 100, 512);
-        src.errno = libc::ENODATA;
-        src.fail(10, u32::MAX);
+        let src = FakeDisk::new(10 * 512 + 100, 512).bad(10, None, libc::ENODATA);
         let mut out = vec![0u8; src.data.len()];
         let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 0).unwrap();
         assert_eq!(
@@ -304,6 +231,6 @@ pub(crate) mod tests {
                 attempts: 1
             }]
         );
-        assert_eq!(out, expected(&src, &[10]));
+        assert_eq!(out, src.expected(&[10]));
     }
 }

@@ -1,11 +1,9 @@
 //! A real disk layout (MBR + ext4 with a file) through E01: The Sleuth Kit sees the partition
 //! (`mmls`), lists the file (`fls`) and reads it back (`icat`) from our image.
 
-mod e01_support;
-
 use std::process::Command;
 
-use e01_support::*;
+use crate::support::*;
 
 #[test]
 fn mbr_ext4_disk_through_tsk() {
@@ -18,7 +16,7 @@ fn mbr_ext4_disk_through_tsk() {
     ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
     let content = b"exhibit E01 marker: chain of custody intact\n".repeat(200);
@@ -28,34 +26,17 @@ fn mbr_ext4_disk_through_tsk() {
     let disk_size = 8 * 1024 * 1024 + 5 * 512;
     let disk = dir.path().join("disk.raw");
     std::fs::write(&disk, vec![0u8; disk_size]).unwrap();
-    let out = Command::new("sfdisk")
-        .arg("-q")
-        .arg(&disk)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"label: dos\nstart=2048, size=14336, type=83\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success(), "sfdisk failed");
+    assert!(
+        sfdisk(&disk, b"label: dos\nstart=2048, size=14336, type=83\n"),
+        "sfdisk failed"
+    );
     let fs = dir.path().join("fs.img");
-    let out = Command::new("mke2fs")
+    Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-b", "1024", "-d"])
         .arg(&files)
         .arg(&fs)
         .arg("7168")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mke2fs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .exits(0);
     let mut data = std::fs::read(&disk).unwrap();
     let fs_bytes = std::fs::read(&fs).unwrap();
     data[1024 * 1024..1024 * 1024 + fs_bytes.len()].copy_from_slice(&fs_bytes);
@@ -63,29 +44,13 @@ fn mbr_ext4_disk_through_tsk() {
     let first = write(dir.path(), "disk", &data, options(&data, 512), &[]);
     own_check_clean(&first, &data);
 
-    let mmls = Command::new("mmls").arg(&first).output().unwrap();
-    let text = String::from_utf8_lossy(&mmls.stdout);
-    assert!(
-        mmls.status.success(),
-        "mmls: {}",
-        String::from_utf8_lossy(&mmls.stderr)
-    );
+    let text = tool_stdout(Command::new("mmls").arg(&first));
     assert!(
         text.contains("0000002048") && text.contains("Linux (0x83)"),
         "{text}"
     );
 
-    let fls = Command::new("fls")
-        .args(["-o", "2048"])
-        .arg(&first)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&fls.stdout);
-    assert!(
-        fls.status.success(),
-        "fls: {}",
-        String::from_utf8_lossy(&fls.stderr)
-    );
+    let text = tool_stdout(Command::new("fls").args(["-o", "2048"]).arg(&first));
     let line = text
         .lines()
         .find(|l| l.ends_with("evidence.txt"))
@@ -101,8 +66,6 @@ fn mbr_ext4_disk_through_tsk() {
         .args(["-o", "2048"])
         .arg(&first)
         .arg(&inode)
-        .output()
-        .unwrap();
-    assert!(icat.status.success());
+        .exits(0);
     assert!(icat.stdout == content, "icat read different file content");
 }

@@ -1,12 +1,12 @@
-//! Test support shared by the integration tests (`mod support;` in each test file).
+//! A real block device whose chosen sectors fail: [`FaultyDevice`].
 //!
-//! The main piece is [`FaultyDevice`]: a real block device whose chosen sectors fail. A FUSE
-//! filesystem (served by `fuser` inside the test process, direct I/O so the page cache never
-//! hides or smears an error) exposes one file whose chosen sectors answer with a chosen errno
-//! (always, or only the first N times), optionally slowly; a read-only loop device with
-//! direct I/O (`losetup -r --direct-io=on [--sector-size 4096]`) turns it into
-//! `/dev/loopN`. Every read can be logged (offset, length, failed) so a test can assert which
-//! areas were read and how often.
+//! The disk is the library's test fake ([`exhibit::fake_disk::FakeDisk`], the one the unit
+//! tests read in memory), served by a FUSE filesystem (`fuser`, inside the test process,
+//! direct I/O so the page cache never hides or smears an error) as one file, which a
+//! read-only loop device with direct I/O (`losetup -r --direct-io=on [--sector-size 4096]`)
+//! turns into `/dev/loopN`. Faults fail always or only the first N times, optionally slowly;
+//! every read is logged (offset, length, failed) so a test can assert which areas were read
+//! and how often.
 //!
 //! Dropping the device cleans up in the only safe order: abort the FUSE connection (a plain
 //! unmount of a hung FUSE mount blocks forever), detach the loop device (only if its backing
@@ -15,21 +15,24 @@
 //!
 //! Tests that need root, `/dev/fuse` and `losetup` call [`skip_reason`] (or the
 //! [`require_faulty_device!`] macro) and pass with a printed SKIP line where they are missing.
-
-#![allow(dead_code)]
+//! (examples/faulty_device.rs includes this file and `loops.rs` to run it on its own.)
 
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use exhibit::fake_disk::{pattern, FakeDisk};
+pub use exhibit::fake_disk::{Fault, ReadRecord, DEFAULT_SEED};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption,
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
+
+use super::loops::LoopDevice;
 
 /// Why faulty-device tests cannot run here, or `None` if they can.
 pub fn skip_reason() -> Option<String> {
@@ -63,53 +66,9 @@ macro_rules! require_faulty_device {
     };
 }
 
-/// How one faulty range behaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Every read touching it fails with this errno.
-    Always(i32),
-    /// The first `n` reads touching it fail with this errno; later ones succeed.
-    FirstN(u32, i32),
-    /// Reads touching it succeed after this delay.
-    Slow(Duration),
-}
-
-/// One logged read as the FUSE server saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadRecord {
-    /// Byte offset.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// Whether the server answered with an error.
-    pub failed: bool,
-}
-
-impl ReadRecord {
-    /// True if the read covers any byte of `start..start+len`.
-    pub fn touches(&self, start: u64, len: u64) -> bool {
-        self.offset < start + len && start < self.offset + self.len
-    }
-}
-
-struct FaultEntry {
-    start: u64,
-    end: u64,
-    fault: Fault,
-    failures: u32,
-}
-
-struct State {
-    data: Arc<Vec<u8>>,
-    faults: Mutex<Vec<FaultEntry>>,
-    log: Mutex<Vec<ReadRecord>>,
-    logging: Mutex<bool>,
-    read_delay: Mutex<Duration>,
-    fail_delay: Mutex<Duration>,
-}
-
+/// The FUSE server: one file, `disk`, whose reads the fake disk answers.
 struct FaultyFs {
-    state: Arc<State>,
+    disk: Arc<FakeDisk>,
     uid: u32,
     gid: u32,
 }
@@ -122,12 +81,7 @@ impl FaultyFs {
         let (kind, size, perm, nlink) = if ino == 1 {
             (FileType::Directory, 0, 0o555, 2)
         } else {
-            (
-                FileType::RegularFile,
-                self.state.data.len() as u64,
-                0o444,
-                1,
-            )
+            (FileType::RegularFile, self.disk.data.len() as u64, 0o444, 1)
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -189,46 +143,9 @@ impl Filesystem for FaultyFs {
             reply.error(Errno::EISDIR);
             return;
         }
-        let data = &self.state.data;
-        let len = data.len() as u64;
-        let start = offset.min(len);
-        let end = (offset + u64::from(size)).min(len);
-        let mut failed = None;
-        let mut delay = *self.state.read_delay.lock().unwrap();
-        {
-            let mut faults = self.state.faults.lock().unwrap();
-            for f in faults.iter_mut() {
-                if f.start >= end || start >= f.end {
-                    continue;
-                }
-                match f.fault {
-                    Fault::Always(errno) => failed = Some(errno),
-                    Fault::FirstN(n, errno) => {
-                        if f.failures < n {
-                            f.failures += 1;
-                            failed = Some(errno);
-                        }
-                    }
-                    Fault::Slow(d) => delay = delay.max(d),
-                }
-            }
-        }
-        if *self.state.logging.lock().unwrap() {
-            self.state.log.lock().unwrap().push(ReadRecord {
-                offset: start,
-                len: end - start,
-                failed: failed.is_some(),
-            });
-        }
-        if failed.is_some() {
-            delay = delay.max(*self.state.fail_delay.lock().unwrap());
-        }
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
-        match failed {
-            Some(errno) => reply.error(Errno::from_i32(errno)),
-            None => reply.data(&data[start as usize..end as usize]),
+        match self.disk.read_slice(offset, size as usize) {
+            Ok(bytes) => reply.data(bytes),
+            Err(errno) => reply.error(Errno::from_i32(errno)),
         }
     }
 
@@ -256,26 +173,6 @@ impl Filesystem for FaultyFs {
         }
         reply.ok();
     }
-}
-
-/// The test data: every 512 bytes start with their sector number (so a shifted sector is
-/// caught), the rest is a cheap pseudo-random stream (so a zero-filled sector is caught).
-pub fn pattern(size: u64, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; size as usize];
-    let mut x = seed | 1;
-    for (i, chunk) in v.chunks_mut(512).enumerate() {
-        for word in chunk.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let b = x.to_le_bytes();
-            word.copy_from_slice(&b[..word.len()]);
-        }
-        let tag = (i as u64).to_le_bytes();
-        let n = chunk.len().min(8);
-        chunk[..n].copy_from_slice(&tag[..n]);
-    }
-    v
 }
 
 /// Builds a [`FaultyDevice`].
@@ -325,7 +222,7 @@ impl Builder {
         self.logging = on;
         self
     }
-    /// Seed of the data pattern.
+    /// Seed of the data [`pattern`].
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -348,9 +245,9 @@ pub struct FaultyDevice {
     pub size: u64,
     /// The directory holding the mount point (and free for the test's outputs).
     pub dir: PathBuf,
-    backing: PathBuf,
     mountpoint: PathBuf,
-    state: Arc<State>,
+    disk: Arc<FakeDisk>,
+    loop_device: Option<LoopDevice>,
     session: Option<fuser::BackgroundSession>,
     connection: Option<u64>,
     tempdir: Option<tempfile::TempDir>,
@@ -367,7 +264,7 @@ impl FaultyDevice {
             read_delay: Duration::ZERO,
             fail_delay: Duration::ZERO,
             logging: true,
-            seed: 0x9e37_79b9_7f4a_7c15,
+            seed: DEFAULT_SEED,
         }
     }
 
@@ -379,26 +276,17 @@ impl FaultyDevice {
         let dir = tempdir.path().to_path_buf();
         let mountpoint = dir.join("mnt");
         std::fs::create_dir(&mountpoint).map_err(|e| format!("mkdir: {e}"))?;
-        let state = Arc::new(State {
-            data: Arc::new(pattern(b.size, b.seed)),
-            faults: Mutex::new(
-                b.faults
-                    .iter()
-                    .map(|&(start, len, fault)| FaultEntry {
-                        start,
-                        end: start + len,
-                        fault,
-                        failures: 0,
-                    })
-                    .collect(),
-            ),
-            log: Mutex::new(Vec::new()),
-            logging: Mutex::new(false),
-            read_delay: Mutex::new(Duration::ZERO),
-            fail_delay: Mutex::new(Duration::ZERO),
-        });
+        let mut disk =
+            FakeDisk::with_data(pattern(b.size as usize, b.seed), u64::from(b.sector_size))
+                .any_alignment();
+        for &(offset, len, fault) in &b.faults {
+            disk = disk.fault_bytes(offset, len, fault);
+        }
+        // Reads before the device is ready (losetup probing) are not the test's.
+        disk.set_logging(false);
+        let disk = Arc::new(disk);
         let fs = FaultyFs {
-            state: Arc::clone(&state),
+            disk: Arc::clone(&disk),
             // SAFETY: no preconditions.
             uid: unsafe { libc::getuid() },
             // SAFETY: no preconditions.
@@ -417,9 +305,9 @@ impl FaultyDevice {
             sector_size: b.sector_size,
             size: b.size / u64::from(b.sector_size) * u64::from(b.sector_size),
             dir,
-            backing: mountpoint.join(FILE_NAME),
             mountpoint,
-            state,
+            disk,
+            loop_device: None,
             session: Some(session),
             connection: None,
             tempdir: Some(tempdir),
@@ -430,78 +318,52 @@ impl FaultyDevice {
             .dev();
         dev.connection = Some(u64::from(libc::minor(st_dev as libc::dev_t)));
 
-        let mut cmd = Command::new("losetup");
-        cmd.args(["-r", "--direct-io=on"]);
-        if b.sector_size != 512 {
-            cmd.args(["--sector-size", &b.sector_size.to_string()]);
-        }
-        cmd.args(["-f", "--show"]).arg(&dev.backing);
-        let out = cmd.output().map_err(|e| format!("losetup: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "losetup: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        dev.device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        // Reads before this point (losetup probing) are not the test's.
-        *dev.state.read_delay.lock().unwrap() = b.read_delay;
-        *dev.state.fail_delay.lock().unwrap() = b.fail_delay;
-        *dev.state.logging.lock().unwrap() = b.logging;
+        let lo = LoopDevice::attach(&dev.mountpoint.join(FILE_NAME), b.sector_size, true, false);
+        dev.device = lo.path.clone();
+        dev.loop_device = Some(lo);
+        dev.disk.set_read_delay(b.read_delay);
+        dev.disk.set_fail_delay(b.fail_delay);
+        dev.disk.set_logging(b.logging);
         dev.reset();
         Ok(dev)
     }
 
     /// The bytes the device holds.
     pub fn data(&self) -> &[u8] {
-        &self.state.data[..self.size as usize]
+        &self.disk.data[..self.size as usize]
     }
 
     /// The image a correct acquisition makes: the data with `bad` sectors (in device
     /// sectors) zeroed.
     pub fn expected_image(&self, bad: &[u64]) -> Vec<u8> {
-        let mut v = self.data().to_vec();
-        let ss = self.sector_size as usize;
-        for &s in bad {
-            let a = s as usize * ss;
-            let e = (a + ss).min(v.len());
-            v[a..e].fill(0);
-        }
+        let mut v = self.disk.expected(bad);
+        v.truncate(self.size as usize);
         v
     }
 
     /// The reads logged so far.
     pub fn read_log(&self) -> Vec<ReadRecord> {
-        self.state.log.lock().unwrap().clone()
+        self.disk.read_log()
     }
 
     /// Reads logged so far that touch `start..start+len`.
     pub fn reads_touching(&self, start: u64, len: u64) -> usize {
-        self.state
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.touches(start, len))
-            .count()
+        self.disk.reads_touching(start, len)
     }
 
     /// Empties the log and re-arms "first N times" faults.
     pub fn reset(&self) {
-        self.state.log.lock().unwrap().clear();
-        for f in self.state.faults.lock().unwrap().iter_mut() {
-            f.failures = 0;
-        }
+        self.disk.reset();
     }
 
     /// Changes the delay of every read.
     pub fn set_read_delay(&self, d: Duration) {
-        *self.state.read_delay.lock().unwrap() = d;
+        self.disk.set_read_delay(d);
     }
 
     /// Turns logging on or off.
     pub fn set_logging(&self, on: bool) {
-        *self.state.logging.lock().unwrap() = on;
+        self.disk.set_logging(on);
     }
 
     fn abort_connection(&self) {
@@ -522,25 +384,6 @@ impl FaultyDevice {
         }
     }
 
-    fn detach_loop(&self) {
-        let Some(name) = self.device.file_name() else {
-            return;
-        };
-        let sys = Path::new("/sys/block").join(name).join("loop/backing_file");
-        let ours = std::fs::read_to_string(&sys)
-            .map(|s| Path::new(s.trim()) == self.backing)
-            .unwrap_or(false);
-        if ours {
-            // The job under test may have set the kernel's read-only flag (BLKROSET): it
-            // outlives a detach and `losetup -f` reuses devices, so leave it writable.
-            let _ = Command::new("blockdev")
-                .arg("--setrw")
-                .arg(&self.device)
-                .output();
-            let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
-        }
-    }
-
     fn is_mounted(&self) -> bool {
         let target = self.mountpoint.to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
@@ -555,7 +398,7 @@ impl FaultyDevice {
 impl Drop for FaultyDevice {
     fn drop(&mut self) {
         self.abort_connection();
-        self.detach_loop();
+        drop(self.loop_device.take());
         drop(self.session.take());
         if self.is_mounted() {
             let _ = Command::new("umount")
@@ -586,96 +429,4 @@ pub fn now_ms() -> u128 {
 /// The error an I/O error's errno is, for messages.
 pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
-}
-
-/// A writable loop device on a plain file (a stand-in for a target disk), detached on drop
-/// if its backing file is still ours.
-pub struct LoopTarget {
-    /// `/dev/loopN`.
-    pub device: PathBuf,
-    backing: PathBuf,
-}
-
-impl LoopTarget {
-    /// A loop device over a new file of `size` bytes filled with `fill` in `dir`.
-    pub fn new(dir: &Path, size: u64, fill: u8) -> LoopTarget {
-        let backing = dir.join("target.img");
-        std::fs::write(&backing, vec![fill; size as usize]).unwrap();
-        let out = Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(&backing)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        // `losetup -f` reuses devices, and a read-only flag set by an earlier job (BLKROSET)
-        // outlives a detach: make this writable attachment writable.
-        let _ = Command::new("blockdev")
-            .arg("--setrw")
-            .arg(&device)
-            .output();
-        LoopTarget { device, backing }
-    }
-}
-
-impl Drop for LoopTarget {
-    fn drop(&mut self) {
-        let Some(name) = self.device.file_name() else {
-            return;
-        };
-        let sys = Path::new("/sys/block").join(name).join("loop/backing_file");
-        if std::fs::read_to_string(&sys).is_ok_and(|s| Path::new(s.trim()) == self.backing) {
-            let _ = Command::new("blockdev")
-                .arg("--setrw")
-                .arg(&self.device)
-                .output();
-            let _ = Command::new("losetup").arg("-d").arg(&self.device).output();
-        }
-    }
-}
-
-/// Bad sectors of a map, in units of `ss`.
-pub fn bad_sectors(map: &exhibit::map::SectorMap, ss: u64) -> Vec<u64> {
-    map.blocks_in(exhibit::map::BlockState::BadSector)
-        .flat_map(|b| (b.pos / ss..b.end().div_ceil(ss)).collect::<Vec<_>>())
-        .collect()
-}
-
-/// Sector numbers as (first, count) runs.
-pub fn runs_of(sectors: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &s in sectors {
-        match out.last_mut() {
-            Some((first, count)) if *first + *count == s => *count += 1,
-            _ => out.push((s, 1)),
-        }
-    }
-    out
-}
-
-/// SHA-256 of `data` in hex, by an implementation other than the one under test (`sha256sum`).
-#[allow(dead_code)]
-pub fn sha256_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    let mut stdin = child.stdin.take().unwrap();
-    let feed = {
-        let data = data.to_vec();
-        std::thread::spawn(move || stdin.write_all(&data))
-    };
-    let out = child.wait_with_output().unwrap();
-    feed.join().unwrap().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }

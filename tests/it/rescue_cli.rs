@@ -1,33 +1,9 @@
 //! `exhibit rescue` through the binary, as an examiner runs it: interrupted, resumed with the
 //! same command, and sealed into an E01 that libewf verifies with the bad sectors listed.
 
-mod support;
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use exhibit::map::{BlockState, SectorMap};
-use support::FaultyDevice;
-
-fn exhibit_rescue(device: &Path, base: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_exhibit"));
-    c.arg("rescue")
-        .arg(device)
-        .arg("-o")
-        .arg(base)
-        .arg("--quiet")
-        .args(extra);
-    c
-}
-
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
-    PathBuf::from(format!("{}.{ext}", base.display()))
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::support::*;
 
 #[test]
 fn interrupted_resumed_and_sealed_into_e01() {
@@ -42,13 +18,12 @@ fn interrupted_resumed_and_sealed_into_e01() {
     let args = ["--format", "raw,e01", "--case-number", "R-1"];
 
     // Interrupt the first run part-way: it says how to go on, and leaves no E01.
-    let child = exhibit_rescue(&dev.device, &base, &args)
+    let child = rescue_cmd(&dev.device, &base, &args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    send_signal(&child, libc::SIGINT);
     let first = child.wait_with_output().unwrap();
     assert_eq!(
         first.status.code(),
@@ -69,38 +44,22 @@ fn interrupted_resumed_and_sealed_into_e01() {
 
     // The same command resumes and finishes.
     dev.set_read_delay(Duration::ZERO);
-    let second = exhibit_rescue(&dev.device, &base, &args).output().unwrap();
-    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    rescue_cmd(&dev.device, &base, &args).exits(1);
     let expected = dev.expected_image(&bad);
     assert!(
         std::fs::read(with_ext(&base, "raw")).unwrap() == expected,
         "image differs"
     );
-    let map = SectorMap::parse(
-        &std::fs::read_to_string(with_ext(&base, "map")).unwrap(),
-        &with_ext(&base, "map"),
-    )
-    .unwrap();
-    let bad_sectors: Vec<u64> = map
-        .blocks_in(BlockState::BadSector)
-        .flat_map(|b| b.pos / 512..b.end() / 512)
-        .collect();
-    assert_eq!(bad_sectors, bad);
+    let map = load_map(&with_ext(&base, "map"));
+    assert_eq!(bad_sectors(&map, 512), bad);
 
     // The E01 verifies with libewf, holds the rescued media and lists the bad runs.
     let e01 = with_ext(&base, "E01");
-    if Command::new("ewfverify").arg("-V").output().is_err() {
+    let Some(info) = ewfinfo(&e01) else {
         eprintln!("SKIP e01 checks: ewf-tools not installed");
         return;
-    }
-    let v = Command::new("ewfverify")
-        .arg("-q")
-        .arg(&e01)
-        .output()
-        .unwrap();
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
-    let info = String::from_utf8_lossy(&Command::new("ewfinfo").arg(&e01).output().unwrap().stdout)
-        .into_owned();
+    };
+    ewfverify_ok(&e01);
     assert!(info.contains("R-1"), "{info}");
     for (first, count) in [(0u64, 1u64), (9, 3), (3000, 1), (4095, 1)] {
         assert!(
@@ -109,23 +68,9 @@ fn interrupted_resumed_and_sealed_into_e01() {
             "error2 run {first}+{count} missing: {info}"
         );
     }
-    let out = dev.dir.join("exported");
-    let st = Command::new("ewfexport")
-        .args(["-q", "-u", "-f", "raw", "-t"])
-        .arg(&out)
-        .arg(&e01)
-        .output()
-        .unwrap();
-    assert!(st.status.success());
-    assert!(std::fs::read(out.with_extension("raw")).unwrap() == expected);
-    let rec: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(with_ext(&base, "yaml")).unwrap()).unwrap();
-    let kinds: Vec<&str> = rec["outputs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["kind"].as_str())
-        .collect();
+    assert!(ewfexport(&e01).unwrap() == expected);
+    let rec = record(&base);
+    let kinds = output_kinds(&rec);
     assert!(kinds.contains(&"e01-segment"), "{kinds:?}");
     assert_eq!(
         rec["outcome"]["status"].as_str(),
@@ -133,18 +78,7 @@ fn interrupted_resumed_and_sealed_into_e01() {
     );
 
     // And exhibit's own verify agrees.
-    let v = Command::new(env!("CARGO_BIN_EXE_exhibit"))
-        .arg("verify")
-        .arg(&e01)
-        .arg("--quiet")
-        .output()
-        .unwrap();
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    expect(&verify(&e01, &["--quiet"]), 0, &[]);
 }
 
 #[test]
@@ -153,10 +87,7 @@ fn an_existing_e01_is_refused_before_any_read() {
     let dev = FaultyDevice::builder(256 * 512).bad(5).build();
     let base = dev.dir.join("r");
     std::fs::write(with_ext(&base, "E01"), b"earlier").unwrap();
-    let o = exhibit_rescue(&dev.device, &base, &["--format", "e01"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    let o = rescue_cmd(&dev.device, &base, &["--format", "e01"]).exits(2);
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert!(!with_ext(&base, "raw").exists() && !with_ext(&base, "map").exists());
     assert_eq!(std::fs::read(with_ext(&base, "E01")).unwrap(), b"earlier");

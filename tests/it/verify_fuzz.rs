@@ -1,14 +1,14 @@
 //! Randomly corrupted small E01 sets through `verify` and `info` (in process, through the
 //! library): no panic, no hang (a watchdog aborts an iteration that takes over 30 s), and no
-//! unbounded memory (the address space is capped at 3 GiB for this test process, so an
-//! allocation sized from a forged field fails loudly instead of swapping).
+//! unbounded memory (the address space is capped at 3 GiB, so an allocation sized from a
+//! forged field fails loudly instead of swapping). The cap and the watchdog's abort would hit
+//! every test of the binary, so the body runs in a child process of its own.
 //!
 //! The same corpus runs under libFuzzer with `cargo +nightly fuzz run verify_e01` (fuzz/);
 //! this test is the stable-toolchain version. `EXHIBIT_FUZZ_ITERATIONS` changes the count.
 
-mod e01_support;
-
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 use exhibit::ewf::Compression;
 use exhibit::progress::Progress;
 use exhibit::verify::{verify, VerifyOptions};
+
+use crate::support::*;
+
+/// Set in the child process that runs the body of the test.
+const CHILD: &str = "EXHIBIT_TEST_FUZZ_CHILD";
 
 struct Rng(u64);
 
@@ -109,18 +114,33 @@ fn cap_address_space(bytes: u64) {
 
 #[test]
 fn corrupted_sets_never_panic_hang_or_explode() {
+    if std::env::var_os(CHILD).is_none() {
+        let out = child_test("verify_fuzz::corrupted_sets_never_panic_hang_or_explode")
+            .env(CHILD, "1")
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        eprint!("{said}");
+        assert!(
+            out.status.success(),
+            "the fuzz run failed ({}):\n{said}",
+            out.status
+        );
+        return;
+    }
     let iterations: u64 = std::env::var("EXHIBIT_FUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let gen = dir.path().join("gen");
     std::fs::create_dir(&gen).unwrap();
-    let data = e01_support::mixed(160 * 1024 + 3 * 512, 5);
-    let mut o = e01_support::options(&data, 512);
+    let data = mixed(160 * 1024 + 3 * 512, 5);
+    let mut o = options(&data, 512);
     o.compression = Compression::Fast;
     o.segment_size = 64 * 1024;
-    let first = e01_support::write(&gen, "f", &data, o, &[]);
+    let first = write(&gen, "f", &data, o, &[]);
     let pristine: Vec<Vec<u8>> = (1..=9)
         .map(|n| first.with_extension(format!("E{n:02}")))
         .take_while(|p| p.exists())

@@ -2,32 +2,43 @@
 //! by exhibit's own writer and by libewf's `ewfacquire` verify clean; every kind of damage is
 //! found, named with its place, and exits 1.
 
-mod e01_support;
-mod verify_support;
-
 use std::path::{Path, PathBuf};
 
 use exhibit::ewf::Compression;
 use exhibit::map::BadRun;
-use verify_support::*;
+
+use crate::support::*;
 
 const KIB: usize = 1024;
 
 /// 256 KiB random (stored raw), 256 KiB text (compressed), then mixed, with a partial last
 /// chunk (not a multiple of 32 KiB).
 fn source() -> Vec<u8> {
-    let mut v = e01_support::random(256 * KIB, 3);
+    let mut v = random(256 * KIB, 3);
     let text = b"the quick brown evidence jumps over the lazy examiner ";
     v.extend((0..256 * KIB).map(|i| text[i % text.len()]));
     v.extend(mixed(1536 * KIB + 4608, 11));
     v
 }
 
+/// The source with sectors 80..84 unreadable at acquisition (zeros), and that run.
+fn source_with_a_bad_run() -> (Vec<u8>, [BadRun; 1]) {
+    let mut data = source();
+    data[40960..40960 + 2048].fill(0);
+    let bad = [BadRun {
+        offset: 40960,
+        length: 2048,
+        errno: 5,
+        attempts: 3,
+    }];
+    (data, bad)
+}
+
 fn exhibit_e01(dir: &Path, name: &str, data: &[u8], c: Compression, segment: u64) -> PathBuf {
-    let mut o = e01_support::options(data, 512);
+    let mut o = options(data, 512);
     o.compression = c;
     o.segment_size = segment;
-    e01_support::write(dir, name, data, o, &[])
+    write(dir, name, data, o, &[])
 }
 
 fn segment(first: &Path, n: u32) -> PathBuf {
@@ -36,7 +47,7 @@ fn segment(first: &Path, n: u32) -> PathBuf {
 
 #[test]
 fn exhibit_sets_verify_clean() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = source();
     for (name, c, seg) in [
         ("single", Compression::Fast, 1 << 30),
@@ -64,17 +75,10 @@ fn exhibit_sets_verify_clean() {
 
 #[test]
 fn unreadable_sectors_in_error2_are_noted_not_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut data = source();
-    data[40960..40960 + 2048].fill(0);
-    let bad = [BadRun {
-        offset: 40960,
-        length: 2048,
-        errno: 5,
-        attempts: 3,
-    }];
-    let o = e01_support::options(&data, 512);
-    let first = e01_support::write(dir.path(), "bad", &data, o, &bad);
+    let dir = tempdir();
+    let (data, bad) = source_with_a_bad_run();
+    let o = options(&data, 512);
+    let first = write(dir.path(), "bad", &data, o, &bad);
     expect(
         &verify(&first, &[]),
         0,
@@ -83,7 +87,7 @@ fn unreadable_sectors_in_error2_are_noted_not_failed() {
             "error2: sectors 80..84",
         ],
     );
-    let (code, text) = run(&["info", "--json", first.to_str().unwrap()]);
+    let (code, text) = run_text(&["info", "--json", first.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["acquisition_errors"][0]["first_sector"], 80);
@@ -92,7 +96,7 @@ fn unreadable_sectors_in_error2_are_noted_not_failed() {
 
 #[test]
 fn ewfacquire_sets_verify_clean() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, source()).unwrap();
     for (name, c, seg) in [
@@ -129,7 +133,7 @@ fn last_segment(first: &Path) -> (u32, PathBuf) {
 
 #[test]
 fn damage_is_found_and_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
 
     // A flipped byte inside a compressed chunk.
     let first = damaged_copy(dir.path(), "zlib");
@@ -230,7 +234,7 @@ fn damage_is_found_and_named() {
 
 #[test]
 fn one_run_lists_every_damaged_chunk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let first = damaged_copy(dir.path(), "many");
     let c = chunks(&first);
     for i in [1usize, 3, 9] {
@@ -244,9 +248,9 @@ fn one_run_lists_every_damaged_chunk() {
 
 #[test]
 fn info_on_e01() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let first = exhibit_e01(dir.path(), "ev", &source(), Compression::Fast, 300 * 1024);
-    let (code, text) = run(&["info", "--json", first.to_str().unwrap()]);
+    let (code, text) = run_text(&["info", "--json", first.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], "e01");
@@ -261,7 +265,7 @@ fn info_on_e01() {
     assert_eq!(v["stored_hashes"][0]["algorithm"], "md5");
     assert_eq!(v["e01"]["chunk_size"], 32768);
     assert!(v["e01"]["problems"].as_array().unwrap().is_empty());
-    let (code, text) = run(&["info", first.to_str().unwrap()]);
+    let (code, text) = run_text(&["info", first.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(text.contains("format        E01"), "{text}");
     assert!(text.contains("case number   CASE-42"), "{text}");
@@ -272,12 +276,12 @@ fn info_on_e01() {
 /// chunk is named both by the chunk and by the piece list.
 #[test]
 fn record_with_e01_outputs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = source();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, &data).unwrap();
     let base = dir.path().join("disk");
-    acquire(&src, &base, &[]);
+    acquire(&src, &base, &[], 0);
     let first = exhibit_e01(dir.path(), "disk", &data, Compression::Fast, 300 * 1024);
     // Add the segments to the record's outputs.
     let yaml = base.with_extension("yaml");
@@ -325,7 +329,7 @@ fn record_with_e01_outputs() {
             "all 3 pieces of disk.raw match",
         ],
     );
-    let (code, text) = run(&["info", "--json", yaml.to_str().unwrap()]);
+    let (code, text) = run_text(&["info", "--json", yaml.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], "e01");
@@ -336,7 +340,7 @@ fn record_with_e01_outputs() {
 /// the raw image; then damage the E01's last segment.
 #[test]
 fn acquire_raw_and_e01_then_verify() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, source()).unwrap();
     let base = dir.path().join("case");
@@ -351,6 +355,7 @@ fn acquire_raw_and_e01_then_verify() {
             "--compression",
             "best",
         ],
+        0,
     );
     let first = base.with_extension("E01");
     assert!(segment(&first, 2).exists());
@@ -390,21 +395,14 @@ fn acquire_raw_and_e01_then_verify() {
 /// `error2` against the record's unreadable runs.
 #[test]
 fn error2_is_compared_with_the_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut data = source();
-    data[40960..40960 + 2048].fill(0);
+    let dir = tempdir();
+    let (data, bad) = source_with_a_bad_run();
     let src = dir.path().join("src.bin");
     std::fs::write(&src, &data).unwrap();
     let base = dir.path().join("disk");
-    acquire(&src, &base, &[]);
-    let bad = [BadRun {
-        offset: 40960,
-        length: 2048,
-        errno: 5,
-        attempts: 3,
-    }];
-    let o = e01_support::options(&data, 512);
-    let first = e01_support::write(dir.path(), "disk", &data, o, &bad);
+    acquire(&src, &base, &[], 0);
+    let o = options(&data, 512);
+    let first = write(dir.path(), "disk", &data, o, &bad);
     let yaml = base.with_extension("yaml");
     let text = std::fs::read_to_string(&yaml).unwrap();
     let with_runs = |first_sector: u64| {

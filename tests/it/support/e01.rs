@@ -1,6 +1,6 @@
-//! Shared helpers for the E01 tests: sources made on the fly, the sink driven with pooled
-//! blocks, and the independent readers (libewf's tools, TSK, the `ewf` crate).
-#![allow(dead_code)]
+//! E01 sets: written through the sink with pooled blocks, taken apart (sections, tables,
+//! chunks), made by libewf's `ewfacquire`, and read back by every independent reader we have
+//! (libewf's tools, current libewf through pyewf, TSK, the `ewf` crate) and by our checker.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::process::Command;
 
 use exhibit::block::Block;
 use exhibit::buffer::BufferPool;
+use exhibit::ewf::format;
 use exhibit::ewf::{E01Options, E01Sink};
 use exhibit::hash::MediaHashes;
 use exhibit::map::BadRun;
@@ -15,52 +16,14 @@ use exhibit::sink::{MediaSummary, OutputFile, Sink};
 use md5::{Digest, Md5};
 use sha1::Sha1;
 
+use super::data::tempdir;
+use super::process::Exits;
+use super::tools::{tool, tool_stdout};
+
+/// The pipeline's block size.
 pub const BLOCK: usize = 1 << 20;
 
-fn lcg(s: &mut u64) -> u64 {
-    *s = s
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *s >> 33
-}
-
-/// A source of `size` bytes mixing random, zero and text 4 KiB pieces (seeded).
-pub fn mixed(size: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    let words = [
-        "evidence ",
-        "sector ",
-        "the ",
-        "disk ",
-        "exhibit ",
-        "chunk ",
-        "zlib ",
-    ];
-    let mut v = Vec::with_capacity(size);
-    while v.len() < size {
-        let kind = lcg(&mut s) % 3;
-        let n = (size - v.len()).min(4096);
-        match kind {
-            0 => v.extend((0..n).map(|_| lcg(&mut s) as u8)),
-            1 => v.extend(std::iter::repeat_n(0u8, n)),
-            _ => {
-                let mut t = Vec::with_capacity(n + 16);
-                while t.len() < n {
-                    t.extend_from_slice(words[(lcg(&mut s) % 7) as usize].as_bytes());
-                }
-                v.extend_from_slice(&t[..n]);
-            }
-        }
-    }
-    v
-}
-
-/// `size` bytes of seeded random data.
-pub fn random(size: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..size).map(|_| lcg(&mut s) as u8).collect()
-}
-
+/// MD5 and SHA-1 of `data` (what an E01 stores).
 pub fn hashes(data: &[u8]) -> MediaHashes {
     MediaHashes {
         md5: Some(Md5::digest(data).into()),
@@ -69,6 +32,7 @@ pub fn hashes(data: &[u8]) -> MediaHashes {
     }
 }
 
+/// Options for `data` with case metadata that exercises the header encodings.
 pub fn options(data: &[u8], bps: u32) -> E01Options {
     let mut o = E01Options::new(data.len() as u64, bps);
     o.case.case_number = Some("CASE-42".into());
@@ -82,12 +46,12 @@ pub fn options(data: &[u8], bps: u32) -> E01Options {
     o
 }
 
-/// Feeds `data` to a sink in 1 MiB pooled blocks; `bad` runs are attached to their blocks
-/// (the data there should already be zeros) and passed in the summary.
-pub fn feed(mut sink: E01Sink, data: &[u8], bad: &[BadRun], bps: u32) -> Vec<OutputFile> {
-    let pool = BufferPool::new(4, BLOCK);
-    for (i, piece) in data.chunks(BLOCK).enumerate() {
-        let offset = (i * BLOCK) as u64;
+/// Writes `data` to a sink in pooled blocks of `block` bytes (the last may be shorter);
+/// `bad` runs are attached to their blocks (the data there should already be zeros).
+pub fn write_blocks(sink: &mut E01Sink, data: &[u8], bad: &[BadRun], block: usize) {
+    let pool = BufferPool::new(4, block);
+    for (i, piece) in data.chunks(block).enumerate() {
+        let offset = (i * block) as u64;
         let mut buf = pool.take();
         buf[..piece.len()].copy_from_slice(piece);
         let end = offset + piece.len() as u64;
@@ -100,15 +64,28 @@ pub fn feed(mut sink: E01Sink, data: &[u8], bad: &[BadRun], bps: u32) -> Vec<Out
         sink.write_block(&std::sync::Arc::new(block))
             .expect("write_block");
     }
-    let summary = MediaSummary {
+}
+
+/// What the pipeline tells a sink at the end about `data`.
+pub fn summary(data: &[u8], bps: u32, bad: &[BadRun]) -> MediaSummary {
+    MediaSummary {
         media_size: data.len() as u64,
         sector_size: bps,
         hashes: hashes(data),
         unreadable: bad.to_vec(),
-    };
-    Box::new(sink).finish(&summary).expect("finish")
+    }
 }
 
+/// Feeds `data` to a sink in 1 MiB pooled blocks and finishes it; `bad` runs are attached to
+/// their blocks and passed in the summary.
+pub fn feed(mut sink: E01Sink, data: &[u8], bad: &[BadRun], bps: u32) -> Vec<OutputFile> {
+    write_blocks(&mut sink, data, bad, BLOCK);
+    Box::new(sink)
+        .finish(&summary(data, bps, bad))
+        .expect("finish")
+}
+
+/// Writes `data` as the E01 set `dir/name.E01...`; returns the first segment.
 pub fn write(dir: &Path, name: &str, data: &[u8], opts: E01Options, bad: &[BadRun]) -> PathBuf {
     let base = dir.join(name);
     let bps = opts.bytes_per_sector;
@@ -118,21 +95,63 @@ pub fn write(dir: &Path, name: &str, data: &[u8], opts: E01Options, bad: &[BadRu
     PathBuf::from(format!("{}.E01", base.display()))
 }
 
-/// The path of a tool, or `None` with a message saying the check is skipped.
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .ok()?;
-    if out.status.success() {
-        Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    } else {
-        eprintln!(
-            "SKIP: {name} not installed; that check is skipped (apt install ewf-tools sleuthkit)"
-        );
-        None
+/// The sections of one segment file, by walking `next`: (offset, type, size).
+pub fn sections(path: &Path) -> Vec<(u64, String, u64)> {
+    let b = std::fs::read(path).unwrap();
+    let mut off = format::FILE_HEADER_SIZE;
+    let mut v = Vec::new();
+    while off as usize + 76 <= b.len() {
+        let d = format::decode_descriptor(&b[off as usize..off as usize + 76]).unwrap();
+        v.push((off, d.type_name.clone(), d.size));
+        if d.next <= off {
+            break;
+        }
+        off = d.next;
     }
+    v
+}
+
+/// The first section of `kind` in `path`: (offset, size).
+pub fn section(path: &Path, kind: &str) -> (u64, u64) {
+    sections(path)
+        .into_iter()
+        .find(|s| s.1 == kind)
+        .map(|s| (s.0, s.2))
+        .unwrap_or_else(|| panic!("no {kind} section in {}", path.display()))
+}
+
+/// Chunks of the first table of `path`: (file offset, compressed).
+pub fn chunks(path: &Path) -> Vec<(u64, bool)> {
+    let b = std::fs::read(path).unwrap();
+    let (off, size) = section(path, "table");
+    let body = &b[off as usize + 76..(off + size) as usize];
+    let t = format::decode_table(body).unwrap();
+    t.entries
+        .iter()
+        .map(|e| {
+            (
+                t.base_offset + u64::from(e & 0x7fff_ffff),
+                e & 0x8000_0000 != 0,
+            )
+        })
+        .collect()
+}
+
+/// `ewfacquire -u -c COMPRESSION [-S SEGMENT] -t TARGET SOURCE`; returns TARGET.E01.
+pub fn ewfacquire(
+    source: &Path,
+    target: &Path,
+    compression: &str,
+    segment: Option<&str>,
+) -> Option<PathBuf> {
+    let exe = tool("ewfacquire")?;
+    let mut c = Command::new(exe);
+    c.args(["-u", "-q", "-c", compression, "-d", "sha1"]);
+    if let Some(s) = segment {
+        c.args(["-S", s]);
+    }
+    c.arg("-t").arg(target).arg(source).exits(0);
+    Some(PathBuf::from(format!("{}.E01", target.display())))
 }
 
 /// `ewfverify` must pass; returns its output.
@@ -141,55 +160,51 @@ pub fn ewfverify_ok(first: &Path) -> Option<String> {
     let out = Command::new(t)
         .args(["-q", "-d", "sha1"])
         .arg(first)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "ewfverify failed on {}:\n{text}",
-        first.display()
-    );
+        .exits(0);
+    let text = super::process::text(&out);
     assert!(
         text.contains("SUCCESS"),
-        "ewfverify did not say SUCCESS:\n{text}"
+        "ewfverify did not say SUCCESS on {}:\n{text}",
+        first.display()
     );
     Some(text)
 }
 
+/// Whether `ewfverify -q` refuses the set (`None` without ewfverify).
+pub fn ewfverify_refuses(first: &Path) -> Option<bool> {
+    let t = tool("ewfverify")?;
+    let out = Command::new(t).arg("-q").arg(first).output().unwrap();
+    Some(!out.status.success())
+}
+
+/// What `ewfinfo` says about the set.
 pub fn ewfinfo(first: &Path) -> Option<String> {
     let t = tool("ewfinfo")?;
-    let out = Command::new(t).arg(first).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ewfinfo failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    Some(tool_stdout(Command::new(t).arg(first)))
+}
+
+/// The media `ewfexport` writes to a raw file.
+pub fn ewfexport(first: &Path) -> Option<Vec<u8>> {
+    let t = tool("ewfexport")?;
+    let dir = tempdir();
+    let target = dir.path().join("export");
+    Command::new(t)
+        .args(["-q", "-u", "-f", "raw", "-t"])
+        .arg(&target)
+        .arg(first)
+        .exits(0);
+    Some(
+        std::fs::read(dir.path().join("export.raw"))
+            .or_else(|_| std::fs::read(&target))
+            .unwrap_or_default(),
+    )
 }
 
 /// `ewfexport` to a raw file must give the source bytes.
 pub fn ewfexport_matches(first: &Path, data: &[u8]) {
-    let Some(t) = tool("ewfexport") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("export");
-    let out = Command::new(t)
-        .args(["-q", "-u", "-f", "raw", "-t"])
-        .arg(&target)
-        .arg(first)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ewfexport failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut exported = std::fs::read(dir.path().join("export.raw"))
-        .or_else(|_| std::fs::read(&target))
-        .unwrap_or_default();
+    let Some(mut exported) = ewfexport(first) else {
+        return;
+    };
     if data.is_empty() {
         exported.clear();
     }
@@ -204,17 +219,7 @@ pub fn ewfexport_matches(first: &Path, data: &[u8]) {
 /// TSK's `img_stat` must open it and report the media size.
 pub fn img_stat_ok(first: &Path, size: u64) {
     let Some(t) = tool("img_stat") else { return };
-    let out = Command::new(t)
-        .args(["-i", "ewf"])
-        .arg(first)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "img_stat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = tool_stdout(Command::new(t).args(["-i", "ewf"]).arg(first));
     assert!(
         text.contains(&format!("Size of data in bytes:\t{size}\n")),
         "img_stat: {text}"
@@ -281,17 +286,7 @@ print(size, m.hexdigest(), h.get_hash_value("MD5"))
         );
         return;
     }
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(first)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pyewf failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = tool_stdout(Command::new("python3").args(["-c", script]).arg(first));
     let md5 = exhibit::hash::to_hex(&Md5::digest(data));
     assert_eq!(text.trim(), format!("{} {md5} {md5}", data.len()), "pyewf");
 }

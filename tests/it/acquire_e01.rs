@@ -1,52 +1,13 @@
 //! `exhibit acquire --format e01` through the binary, read back by other people's readers:
 //! libewf's ewfverify/ewfinfo/ewfexport and The Sleuth Kit.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: {tool} is not installed (apt-get install ewf-tools sleuthkit)");
-    }
-    ok
-}
+use crate::support::*;
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.img")
-}
-
-fn tool_stdout(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run tool");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ewfexport(e01: &Path, dir: &Path) -> Vec<u8> {
-    let target = dir.join("exported");
-    let _ = std::fs::remove_file(target.with_extension("raw"));
-    tool_stdout(
-        Command::new("ewfexport")
-            .args(["-q", "-u", "-f", "raw", "-t"])
-            .arg(&target)
-            .arg(e01),
-    );
-    let out = std::fs::read(target.with_extension("raw")).expect("ewfexport output");
-    std::fs::remove_file(target.with_extension("raw")).unwrap();
-    out
 }
 
 #[test]
@@ -56,21 +17,22 @@ fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {
     }
     let dir = tempdir();
     let base = dir.path().join("sample");
-    let out = exhibit()
-        .arg("acquire")
-        .arg(sample())
-        .arg("-o")
-        .arg(&base)
-        .args(["--format", "raw,e01", "--quiet"])
-        .args(["--case-number", "2026-117", "--examiner", "Jürgen Müller"])
-        .args(["--evidence-number", "E-1", "--description", "sample disk"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    acquire(
+        &sample(),
+        &base,
+        &[
+            "--format",
+            "raw,e01",
+            "--case-number",
+            "2026-117",
+            "--examiner",
+            "Jürgen Müller",
+            "--evidence-number",
+            "E-1",
+            "--description",
+            "sample disk",
+        ],
+        0,
     );
     let e01 = with_ext(&base, "E01");
     let raw = with_ext(&base, "raw");
@@ -78,18 +40,13 @@ fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {
     assert_eq!(std::fs::read(&raw).unwrap(), source);
 
     // libewf: the container verifies, the stored MD5 is the source's, the metadata is ours.
-    let verify = tool_stdout(
-        Command::new("ewfverify")
-            .args(["-q", "-d", "sha1"])
-            .arg(&e01),
-    );
-    assert!(verify.contains("SUCCESS"), "{verify}");
+    let verify = ewfverify_ok(&e01).unwrap();
     let md5 = coreutils_sum("md5sum", &sample());
     assert!(
         verify.contains(&md5),
         "ewfverify's MD5 is the source's: {verify}"
     );
-    let info = tool_stdout(Command::new("ewfinfo").arg(&e01));
+    let info = ewfinfo(&e01).unwrap();
     assert!(info.contains("2026-117"), "{info}");
     assert!(
         info.contains("Jürgen Müller"),
@@ -113,7 +70,7 @@ fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {
         "{info}"
     );
     assert_eq!(field("MD5:"), md5, "{info}");
-    assert_eq!(ewfexport(&e01, dir.path()), source);
+    assert_eq!(ewfexport(&e01).unwrap(), source);
 
     // The Sleuth Kit lists the same partitions and files from the E01 as from the raw image.
     for args in [
@@ -139,12 +96,7 @@ fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {
 
     // The record lists the E01 and its hashes are the source's.
     let rec = record(&base);
-    let kinds: Vec<&str> = rec["outputs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["kind"].as_str())
-        .collect();
+    let kinds = output_kinds(&rec);
     assert_eq!(kinds, vec!["raw", "e01-segment"]);
     assert_eq!(rec["hashes"]["md5"].as_str(), Some(md5.as_str()));
 }
@@ -159,27 +111,18 @@ fn e01_only_with_small_segments_and_every_compression() {
     let want_sha256 = coreutils_sum("sha256sum", &src);
     for compression in ["none", "fast", "best"] {
         let base = dir.path().join(format!("img-{compression}"));
-        let out = exhibit()
-            .arg("acquire")
-            .arg(&src)
-            .arg("-o")
-            .arg(&base)
-            .args([
+        acquire(
+            &src,
+            &base,
+            &[
                 "--format",
                 "e01",
                 "--compression",
                 compression,
                 "--segment-size",
                 "1M",
-                "--quiet",
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            0,
         );
         assert!(!with_ext(&base, "raw").exists());
         let segments: Vec<_> = (1..=9)
@@ -202,27 +145,17 @@ fn e01_only_with_small_segments_and_every_compression() {
         );
         assert!(verify.contains("SUCCESS"), "{compression}: {verify}");
         assert_eq!(
-            ewfexport(&with_ext(&base, "E01"), dir.path()),
+            ewfexport(&with_ext(&base, "E01")).unwrap(),
             std::fs::read(&src).unwrap()
         );
         // The hash log reads the media from the E01 through the record's pipeline.
         let rec = record(&base);
         assert_eq!(rec["hashes"]["sha256"].as_str(), Some(want_sha256.as_str()));
-        let check = rec["hashes"]["check"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_str())
+        let check = record_checks(&rec)
+            .into_iter()
             .find(|c| c.contains("sha256sum"))
-            .unwrap()
-            .to_string();
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(&check)
-            .current_dir(dir.path())
-            .status()
             .unwrap();
-        assert!(st.success(), "{check}");
+        sh_ok(&check, dir.path());
     }
 }
 
@@ -231,106 +164,93 @@ fn e01_refusals() {
     let dir = tempdir();
     let d = dir.path();
     let odd = make_source(d, "odd", 1000, 1);
-    let out = run(&[
-        "acquire",
-        odd.to_str().unwrap(),
-        "-o",
-        d.join("o").to_str().unwrap(),
-        "--format",
-        "e01",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("whole 512-byte sectors"));
+    let out = run_exit(
+        2,
+        &[
+            "acquire",
+            odd.to_str().unwrap(),
+            "-o",
+            d.join("o").to_str().unwrap(),
+            "--format",
+            "e01",
+        ],
+    );
+    assert!(stderr(&out).contains("whole 512-byte sectors"));
     assert!(!d.join("o.E01").exists() && !d.join("o.yaml").exists());
 
     let src = make_source(d, "src", 64 << 10, 2);
     std::fs::write(d.join("x.E01"), b"earlier").unwrap();
-    let out = run(&[
-        "acquire",
-        src.to_str().unwrap(),
-        "-o",
-        d.join("x").to_str().unwrap(),
-        "--format",
-        "e01",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    run_exit(
+        2,
+        &[
+            "acquire",
+            src.to_str().unwrap(),
+            "-o",
+            d.join("x").to_str().unwrap(),
+            "--format",
+            "e01",
+        ],
+    );
     assert_eq!(std::fs::read(d.join("x.E01")).unwrap(), b"earlier");
     assert!(!d.join("x.yaml").exists());
 
-    let out = run(&[
-        "acquire",
-        src.to_str().unwrap(),
-        "-o",
-        d.join("y").to_str().unwrap(),
-        "--format",
-        "e01",
-        "--segment-size",
-        "1K",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_exit(
+        2,
+        &[
+            "acquire",
+            src.to_str().unwrap(),
+            "-o",
+            d.join("y").to_str().unwrap(),
+            "--format",
+            "e01",
+            "--segment-size",
+            "1K",
+        ],
     );
     assert!(!d.join("y.E01").exists());
 
     // An E01 always carries MD5 and SHA-1, whatever --hash says.
-    let out = run(&[
-        "acquire",
-        src.to_str().unwrap(),
-        "-o",
-        d.join("h").to_str().unwrap(),
-        "--format",
-        "e01",
-        "--hash",
-        "sha256",
-        "--quiet",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    acquire(
+        &src,
+        &d.join("h"),
+        &["--format", "e01", "--hash", "sha256"],
+        0,
     );
-    let rec: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(d.join("h.yaml")).unwrap()).unwrap();
+    let rec = record(&d.join("h"));
     for key in ["md5", "sha1", "sha256"] {
         assert!(rec["hashes"][key].as_str().is_some(), "{key} missing");
     }
-    if have("ewfinfo") {
-        let info = tool_stdout(Command::new("ewfinfo").arg(d.join("h.E01")));
+    if let Some(info) = ewfinfo(&d.join("h.E01")) {
         assert!(info.contains(&coreutils_sum("md5sum", &src)), "{info}");
         assert!(info.contains(&coreutils_sum("sha1sum", &src)), "{info}");
     }
 
     // A refusal by the second output leaves nothing from the first.
-    let out = run(&[
-        "acquire",
-        src.to_str().unwrap(),
-        "-o",
-        d.join("w").to_str().unwrap(),
-        "--format",
-        "raw,e01",
-        "--segment-size",
-        "1K",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_exit(
+        2,
+        &[
+            "acquire",
+            src.to_str().unwrap(),
+            "-o",
+            d.join("w").to_str().unwrap(),
+            "--format",
+            "raw,e01",
+            "--segment-size",
+            "1K",
+        ],
     );
     assert!(!d.join("w.raw").exists() && !d.join("w.E01").exists() && !d.join("w.yaml").exists());
 
-    let out = run(&[
-        "acquire",
-        src.to_str().unwrap(),
-        "-o",
-        d.join("z").to_str().unwrap(),
-        "--format",
-        "tiff",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tiff"));
+    let out = run_exit(
+        2,
+        &[
+            "acquire",
+            src.to_str().unwrap(),
+            "-o",
+            d.join("z").to_str().unwrap(),
+            "--format",
+            "tiff",
+        ],
+    );
+    assert!(stderr(&out).contains("tiff"));
 }

@@ -5,21 +5,16 @@
 //!
 //! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use exhibit::map::{BlockState, SectorMap};
 use exhibit::rescue::{rescue, RescueOptions, RescueProgress, RescueReport};
 use exhibit::source::Source;
-use support::{bad_sectors, runs_of, Fault, FaultyDevice};
 
-fn load_map(path: &Path) -> SectorMap {
-    SectorMap::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap()
-}
+use crate::support::*;
 
 fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueReport {
     let source = Source::open(&dev.device, true).unwrap();
@@ -27,8 +22,18 @@ fn run_rescue(dev: &FaultyDevice, base: &Path, retry_passes: u32) -> RescueRepor
     assert_eq!(source.logical_sector_size(), dev.sector_size);
     let mut opts = RescueOptions::new(base);
     opts.retry_passes = retry_passes;
-    let progress = RescueProgress::default();
-    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap()
+    rescue_with(&source, &opts)
+}
+
+/// A rescue that nobody interrupts.
+fn rescue_with(source: &Source, opts: &RescueOptions) -> RescueReport {
+    rescue(
+        source,
+        opts,
+        &RescueProgress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 /// A device with every awkward case at once, in units of its sector size: the first and the
@@ -116,30 +121,14 @@ fn check_rescue_on(ss: u32) {
     assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
     assert_eq!(record.outcome.exit_code, Some(1));
     assert_eq!(record.unreadable.sectors, sc.always_bad.len() as u64);
-    let runs: Vec<(u64, u64)> = record
-        .unreadable
-        .runs
-        .iter()
-        .map(|r| (r.first_sector, r.sector_count))
-        .collect();
-    assert_eq!(runs, runs_of(&sc.always_bad));
+    assert_eq!(unreadable_runs(&record), runs_of(&sc.always_bad));
     assert_eq!(
         record.hashes.as_ref().unwrap().md5.as_deref(),
         Some(exhibit::hash::to_hex(r.hashes.md5.as_ref().unwrap()).as_str())
     );
 
     // The hash logs check with coreutils.
-    for tool in ["md5sum", "sha1sum", "sha256sum"] {
-        let ext = tool.trim_end_matches("sum");
-        let st = Command::new(tool)
-            .arg("-c")
-            .arg("--quiet")
-            .arg(base.with_extension(ext).file_name().unwrap())
-            .current_dir(&dev.dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "{tool} -c failed");
-    }
+    hash_logs_check(&base, &["md5", "sha1", "sha256"]);
 
     // No finished area was read twice: every good sector outside the failed copy blocks was
     // read exactly once.
@@ -173,11 +162,7 @@ fn rescue_4096_byte_sectors() {
 }
 
 fn ddrescue_available() -> bool {
-    Command::new("ddrescue")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    have("ddrescue")
 }
 
 fn check_against_ddrescue(ss: u32) {
@@ -242,12 +227,9 @@ fn same_bad_areas_as_gnu_ddrescue_4096() {
 /// The rescue as its own process, so that it can be killed with SIGKILL: this same test
 /// binary, running only [`child_rescue`] with the device and base in the environment.
 fn spawn_child(device: &Path, base: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_rescue", "--nocapture", "--test-threads=1"])
+    child_test("rescue_device::child_rescue")
         .env("EXHIBIT_TEST_CHILD_DEVICE", device)
         .env("EXHIBIT_TEST_CHILD_BASE", base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
@@ -265,8 +247,7 @@ fn child_rescue() {
     let mut opts = RescueOptions::new(PathBuf::from(base));
     opts.retry_passes = 2;
     opts.map_interval = Duration::from_millis(100);
-    let progress = RescueProgress::default();
-    rescue(&source, &opts, &progress, &AtomicBool::new(false)).unwrap();
+    rescue_with(&source, &opts);
 }
 
 #[test]
@@ -398,20 +379,14 @@ fn rescue_onto_a_target_device() {
     }
     let dev = b.build();
     // The target is larger than the source and full of old data (0xAA).
-    let target = support::LoopTarget::new(&dev.dir, 3 << 20, 0xAA);
+    let target = LoopDevice::new_file(&dev.dir.join("target.img"), 3 << 20, 0xAA);
     let base = dev.dir.join("cloned");
     let source = Source::open(&dev.device, true).unwrap();
     let mut opts = RescueOptions::new(&base);
-    opts.target = Some(target.device.clone());
-    let r = rescue(
-        &source,
-        &opts,
-        &RescueProgress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    opts.target = Some(target.path.clone());
+    let r = rescue_with(&source, &opts);
     assert!(!base.with_extension("raw").exists());
-    let mut on_target = std::fs::read(&target.device).unwrap();
+    let mut on_target = std::fs::read(&target.path).unwrap();
     // Past the source size the target is untouched; bad sectors are zeros, not old data.
     assert!(on_target[dev.size as usize..].iter().all(|&b| b == 0xAA));
     on_target.truncate(dev.size as usize);
@@ -522,7 +497,7 @@ fn check_streaming_against_ddrescue(ss: u32) {
     // The hashes are those of the image, hashed while it was read.
     assert_eq!(
         exhibit::hash::to_hex(r.hashes.sha256.as_ref().unwrap()),
-        support::sha256_hex(&expected)
+        sha256_hex(&expected)
     );
     let record = exhibit::audit::AuditRecord::read(&base.with_extension("yaml")).unwrap();
     let reader = record.reader.unwrap();
@@ -570,13 +545,7 @@ fn careful_reads_one_block_at_a_time() {
     let source = Source::open(&dev.device, true).unwrap();
     let mut opts = RescueOptions::new(dev.dir.join("careful"));
     opts.careful = true;
-    let r = rescue(
-        &source,
-        &opts,
-        &RescueProgress::default(),
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let r = rescue_with(&source, &opts);
     assert_eq!(r.bad_bytes, 512);
     assert!(dev.read_log().iter().all(|rec| rec.len <= 64 * 1024));
     let record = exhibit::audit::AuditRecord::read(&dev.dir.join("careful.yaml")).unwrap();

@@ -6,21 +6,10 @@
 //!
 //! Root-only: without root, /dev/fuse or losetup every test prints SKIP and passes.
 
-mod support;
-
-use std::path::Path;
-use std::process::Command;
-
 use exhibit::audit::AuditRecord;
-use exhibit::map::{BlockState, SectorMap};
-use support::{bad_sectors, runs_of, Fault, FaultyDevice};
+use exhibit::map::BlockState;
 
-fn with_ext(base: &Path, ext: &str) -> std::path::PathBuf {
-    let mut s = base.as_os_str().to_owned();
-    s.push(".");
-    s.push(ext);
-    s.into()
-}
+use crate::support::*;
 
 fn check_acquire(ss: u32, io: &str) {
     let ssz = u64::from(ss);
@@ -37,23 +26,9 @@ fn check_acquire(ss: u32, io: &str) {
     }
     let dev = b.fault(transient, 1, Fault::FirstN(2, libc::EIO)).build();
     let base = dev.dir.join("acquired");
-    let out = Command::new(env!("CARGO_BIN_EXE_exhibit"))
-        .arg("acquire")
-        .arg(&dev.device)
-        .arg("-o")
-        .arg(&base)
-        .args(["--retries", "3", "--io", io, "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "exit code; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    acquire(&dev.device, &base, &["--retries", "3", "--io", io], 1);
 
-    let map_path = with_ext(&base, "map");
-    let map = SectorMap::parse(&std::fs::read_to_string(&map_path).unwrap(), &map_path).unwrap();
+    let map = load_map(&with_ext(&base, "map"));
     assert_eq!(map.size(), dev.size);
     assert_eq!(bad_sectors(&map, ssz), always_bad, "bad sectors in the map");
     assert_eq!(
@@ -75,13 +50,7 @@ fn check_acquire(ss: u32, io: &str) {
     let record = AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
     assert_eq!(record.outcome.status, "complete-with-unreadable-sectors");
     assert_eq!(record.outcome.exit_code, Some(1));
-    let runs: Vec<(u64, u64)> = record
-        .unreadable
-        .runs
-        .iter()
-        .map(|r| (r.first_sector, r.sector_count))
-        .collect();
-    assert_eq!(runs, runs_of(&always_bad));
+    assert_eq!(unreadable_runs(&record), runs_of(&always_bad));
     let enodata = record
         .unreadable
         .runs
@@ -91,16 +60,7 @@ fn check_acquire(ss: u32, io: &str) {
     assert_eq!(enodata.errno, libc::ENODATA);
     assert_eq!(record.unreadable.sectors, always_bad.len() as u64);
 
-    for tool in ["md5sum", "sha256sum"] {
-        let ext = tool.trim_end_matches("sum");
-        let st = Command::new(tool)
-            .args(["-c", "--quiet"])
-            .arg(with_ext(&base, ext).file_name().unwrap())
-            .current_dir(&dev.dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "{tool} -c");
-    }
+    hash_logs_check(&base, &["md5", "sha256"]);
 }
 
 #[test]
@@ -135,15 +95,7 @@ fn too_few_retries_leave_a_transient_sector_bad() {
         .fault(100, 1, Fault::FirstN(50, libc::EIO))
         .build();
     let base = dev.dir.join("acquired");
-    let st = Command::new(env!("CARGO_BIN_EXE_exhibit"))
-        .arg("acquire")
-        .arg(&dev.device)
-        .arg("-o")
-        .arg(&base)
-        .args(["--retries", "1", "-q"])
-        .status()
-        .unwrap();
-    assert_eq!(st.code(), Some(1));
+    acquire(&dev.device, &base, &["--retries", "1"], 1);
     let record = AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
     assert_eq!(record.unreadable.runs.len(), 1);
     assert_eq!(record.unreadable.runs[0].first_sector, 100);

@@ -1,11 +1,9 @@
 //! `exhibit verify` and `exhibit info` on raw and split raw images made by `exhibit acquire`,
 //! end to end through the binary: clean images verify; damage is found and named.
 
-mod verify_support;
-
 use std::path::Path;
 
-use verify_support::*;
+use crate::support::*;
 
 const MIB: u64 = 1 << 20;
 
@@ -15,14 +13,14 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::write(&src, mixed((5 * MIB + MIB / 2) as usize, 7)).unwrap();
     std::fs::create_dir(dir.join("r")).unwrap();
     std::fs::create_dir(dir.join("s")).unwrap();
-    acquire(&src, &dir.join("r/disk"), &[]);
-    acquire(&src, &dir.join("s/disk"), &["--split", "2M"]);
+    acquire(&src, &dir.join("r/disk"), &[], 0);
+    acquire(&src, &dir.join("s/disk"), &["--split", "2M"], 0);
     (dir.join("r/disk"), dir.join("s/disk"))
 }
 
 #[test]
 fn clean_raw_split_and_record_verify() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (r, s) = setup(dir.path());
     for p in [
         r.with_extension("raw"),
@@ -57,7 +55,7 @@ fn clean_raw_split_and_record_verify() {
 
 #[test]
 fn flipped_byte_in_raw_is_named_with_its_range() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (r, s) = setup(dir.path());
     let raw = r.with_extension("raw");
     flip(&raw, 2 * MIB + 12345);
@@ -91,7 +89,7 @@ fn flipped_byte_in_raw_is_named_with_its_range() {
 
 #[test]
 fn changed_record_log_missing_and_truncated_outputs_fail() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (r, s) = setup(dir.path());
     // A changed hash in the record.
     let yaml = r.with_extension("yaml");
@@ -143,7 +141,7 @@ fn changed_record_log_missing_and_truncated_outputs_fail() {
 
 #[test]
 fn nothing_to_compare_with_is_not_verified_and_bad_paths_cannot_run() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let lone = dir.path().join("lone.img");
     std::fs::write(&lone, mixed(100_000, 1)).unwrap();
     expect(
@@ -182,13 +180,13 @@ fn nothing_to_compare_with_is_not_verified_and_bad_paths_cannot_run() {
 
 #[test]
 fn info_on_raw_split_and_record() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (r, s) = setup(dir.path());
-    let (code, text) = run(&["info", r.with_extension("raw").to_str().unwrap()]);
+    let (code, text) = run_text(&["info", r.with_extension("raw").to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("format        raw"), "{text}");
     assert!(text.contains("status      complete"), "{text}");
-    let (code, text) = run(&["info", "--json", s.with_extension("001").to_str().unwrap()]);
+    let (code, text) = run_text(&["info", "--json", s.with_extension("001").to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["format"], "split-raw");
@@ -205,9 +203,9 @@ fn info_on_raw_split_and_record() {
         algs.contains(&"md5") && algs.contains(&"sha256"),
         "{algs:?}"
     );
-    let (code, text) = run(&["info", "--json", s.with_extension("yaml").to_str().unwrap()]);
+    let (code, text) = run_text(&["info", "--json", s.with_extension("yaml").to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["record"]["status"], "complete");
-    assert_eq!(run(&["info", "/nonexistent/x.E01"]).0, 2);
+    assert_eq!(run_text(&["info", "/nonexistent/x.E01"]).0, 2);
 }

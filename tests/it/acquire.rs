@@ -1,32 +1,9 @@
 //! End-to-end acquisition through the binary: what an examiner would check.
 
-mod common;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
-
-/// Acquires `source` to `base` with extra args; asserts exit code `code`.
-fn acquire(source: &Path, base: &Path, extra: &[&str], code: i32) -> std::process::Output {
-    let out = exhibit()
-        .arg("acquire")
-        .arg(source)
-        .arg("-o")
-        .arg(base)
-        .arg("--quiet")
-        .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "exhibit acquire {} {extra:?}: stderr: {}",
-        source.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::support::*;
 
 /// The image equals the source, every hash equals coreutils', every log checks, the record
 /// holds the same hashes.
@@ -38,26 +15,15 @@ fn assert_good_image(source: &Path, base: &Path) {
         "image differs"
     );
     let rec = record(base);
-    for (tool, key) in [
-        ("md5sum", "md5"),
-        ("sha1sum", "sha1"),
-        ("sha256sum", "sha256"),
-    ] {
-        let want = coreutils_sum(tool, source);
+    for key in ["md5", "sha1", "sha256"] {
+        let want = coreutils_sum(&format!("{key}sum"), source);
         assert_eq!(
             rec["hashes"][key].as_str(),
             Some(want.as_str()),
             "{key} in record"
         );
-        let st = Command::new(tool)
-            .arg("-c")
-            .arg("--status")
-            .arg(with_ext(base, key).file_name().unwrap())
-            .current_dir(base.parent().unwrap())
-            .status()
-            .unwrap();
-        assert!(st.success(), "{tool} -c failed");
     }
+    hash_logs_check(base, &["md5", "sha1", "sha256"]);
     assert_eq!(rec["schema"].as_str(), Some("exhibit-audit/1"));
     assert_eq!(rec["outcome"]["status"].as_str(), Some("complete"));
     assert_eq!(rec["outcome"]["exit_code"].as_i64(), Some(0));
@@ -193,20 +159,8 @@ fn split_segments_concatenate_to_the_source() {
     assert_eq!(joined, std::fs::read(&src).unwrap());
     // The logs read the media from stdin; the record says how.
     let rec = record(&base);
-    let checks: Vec<&str> = rec["hashes"]["check"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
-    for check in checks {
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(check)
-            .current_dir(dir.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "check failed: {check}");
+    for check in record_checks(&rec) {
+        sh_ok(&check, dir.path());
     }
     assert_eq!(rec["outputs"].as_sequence().unwrap().len(), 4);
 }
@@ -245,9 +199,8 @@ fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn assert_refused(args: &[&str], dir: &Path, why: &str) {
     let before = listing(dir);
-    let out = exhibit().args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{args:?} should be refused");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = run_exit(2, args);
+    let err = stderr(&out);
     assert!(err.contains(why), "{args:?}: expected '{why}' in: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -400,18 +353,7 @@ fn rescue_of_a_healthy_device_is_a_good_image() {
         let dev = LoopDevice::attach(&file, sector, true, false);
         for (engine, kind) in [("auto", "uring"), ("sync", "sync")] {
             let base = dir.path().join(format!("rescued{sector}-{engine}"));
-            let out = exhibit()
-                .args(["rescue", dev.as_str(), "-o"])
-                .arg(&base)
-                .args(["--quiet", "--io", engine])
-                .output()
-                .unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            rescue_cmd(&dev.path, &base, &["--io", engine]).exits(0);
             assert_good_image(&file, &base);
             let rec = record(&base);
             assert_eq!(rec["reader"]["engine"].as_str(), Some(kind));
@@ -427,20 +369,7 @@ fn a_partition_is_its_own_source() {
     let dir = tempdir();
     let file = make_source(dir.path(), "disk", 8 << 20, 11);
     // One partition from sector 2048 to the end.
-    let st = Command::new("sfdisk")
-        .arg("-q")
-        .arg(&file)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"label: dos\nstart=2048, type=83\n")?;
-            c.wait()
-        });
-    if !st.is_ok_and(|s| s.success()) {
+    if !sfdisk(&file, b"label: dos\nstart=2048, type=83\n") {
         eprintln!("SKIPPED a_partition_is_its_own_source: sfdisk unavailable");
         return;
     }
@@ -476,11 +405,9 @@ fn clone_onto_a_device_and_refusals_around_it() {
     let src_file = make_source(d, "src", 3 << 20, 21);
     let src = LoopDevice::attach(&src_file, 512, true, false);
     let target_file = d.join("target");
-    std::fs::write(&target_file, vec![0xEEu8; 4 << 20]).unwrap();
-    let target = LoopDevice::attach(&target_file, 512, false, false);
+    let target = LoopDevice::new_file(&target_file, 4 << 20, 0xEE);
     let small_file = d.join("small");
-    std::fs::write(&small_file, vec![0u8; 1 << 20]).unwrap();
-    let small = LoopDevice::attach(&small_file, 512, false, false);
+    let small = LoopDevice::new_file(&small_file, 1 << 20, 0);
 
     let base = d.join("clone");
     acquire(&src.path, &base, &["--clone", target.as_str()], 0);
@@ -490,49 +417,37 @@ fn clone_onto_a_device_and_refusals_around_it() {
         cloned[3 << 20..].iter().all(|&b| b == 0xEE),
         "beyond the source is untouched"
     );
-    let rec = record(&base);
-    for check in rec["hashes"]["check"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-    {
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(check)
-            .current_dir(d)
-            .status()
-            .unwrap();
-        assert!(st.success(), "{check}");
+    for check in record_checks(&record(&base)) {
+        sh_ok(&check, d);
     }
 
     let before = std::fs::read(&small_file).unwrap();
-    let out = run(&[
-        "acquire",
-        src.as_str(),
-        "-o",
-        d.join("c2").to_str().unwrap(),
-        "--clone",
-        small.as_str(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("would not fit"));
+    let out = run_exit(
+        2,
+        &[
+            "acquire",
+            src.as_str(),
+            "-o",
+            d.join("c2").to_str().unwrap(),
+            "--clone",
+            small.as_str(),
+        ],
+    );
+    assert!(stderr(&out).contains("would not fit"));
     assert_eq!(std::fs::read(&small_file).unwrap(), before);
 
-    let out = run(&[
-        "acquire",
-        src.as_str(),
-        "-o",
-        d.join("c3").to_str().unwrap(),
-        "--clone",
-        src.as_str(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("refused"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_exit(
+        2,
+        &[
+            "acquire",
+            src.as_str(),
+            "-o",
+            d.join("c3").to_str().unwrap(),
+            "--clone",
+            src.as_str(),
+        ],
     );
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
     assert!(!d.join("c3.yaml").exists());
 }
 
@@ -556,14 +471,16 @@ fn an_output_on_the_source_filesystem_is_refused() {
     let dev = LoopDevice::attach(&fs_file, 512, false, false);
     let mnt = Mount::new(&dev.path, &d.join("mnt"));
     let before = std::fs::read_dir(&mnt.dir).unwrap().count();
-    let out = run(&[
-        "acquire",
-        dev.as_str(),
-        "-o",
-        mnt.dir.join("img").to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = run_exit(
+        2,
+        &[
+            "acquire",
+            dev.as_str(),
+            "-o",
+            mnt.dir.join("img").to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
     assert!(err.contains("lives on the source device"), "{err}");
     assert_eq!(
         std::fs::read_dir(&mnt.dir).unwrap().count(),
@@ -573,8 +490,9 @@ fn an_output_on_the_source_filesystem_is_refused() {
     drop(mnt);
 }
 
-#[test]
-fn an_interrupted_acquisition_says_so() {
+/// Acquires a 1 GiB sparse file in 4 KiB reads (too slow to finish) with `extra` flags, sends
+/// `signal` after 400 ms, and asserts that the run fails; returns the directory and the base.
+fn acquire_stopped_by(signal: i32, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempdir();
     let src = dir.path().join("big");
     let f = std::fs::File::create(&src).unwrap();
@@ -589,13 +507,19 @@ fn an_interrupted_acquisition_says_so() {
             "--quiet",
         ])
         .args(["--io", "sync", "--block-size", "4K"])
+        .args(extra)
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    send_signal(&child, signal);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(2), "an interrupted run fails");
+    (dir, base)
+}
+
+#[test]
+fn an_interrupted_acquisition_says_so() {
+    let (_dir, base) = acquire_stopped_by(libc::SIGINT, &[]);
     let rec = record(&base);
     assert_eq!(rec["outcome"]["status"].as_str(), Some("interrupted"));
     assert!(rec["hashes"].is_null(), "no hashes for an incomplete image");
@@ -671,46 +595,16 @@ fn tmpfs_and_the_page_cache_are_recorded_truthfully() {
 
 #[test]
 fn sigterm_stops_cleanly_too() {
-    let dir = tempdir();
-    let src = dir.path().join("big");
-    std::fs::File::create(&src)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
-    let base = dir.path().join("img");
-    let mut child = exhibit()
-        .args([
-            "acquire",
-            src.to_str().unwrap(),
-            "-o",
-            base.to_str().unwrap(),
-            "--quiet",
-        ])
-        .args(["--io", "sync", "--block-size", "4K", "--format", "raw,e01"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().unwrap().code(), Some(2));
+    let (_dir, base) = acquire_stopped_by(libc::SIGTERM, &["--format", "raw,e01"]);
     let rec = record(&base);
     assert_eq!(rec["outcome"]["status"].as_str(), Some("interrupted"));
-    let kinds: Vec<&str> = rec["outputs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["kind"].as_str())
-        .collect();
+    let kinds = output_kinds(&rec);
     assert!(kinds.contains(&"e01-segment-incomplete"), "{kinds:?}");
     // libewf refuses the unfinished E01 (no `done` section).
-    if Command::new("ewfverify").arg("-V").output().is_ok() {
-        let out = Command::new("ewfverify")
-            .arg("-q")
-            .arg(with_ext(&base, "E01"))
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "an interrupted E01 must not verify");
-    }
+    assert!(
+        ewfverify_refuses(&with_ext(&base, "E01")).unwrap_or(true),
+        "an interrupted E01 must not verify"
+    );
 }
 
 #[test]
@@ -754,12 +648,14 @@ fn set_readonly_makes_the_kernel_refuse_writes_to_the_source() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), pattern(2 << 20, 31));
     // A file source cannot be flagged.
-    let out = run(&[
-        "acquire",
-        file.to_str().unwrap(),
-        "-o",
-        dir.path().join("f").to_str().unwrap(),
-        "--set-readonly",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    run_exit(
+        2,
+        &[
+            "acquire",
+            file.to_str().unwrap(),
+            "-o",
+            dir.path().join("f").to_str().unwrap(),
+            "--set-readonly",
+        ],
+    );
 }

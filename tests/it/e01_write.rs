@@ -1,15 +1,15 @@
 //! E01 writer: images made from generated sources, read back by libewf's tools, TSK, the
 //! `ewf` crate and our own checker.
 
-mod e01_support;
-
-use e01_support::*;
 use exhibit::ewf::{Compression, E01Sink};
 use exhibit::map::BadRun;
+use exhibit::sink::Sink;
+
+use crate::support::*;
 
 #[test]
 fn fast_mixed_odd_size_single_segment() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // Not a multiple of the 32 KiB chunk, ends in random data (raw, padded last chunk).
     let mut data = mixed(3 * 1024 * 1024 + 5 * 512, 1);
     let n = data.len();
@@ -27,7 +27,7 @@ fn fast_mixed_odd_size_single_segment() {
 
 #[test]
 fn none_and_best() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(2 * 1024 * 1024 + 3 * 512, 2);
     for (name, c) in [("none", Compression::None), ("best", Compression::Best)] {
         let mut o = options(&data, 512);
@@ -39,7 +39,7 @@ fn none_and_best() {
 
 #[test]
 fn multi_segment_small_segments() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(4 * 1024 * 1024 + 512, 3);
     let mut o = options(&data, 512);
     o.segment_size = 300 * 1024;
@@ -53,7 +53,7 @@ fn multi_segment_small_segments() {
 
 #[test]
 fn sectors_of_4096_bytes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(1024 * 1024 + 3 * 4096, 4);
     let mut o = options(&data, 4096);
     o.sectors_per_chunk = 8;
@@ -66,7 +66,7 @@ fn sectors_of_4096_bytes() {
 
 #[test]
 fn large_chunks() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(3 * 1024 * 1024 + 512, 15);
     let mut o = options(&data, 512);
     o.sectors_per_chunk = 2048; // 1 MiB chunks: one chunk per compression job
@@ -76,7 +76,7 @@ fn large_chunks() {
 
 #[test]
 fn tiny_sources() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let one = random(512, 5);
     let first = write(dir.path(), "one", &one, options(&one, 512), &[]);
     all_readers_agree(&first, &one);
@@ -89,7 +89,7 @@ fn tiny_sources() {
 
 #[test]
 fn empty_source() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let first = write(dir.path(), "empty", &[], options(&[], 512), &[]);
     own_check_clean(&first, &[]);
     ewfverify_ok(&first);
@@ -97,7 +97,7 @@ fn empty_source() {
 
 #[test]
 fn bad_runs_go_to_error2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let mut data = mixed(2 * 1024 * 1024, 6);
     let bad = [
         BadRun {
@@ -139,22 +139,11 @@ fn bad_runs_go_to_error2() {
 
 #[test]
 fn abandoned_set_is_incomplete() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(2 * 1024 * 1024, 7);
     let base = dir.path().join("abandoned");
     let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
-    let pool = exhibit::buffer::BufferPool::new(2, BLOCK);
-    let mut buf = pool.take();
-    buf[..BLOCK].copy_from_slice(&data[..BLOCK]);
-    use exhibit::sink::Sink;
-    sink.write_block(&std::sync::Arc::new(exhibit::block::Block::new(
-        0,
-        0,
-        buf,
-        BLOCK,
-        vec![],
-    )))
-    .unwrap();
+    write_blocks(&mut sink, &data[..BLOCK], &[], BLOCK);
     let files = Box::new(sink).abandon();
     assert_eq!(files.len(), 1);
     let first = dir.path().join("abandoned.E01");
@@ -164,19 +153,15 @@ fn abandoned_set_is_incomplete() {
         "{:?}",
         rep.problems
     );
-    if let Some(t) = tool("ewfverify") {
-        let out = std::process::Command::new(t)
-            .arg("-q")
-            .arg(&first)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "ewfverify accepted an abandoned set");
-    }
+    assert!(
+        ewfverify_refuses(&first).unwrap_or(true),
+        "ewfverify accepted an abandoned set"
+    );
 }
 
 #[test]
 fn refuses_existing_output() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(64 * 1024, 8);
     let base = dir.path().join("exists");
     std::fs::write(dir.path().join("exists.E01"), b"keep me").unwrap();
@@ -194,7 +179,7 @@ fn refuses_existing_output() {
 
 #[test]
 fn refuses_tiny_segment_size() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(64 * 1024, 8);
     let mut o = options(&data, 512);
     o.segment_size = 20_000;
@@ -209,10 +194,10 @@ fn refuses_tiny_segment_size() {
 fn several_tables_in_one_segment() {
     use exhibit::block::Block;
     use exhibit::buffer::BufferPool;
-    use exhibit::sink::{MediaSummary, Sink};
+    use exhibit::sink::MediaSummary;
     use md5::{Digest, Md5};
     use sha1::Sha1;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let media = 65_534u64 * 8192 + 3 * 8192 + 512;
     let mut o = options(&[], 512);
     o.media_size = media;
@@ -262,59 +247,24 @@ fn several_tables_in_one_segment() {
 /// sink must not depend on it).
 #[test]
 fn odd_block_sizes() {
-    use exhibit::block::Block;
-    use exhibit::buffer::BufferPool;
-    use exhibit::sink::{MediaSummary, Sink};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(1024 * 1024 + 7 * 512, 13);
     let base = dir.path().join("odd");
     let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
-    let pool = BufferPool::new(2, 100_000);
-    for (i, piece) in data.chunks(195 * 512).enumerate() {
-        let mut buf = pool.take();
-        buf[..piece.len()].copy_from_slice(piece);
-        let offset = (i * 195 * 512) as u64;
-        sink.write_block(&std::sync::Arc::new(Block::new(
-            i as u64,
-            offset,
-            buf,
-            piece.len(),
-            vec![],
-        )))
-        .unwrap();
-    }
-    let summary = MediaSummary {
-        media_size: data.len() as u64,
-        sector_size: 512,
-        hashes: hashes(&data),
-        unreadable: vec![],
-    };
-    Box::new(sink).finish(&summary).unwrap();
+    write_blocks(&mut sink, &data, &[], 195 * 512);
+    Box::new(sink).finish(&summary(&data, 512, &[])).unwrap();
     all_readers_agree(&dir.path().join("odd.E01"), &data);
 }
 
 /// Fewer bytes than announced: `finish` fails and the set stays without `done`.
 #[test]
 fn short_input_is_not_finished() {
-    use exhibit::block::Block;
-    use exhibit::buffer::BufferPool;
-    use exhibit::sink::{MediaSummary, Sink};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let data = mixed(2 * 1024 * 1024, 14);
     let base = dir.path().join("short");
     let mut sink = E01Sink::create(&base, options(&data, 512), false).unwrap();
-    let pool = BufferPool::new(2, BLOCK);
-    let mut buf = pool.take();
-    buf.copy_from_slice(&data[..BLOCK]);
-    sink.write_block(&std::sync::Arc::new(Block::new(0, 0, buf, BLOCK, vec![])))
-        .unwrap();
-    let summary = MediaSummary {
-        media_size: data.len() as u64,
-        sector_size: 512,
-        hashes: hashes(&data),
-        unreadable: vec![],
-    };
-    assert!(Box::new(sink).finish(&summary).is_err());
+    write_blocks(&mut sink, &data[..BLOCK], &[], BLOCK);
+    assert!(Box::new(sink).finish(&summary(&data, 512, &[])).is_err());
     let rep = exhibit::ewf::check(&dir.path().join("short.E01")).unwrap();
     assert!(rep.problems.iter().any(|p| p.message.contains("no `done`")));
 }

@@ -2,46 +2,12 @@
 //! in a raw chunk, in a table, in a section descriptor; a truncated last segment; a missing
 //! middle segment.
 
-mod e01_support;
-
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use e01_support::*;
-use exhibit::ewf::format::{decode_descriptor, DESCRIPTOR_SIZE, FILE_HEADER_SIZE};
+use exhibit::ewf::format::DESCRIPTOR_SIZE;
 use exhibit::ewf::{check, E01Image, Problem};
 
-/// (type, offset, size) of every section of a segment file, by walking `next`.
-fn sections(path: &Path) -> Vec<(String, u64, u64)> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut v = Vec::new();
-    let mut off = FILE_HEADER_SIZE;
-    loop {
-        let mut b = [0u8; 76];
-        if f.read_exact_at(&mut b, off).is_err() {
-            break;
-        }
-        let d = decode_descriptor(&b).unwrap();
-        v.push((d.type_name.clone(), off, d.size));
-        if d.next <= off {
-            break;
-        }
-        off = d.next;
-    }
-    v
-}
-
-fn flip(path: &Path, offset: u64) {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, offset).unwrap();
-    b[0] ^= 0x5A;
-    f.write_all_at(&b, offset).unwrap();
-}
+use crate::support::*;
 
 fn show(p: &[Problem]) -> String {
     p.iter()
@@ -70,7 +36,7 @@ fn image(dir: &Path, name: &str, segment_size: Option<u64>) -> (PathBuf, Vec<u8>
 
 #[test]
 fn flipped_byte_in_compressed_chunk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "c", None);
     let place = E01Image::open(&first).unwrap().chunk_place(1).unwrap();
     assert!(place.compressed);
@@ -92,7 +58,7 @@ fn flipped_byte_in_compressed_chunk() {
 
 #[test]
 fn flipped_byte_in_raw_chunk() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "r", None);
     let place = E01Image::open(&first).unwrap().chunk_place(0).unwrap();
     assert!(!place.compressed);
@@ -109,12 +75,9 @@ fn flipped_byte_in_raw_chunk() {
 
 #[test]
 fn flipped_byte_in_table_falls_back_to_table2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, data) = image(dir.path(), "t", None);
-    let (_, off, _) = sections(&first)
-        .into_iter()
-        .find(|s| s.0 == "table")
-        .unwrap();
+    let (off, _) = section(&first, "table");
     flip(&first, off + DESCRIPTOR_SIZE + 24 + 8); // an entry
     let img = E01Image::open(&first).unwrap();
     let probs = show(img.problems());
@@ -130,12 +93,9 @@ fn flipped_byte_in_table_falls_back_to_table2() {
 
 #[test]
 fn flipped_byte_in_section_descriptor() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "d", None);
-    let (_, off, _) = sections(&first)
-        .into_iter()
-        .find(|s| s.0 == "volume")
-        .unwrap();
+    let (off, _) = section(&first, "volume");
     flip(&first, off + 40); // in the zero padding: only the checksum notices
     let rep = check(&first).unwrap();
     let p = rep
@@ -149,7 +109,7 @@ fn flipped_byte_in_section_descriptor() {
 
 #[test]
 fn truncated_last_segment() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "cut", Some(400 * 1024));
     let last = E01Image::open(&first)
         .unwrap()
@@ -177,7 +137,7 @@ fn truncated_last_segment() {
 
 #[test]
 fn missing_middle_segment() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "gap", Some(300 * 1024));
     let paths = E01Image::open(&first).unwrap().segment_paths();
     assert!(paths.len() >= 3, "{paths:?}");
@@ -195,7 +155,7 @@ fn missing_middle_segment() {
 
 #[test]
 fn garbage_does_not_panic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (first, _) = image(dir.path(), "g", None);
     let pristine = std::fs::read(&first).unwrap();
     let mut s = 77u64;

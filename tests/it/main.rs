@@ -1,0 +1,19 @@
+//! The integration tests, as one test binary: one link instead of a dozen on a 2-core machine.
+//! Each module is one former test file; `cargo test --test it MODULE::` runs one of them.
+//! What they share is in `support/`.
+
+#[macro_use]
+mod support;
+
+mod acquire;
+mod acquire_bad_sectors;
+mod acquire_e01;
+mod e01_check;
+mod e01_reference;
+mod e01_tsk;
+mod e01_write;
+mod rescue_cli;
+mod rescue_device;
+mod verify_e01;
+mod verify_fuzz;
+mod verify_raw;
