@@ -2,10 +2,10 @@
 //! what is wrong, exit code 2, no panic, and nothing written.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn exhibit(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_exhibit"))
+    crate::support::process::exhibit()
         .args(args)
         .current_dir(dir)
         .env("RUST_BACKTRACE", "1")
