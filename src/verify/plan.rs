@@ -1,0 +1,447 @@
+//! What to read and what to compare it with: a [`Plan`] per image, from the image's own
+//! name and the side files beside it (record, hash logs, piece list), or from a record and
+//! every output it lists.
+
+use std::path::{Path, PathBuf};
+
+use super::refs::{self, file_name, normal_hex, parse_log, side_file, Reference};
+use super::{Check, ImageFormat, Topic, Verdict, MAX_LISTED_RANGES};
+use crate::audit::AuditRecord;
+use crate::error::Result;
+use crate::hash::HashAlgorithm;
+use crate::pieces::PieceList;
+
+/// One image to read, and what to compare it with.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) format: ImageFormat,
+    pub(super) files: Vec<PathBuf>,
+    /// Read at most this many bytes (a device is larger than the media on it).
+    pub(super) limit: Option<u64>,
+    /// Each file's size as recorded: a missing or short file is read as zeros up to it, so
+    /// that later offsets stay true and the piece list names exactly what is missing.
+    pub(super) recorded_sizes: Option<Vec<u64>>,
+    /// Unreadable sector runs (first, count) the record lists, to compare with E01 `error2`.
+    pub(super) recorded_unreadable: Option<Vec<(u64, u64)>>,
+    /// The media size the record states.
+    pub(super) expected_size: Option<u64>,
+    pub(super) refs: Vec<Reference>,
+    pub(super) pieces: Option<(PathBuf, PieceList)>,
+}
+
+pub(super) fn is_record(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yaml" | "yml")
+    )
+}
+
+pub(super) fn plan_for_image(
+    path: &Path,
+    side_files: bool,
+    checks: &mut Vec<Check>,
+) -> Result<Plan> {
+    let (format, files) = crate::image::locate(path)?;
+    let mut plan = Plan {
+        format,
+        files,
+        limit: None,
+        recorded_sizes: None,
+        recorded_unreadable: None,
+        expected_size: None,
+        refs: Vec::new(),
+        pieces: None,
+    };
+    if side_files {
+        let base = refs::base_of(path);
+        let record_path = side_file(&base, "yaml");
+        let mut same_media = Vec::new();
+        if record_path.exists() {
+            match AuditRecord::read(&record_path) {
+                Ok(record) => {
+                    same_media = raw_output_names(&record);
+                    plan.recorded_unreadable = Some(unreadable_runs(&record));
+                    record_outcome_check(&record, &record_path, checks);
+                    plan.expected_size = Some(record.source.size);
+                    if format == ImageFormat::Device {
+                        plan.limit = Some(record.source.size);
+                    }
+                    plan.refs.extend(record_refs(&record, &record_path));
+                    if let Some(p) = &record.pieces {
+                        let file = beside(&record_path, &p.file);
+                        plan.pieces = load_pieces(&file, checks);
+                    }
+                }
+                Err(e) => checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::SideFile,
+                    format!(
+                        "{} is beside the image but cannot be read: {e}",
+                        file_name(&record_path)
+                    ),
+                )),
+            }
+        }
+        let image_names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
+        for alg in HashAlgorithm::ALL {
+            let log = side_file(&base, alg.name());
+            if log.exists() {
+                plan.refs.extend(log_refs(
+                    alg,
+                    &log,
+                    &image_names,
+                    format,
+                    &same_media,
+                    checks,
+                ));
+            }
+        }
+        if plan.pieces.is_none() {
+            let p = side_file(&base, "crc64");
+            if p.exists() {
+                plan.pieces = load_pieces(&p, checks);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// A file the record names, looked for beside the record first (records name outputs as
+/// given on the command line, relative to where acquire ran).
+fn beside(record_path: &Path, named: &Path) -> PathBuf {
+    let dir = record_path.parent().unwrap_or(Path::new(""));
+    if let Some(name) = named.file_name() {
+        let b = dir.join(name);
+        if b.exists() || !named.exists() {
+            return b;
+        }
+    }
+    named.to_path_buf()
+}
+
+fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Check>) {
+    let name = file_name(path);
+    match record.outcome.status.as_str() {
+        "complete" => checks.push(Check::new(
+            Verdict::Pass,
+            Topic::Record,
+            format!("{name} says the acquisition completed"),
+        )),
+        "complete-with-unreadable-sectors" => {
+            checks.push(Check::new(
+                Verdict::Pass,
+                Topic::Record,
+                format!("{name} says the acquisition completed"),
+            ));
+            let u = &record.unreadable;
+            checks.push(Check::new(
+                Verdict::Note,
+                Topic::AcquisitionErrors,
+                format!(
+                    "{} unreadable sectors ({} bytes in {} runs) were filled with zeros at acquisition; the hashes cover those zeros",
+                    u.sectors,
+                    u.bytes,
+                    u.runs.len()
+                ),
+            ));
+            for r in u.runs.iter().take(MAX_LISTED_RANGES) {
+                checks.push(
+                    Check::new(
+                        Verdict::Note,
+                        Topic::AcquisitionErrors,
+                        format!(
+                            "unreadable at acquisition: sectors {}..{} ({})",
+                            r.first_sector,
+                            r.first_sector + r.sector_count,
+                            r.error
+                        ),
+                    )
+                    .range(r.offset, r.offset + r.length),
+                );
+            }
+        }
+        other => checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!(
+                "{name} says the acquisition ended as '{other}'{}: the image is incomplete",
+                record
+                    .outcome
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+fn record_refs(record: &AuditRecord, path: &Path) -> Vec<Reference> {
+    let Some(h) = &record.hashes else {
+        return Vec::new();
+    };
+    let name = file_name(path);
+    [
+        (HashAlgorithm::Md5, &h.md5),
+        (HashAlgorithm::Sha1, &h.sha1),
+        (HashAlgorithm::Sha256, &h.sha256),
+    ]
+    .into_iter()
+    .filter_map(|(alg, v)| {
+        let v = v.as_deref()?;
+        Some(Reference {
+            algorithm: alg,
+            // A malformed value stays as written so that it fails, visibly.
+            hex: normal_hex(alg, v).unwrap_or_else(|| v.to_string()),
+            source: name.clone(),
+        })
+    })
+    .collect()
+}
+
+/// References from one hash log: lines naming `-` (the media stream), the image's own file
+/// when it is a single raw file, or a raw image the record lists as an output of the same
+/// acquisition (`same_media`: its media is this image's media).
+fn log_refs(
+    alg: HashAlgorithm,
+    log: &Path,
+    image_names: &[String],
+    format: ImageFormat,
+    same_media: &[String],
+    checks: &mut Vec<Check>,
+) -> Vec<Reference> {
+    let text = match std::fs::read(log) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("{}: cannot be read: {e}", log.display()),
+            ));
+            return Vec::new();
+        }
+    };
+    let (entries, bad) = parse_log(alg, &text);
+    let lname = file_name(log);
+    for (line, t) in bad {
+        checks.push(Check::new(
+            Verdict::Fail,
+            Topic::SideFile,
+            format!("{lname} line {line} is not a {alg} hash line: {t:?}"),
+        ));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let single = matches!(format, ImageFormat::Raw) && image_names.len() == 1;
+        // `./disk.raw` or `dir/disk.raw` name the same file as `disk.raw` beside the log.
+        let named = Path::new(&e.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if e.name == "-" || (single && image_names[0] == named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: lname.clone(),
+            });
+        } else if same_media.contains(&named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: format!("{lname} (for {}, same acquisition)", e.name),
+            });
+        } else {
+            checks.push(Check::new(
+                Verdict::Note,
+                Topic::SideFile,
+                format!(
+                    "{lname} has a line for '{}', which is not this image; not used",
+                    e.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// The record's unreadable runs as (first sector, sector count).
+fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
+    record
+        .unreadable
+        .runs
+        .iter()
+        .map(|r| (r.first_sector, r.sector_count))
+        .collect()
+}
+
+/// File names of the single raw images a record lists (hash logs name them).
+fn raw_output_names(record: &AuditRecord) -> Vec<String> {
+    record
+        .outputs
+        .iter()
+        .filter(|o| o.kind == "raw")
+        .map(|o| file_name(&o.path))
+        .collect()
+}
+
+fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("piece list {}: cannot be read: {e}", path.display()),
+            ));
+            return None;
+        }
+    };
+    match PieceList::from_bytes(&bytes, path) {
+        Ok(p) => Some((path.to_path_buf(), p)),
+        Err(e) => {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::SideFile,
+                format!("{e}; damaged ranges cannot be named"),
+            ));
+            None
+        }
+    }
+}
+
+pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> {
+    let record = AuditRecord::read(path)?;
+    record_outcome_check(&record, path, checks);
+    let refs = record_refs(&record, path);
+    let pieces = record
+        .pieces
+        .as_ref()
+        .and_then(|p| load_pieces(&beside(path, &p.file), checks));
+    // Hash logs the record lists (or, failing that, the usual names beside it).
+    let mut logs: Vec<(HashAlgorithm, PathBuf)> = Vec::new();
+    if let Some(h) = &record.hashes {
+        for l in &h.logs {
+            let alg = l
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse::<HashAlgorithm>().ok());
+            if let Some(alg) = alg {
+                logs.push((alg, beside(path, l)));
+            }
+        }
+    }
+
+    // Every output: present, and its size as recorded.
+    let mut raw_single = Vec::new();
+    let mut raw_segments = Vec::new();
+    let mut devices = Vec::new();
+    let mut e01_segments = Vec::new();
+    for o in &record.outputs {
+        let p = if o.kind == "device" {
+            o.path.clone()
+        } else {
+            beside(path, &o.path)
+        };
+        match std::fs::metadata(&p) {
+            Err(e) => {
+                checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::Output,
+                    format!("{} ({}) listed in the record: {e}", p.display(), o.kind),
+                ));
+            }
+            Ok(_) if o.kind == "device" => {}
+            Ok(m) if m.len() == o.size => {
+                checks.push(Check::new(
+                    Verdict::Pass,
+                    Topic::Output,
+                    format!(
+                        "{} is present with its recorded size ({} bytes)",
+                        file_name(&p),
+                        o.size
+                    ),
+                ));
+            }
+            Ok(m) => {
+                checks.push(Check::new(
+                    Verdict::Fail,
+                    Topic::Output,
+                    format!(
+                        "{} is {} bytes, the record says {}",
+                        file_name(&p),
+                        m.len(),
+                        o.size
+                    ),
+                ));
+            }
+        }
+        match o.kind.as_str() {
+            "raw" => raw_single.push(p),
+            "raw-segment" => raw_segments.push(p),
+            "device" => devices.push(p),
+            k if k.starts_with("e01-segment") => e01_segments.push(p),
+            other => checks.push(Check::new(
+                Verdict::Note,
+                Topic::Output,
+                format!("{}: output kind '{other}' is not verified", p.display()),
+            )),
+        }
+    }
+
+    let mut plans = Vec::new();
+    let size_of = |p: &PathBuf| {
+        record
+            .outputs
+            .iter()
+            .find(|o| beside(path, &o.path) == *p)
+            .map_or(0, |o| o.size)
+    };
+    let mk = |format, files: Vec<PathBuf>, limit| Plan {
+        format,
+        recorded_sizes: (format != ImageFormat::Device)
+            .then(|| files.iter().map(size_of).collect()),
+        recorded_unreadable: Some(unreadable_runs(&record)),
+        files,
+        limit,
+        expected_size: Some(record.source.size),
+        refs: refs.clone(),
+        pieces: pieces.clone(),
+    };
+    for p in raw_single {
+        plans.push(mk(ImageFormat::Raw, vec![p], None));
+    }
+    if !raw_segments.is_empty() {
+        plans.push(mk(ImageFormat::SplitRaw, raw_segments, None));
+    }
+    for d in devices {
+        plans.push(mk(ImageFormat::Device, vec![d], Some(record.source.size)));
+    }
+    if let Some(first) = e01_segments.into_iter().next() {
+        plans.push(mk(ImageFormat::E01, vec![first], None));
+    }
+    if plans.is_empty() {
+        checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!("{} lists no image to verify", file_name(path)),
+        ));
+    }
+    let same_media = raw_output_names(&record);
+    for plan in &mut plans {
+        let names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
+        for (alg, log) in &logs {
+            plan.refs.extend(log_refs(
+                *alg,
+                log,
+                &names,
+                plan.format,
+                &same_media,
+                checks,
+            ));
+        }
+    }
+    Ok(plans)
+}
