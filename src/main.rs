@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use exhibit::acquire::{acquire, AcquireOptions, EXIT_FAILED};
+use exhibit::acquire::{acquire, AcquireOptions};
+use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::case::CaseMetadata;
 use exhibit::cli::{AcquireArgs, CaseArgs, Cli, Command};
 use exhibit::progress::Progress;
@@ -471,7 +472,7 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
     let report = match result {
         Ok(r) => r,
         Err(e @ exhibit::Error::Interrupted(_)) => {
-            anyhow::bail!("{e}; the map is saved: run the same command again to resume")
+            anyhow::bail!("{e}; {}", exhibit::audit::RESUME_GUIDANCE)
         }
         Err(e) => return Err(e.into()),
     };
@@ -496,9 +497,7 @@ fn run_rescue(args: exhibit::cli::RescueArgs, stop: &Arc<AtomicBool>) -> anyhow:
         }
         println!("map     {}", report.map.display());
     }
-    Ok(if report.bad_bytes == 0 {
-        exhibit::acquire::EXIT_COMPLETE
-    } else {
-        exhibit::acquire::EXIT_UNREADABLE
-    })
+    Ok(exhibit::audit::Outcome::complete(report.bad_bytes != 0)
+        .exit_code()
+        .unwrap_or(EXIT_FAILED))
 }

@@ -12,7 +12,10 @@ use crate::error::Result;
 use crate::hash::MediaHashes;
 use crate::map::BadRun;
 
+pub mod e01;
 pub mod raw;
+
+pub use e01::E01Settings;
 
 /// What the whole pass learned, handed to every sink when the data is done.
 #[derive(Clone, Debug)]

@@ -58,10 +58,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::acquire::{unreadable_info, EXIT_COMPLETE, EXIT_FAILED, EXIT_UNREADABLE};
 use crate::audit::{
-    write_atomically, AuditRecord, HashInfo, HostInfo, Outcome, ReaderInfo, SourceInfo, Throughput,
-    Times, ToolInfo,
+    hash_logs, write_map, HashInfo, JobKind, Outcome, ReaderInfo, RecordBuilder, SideFiles,
+    Started, Throughput,
 };
 use crate::buffer::AlignedBuf;
 
@@ -70,7 +69,7 @@ use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
-use crate::hash::{log_line, HashAlgorithm, MediaHashes};
+use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::reader::recover::ReadAt;
 use crate::reader::{EngineChoice, EngineKind, RangeStreamer, ReaderOptions, StreamEnd};
@@ -173,7 +172,7 @@ pub struct RescueOptions {
     pub command_line: Vec<String>,
     /// Also seal the finished image into an E01 set (`BASE.E01`, …) with the bad sectors in
     /// its error section (default: no).
-    pub e01: Option<crate::acquire::E01Settings>,
+    pub e01: Option<crate::sink::E01Settings>,
     /// Read like GNU ddrescue everywhere: `block_size` reads, one at a time, also on healthy
     /// stretches (default: no; see [`FAST_BLOCK_SIZE`]).
     pub careful: bool,
@@ -224,25 +223,29 @@ impl RescueOptions {
 
     /// `BASE` with `ext` appended (`BASE.map`, not a replaced extension).
     pub fn path_with(&self, ext: &str) -> PathBuf {
-        let mut s = self.output.clone().into_os_string();
-        s.push(".");
-        s.push(ext);
-        PathBuf::from(s)
+        crate::audit::with_extension(&self.output, ext)
+    }
+
+    /// The files beside the image, named after `BASE`.
+    pub fn side_files(&self) -> SideFiles {
+        SideFiles::new(&self.output)
     }
 
     /// The image path: the target device, or `BASE.raw`.
     pub fn image_path(&self) -> PathBuf {
-        self.target.clone().unwrap_or_else(|| self.path_with("raw"))
+        self.target
+            .clone()
+            .unwrap_or_else(|| self.side_files().raw())
     }
 
     /// The map path, `BASE.map`.
     pub fn map_path(&self) -> PathBuf {
-        self.path_with("map")
+        self.side_files().map()
     }
 
     /// The record path, `BASE.yaml`.
     pub fn record_path(&self) -> PathBuf {
-        self.path_with("yaml")
+        self.side_files().record()
     }
 }
 
@@ -376,6 +379,8 @@ pub struct RescueReport {
     pub hashes: MediaHashes,
     /// The hash logs written (`BASE.md5` …), when complete.
     pub hash_logs: Vec<PathBuf>,
+    /// The shell command that checks each hash log, in the same order.
+    pub hash_checks: Vec<String>,
     /// Reads issued by this run, and how many failed.
     pub reads: u64,
     /// Reads that failed with a media error in this run.
@@ -411,7 +416,7 @@ fn refuse_e01_up_front(source: &Source, opts: &RescueOptions) -> Result<()> {
 fn seal_into_e01(
     source: &Source,
     opts: &RescueOptions,
-    settings: &crate::acquire::E01Settings,
+    settings: &crate::sink::E01Settings,
     report: &RescueReport,
     interrupted: &AtomicBool,
 ) -> Result<Vec<OutputFile>> {
@@ -443,8 +448,7 @@ pub fn rescue(
     if opts.e01.is_some() {
         refuse_e01_up_front(source, opts)?;
     }
-    let started = SystemTime::now();
-    let clock = Instant::now();
+    let started = Started::now();
     let cpu_start = crate::cputime::process_seconds();
     let fast = ReaderOptions {
         block_size: FAST_BLOCK_SIZE as usize,
@@ -472,78 +476,52 @@ pub fn rescue(
         interrupted,
         streamer.as_mut().map(|s| s as &mut dyn StretchReader),
     )?;
-    let mut record = new_record(source, opts, started, job.block_size, &engine_note);
-    record.write(&opts.record_path())?;
+    let mut record = RecordBuilder::start(
+        JobKind::Rescue,
+        source,
+        opts,
+        &opts.case,
+        &opts.command_line,
+        started,
+        opts.record_path(),
+    );
+    record.record_mut().reader = Some(reader_info(source, opts, job.block_size, &engine_note));
+    record.write()?;
     let result = job.run_saving();
     let sector = job.ss;
     if let Err(e) = result {
-        let interrupted = matches!(e, Error::Interrupted(_));
-        let (status, reason) = if interrupted {
-            (
-                "interrupted",
-                format!("{e}; the map is saved: run the same command again to resume"),
-            )
-        } else {
-            ("failed", e.to_string())
-        };
-        record.outputs = vec![job.output_file()];
-        record.unreadable = unreadable_info(&job.bad_runs(), sector, Some(job.map_path.clone()));
-        end_record(&mut record, clock, status, EXIT_FAILED, Some(reason));
-        let _ = record.write(&opts.record_path());
+        record.record_mut().outputs = vec![job.output_file()];
+        record.set_unreadable(&job.bad_runs(), sector, job.map_path.clone());
+        let _ = record.finish(&Outcome::from_error(&e));
         return Err(e);
     }
     let output = job.output_file();
-    let report = job.finish(started)?;
-    record.outputs = vec![output];
+    let report = job.finish(started.utc.into())?;
+    record.record_mut().outputs = vec![output];
     if let (Some(settings), true) = (&opts.e01, report.complete) {
         match seal_into_e01(source, opts, settings, &report, interrupted) {
-            Ok(files) => record.outputs.extend(files),
+            Ok(files) => record.record_mut().outputs.extend(files),
             Err(e) => {
-                end_record(
-                    &mut record,
-                    clock,
-                    "failed",
-                    EXIT_FAILED,
-                    Some(e.to_string()),
-                );
-                let _ = record.write(&opts.record_path());
+                // Sealing starts again from the finished image: not a resume of the map.
+                let _ = record.finish(&Outcome::Failed(e.to_string()));
                 return Err(e);
             }
         }
     }
-    record.unreadable = unreadable_info(&report.bad_runs, sector, Some(report.map.clone()));
+    record.set_unreadable(&report.bad_runs, sector, report.map.clone());
     let zero_filled_sectors = report.bad_bytes.div_ceil(sector);
-    let check = report
-        .hash_logs
-        .iter()
-        .zip(report.hashes.hex())
-        .map(|(log, (alg, _))| {
-            let name = log
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            match &opts.target {
-                None => format!("{} -c {name}", alg.checker()),
-                Some(dev) => format!(
-                    "head -c {} {} | {} -c {name}",
-                    report.size,
-                    dev.display(),
-                    alg.checker()
-                ),
-            }
-        })
-        .collect();
-    record.hashes = Some(HashInfo::new(
+    let seconds = record.elapsed();
+    let rec = record.record_mut();
+    rec.hashes = Some(HashInfo::new(
         &report.hashes,
         report.size,
         report.bad_bytes,
         zero_filled_sectors,
         "rescued",
         report.hash_logs.clone(),
-        check,
+        report.hash_checks.clone(),
     ));
-    let seconds = clock.elapsed().as_secs_f64();
-    record.throughput = Some(Throughput::new(
+    rec.throughput = Some(Throughput::new(
         report.size,
         seconds,
         [(
@@ -553,78 +531,32 @@ pub fn rescue(
         .into_iter()
         .collect(),
     ));
-    let (status, exit) = if report.bad_bytes == 0 {
-        ("complete", EXIT_COMPLETE)
-    } else {
-        ("complete-with-unreadable-sectors", EXIT_UNREADABLE)
-    };
-    end_record(&mut record, clock, status, exit, None);
-    record.write(&opts.record_path())?;
+    record.finish(&Outcome::complete(report.bad_bytes != 0))?;
     Ok(report)
 }
 
-/// The record of a rescue run as it starts (status `running`).
-fn new_record(
+/// How a rescue run reads, for the record.
+fn reader_info(
     source: &Source,
     opts: &RescueOptions,
-    started: SystemTime,
     block_size: u64,
     engine_note: &str,
-) -> AuditRecord {
-    let started: chrono::DateTime<chrono::Utc> = started.into();
-    AuditRecord {
-        schema: crate::audit::SCHEMA.into(),
-        tool: ToolInfo::current(),
-        command_line: opts.command_line.clone(),
-        options: serde_yaml::to_value(opts).unwrap_or(serde_yaml::Value::Null),
-        host: HostInfo::current(),
-        case: opts.case.clone(),
-        times: Times {
-            started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            finished_utc: None,
-            host_utc_offset: chrono::Local::now().format("%:z").to_string(),
-            duration_seconds: None,
+) -> ReaderInfo {
+    ReaderInfo {
+        engine: if engine_note.is_empty() {
+            EngineKind::Uring
+        } else {
+            EngineKind::Sync
         },
-        source: SourceInfo {
-            path: source.path().to_path_buf(),
-            kind: source.kind(),
-            size: source.size(),
-            logical_sector_size: source.logical_sector_size(),
-            physical_sector_size: source.physical_sector_size(),
-            identity: source.identity().clone(),
-            kernel_read_only: source.kernel_read_only(),
+        engine_reason: engine_reason(block_size, engine_note),
+        direct_io: source.is_direct(),
+        block_size: block_size as usize,
+        queue_depth: if engine_note.is_empty() {
+            FAST_QUEUE_DEPTH
+        } else {
+            1
         },
-        reader: Some(ReaderInfo {
-            engine: if engine_note.is_empty() {
-                EngineKind::Uring
-            } else {
-                EngineKind::Sync
-            },
-            engine_reason: engine_reason(block_size, engine_note),
-            direct_io: source.is_direct(),
-            block_size: block_size as usize,
-            queue_depth: if engine_note.is_empty() {
-                FAST_QUEUE_DEPTH
-            } else {
-                1
-            },
-            retries: opts.retry_passes,
-        }),
-        outputs: Vec::new(),
-        hashes: None,
-        unreadable: Default::default(),
-        unreadable_not_in_e01: None,
-        pieces: None,
-        throughput: None,
-        outcome: Outcome {
-            status: "running".into(),
-            exit_code: None,
-            reason: Some(
-                "the rescue has not finished; if this persists it was killed: run the same \
-                 command again to resume from the map"
-                    .into(),
-            ),
-        },
+        retries: opts.retry_passes,
     }
 }
 
@@ -653,23 +585,6 @@ fn size_name(n: u64) -> String {
         n if n >= 1024 && n % 1024 == 0 => format!("{} KiB", n >> 10),
         n => format!("{n} bytes"),
     }
-}
-
-fn end_record(
-    record: &mut AuditRecord,
-    clock: Instant,
-    status: &str,
-    exit: i32,
-    reason: Option<String>,
-) {
-    let now = chrono::Utc::now();
-    record.times.finished_utc = Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    record.times.duration_seconds = Some(clock.elapsed().as_secs_f64());
-    record.outcome = Outcome {
-        status: status.into(),
-        exit_code: Some(exit),
-        reason,
-    };
 }
 
 /// [`rescue`] from any [`SectorReader`]; `source_path` names it in errors. `stretch` reads
@@ -795,9 +710,10 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         };
         let map_path = opts.map_path();
         let image_path = opts.image_path();
+        let side = opts.side_files();
         let hash_paths: Vec<PathBuf> = HashAlgorithm::ALL
             .iter()
-            .map(|a| opts.path_with(a.name()))
+            .map(|&a| side.hash_log(a))
             .collect();
 
         let existing_map = if opts.overwrite {
@@ -1470,15 +1386,9 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         self.image
             .sync_data()
             .map_err(|e| Error::io(&self.image_path, e))?;
-        let mut header = vec![format!(
-            "Mapfile. Created by {} {} ({})",
-            crate::TOOL_NAME,
-            crate::VERSION,
-            crate::GIT_REVISION
-        )];
-        header.extend(self.opts.map_header.iter().cloned());
+        let mut header = self.opts.map_header.clone();
         header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
-        write_atomically(&self.map_path, self.map.to_mapfile(&header).as_bytes())?;
+        write_map(&self.map, &self.map_path, &header)?;
         self.last_save = Instant::now();
         self.dirty = false;
         Ok(())
@@ -1503,21 +1413,12 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             Some(h) => h.finish(self.size, &self.progress.hashed)?,
             None => MediaHashes::default(),
         };
-        let name = if self.opts.target.is_some() {
-            "-".to_string()
-        } else {
-            self.image_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "-".into())
-        };
-        let mut hash_logs = Vec::new();
-        for (alg, _) in hashes.hex() {
-            let digest = hashes.get(alg).unwrap_or_default();
-            let path = self.opts.path_with(alg.name());
-            write_atomically(&path, log_line(digest, &name).as_bytes())?;
-            hash_logs.push(path);
-        }
+        let logs = hash_logs::write(
+            &self.opts.side_files(),
+            &hashes,
+            &[self.output_file()],
+            self.size,
+        )?;
         self.progress.set_phase(Phase::Finished, 1);
         Ok(RescueReport {
             image: self.image_path.clone(),
@@ -1530,7 +1431,8 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             bad_bytes: self.map.bytes_in(BlockState::BadSector),
             bad_runs,
             hashes,
-            hash_logs,
+            hash_logs: logs.logs,
+            hash_checks: logs.checks,
             reads: self.reads,
             read_errors: self.read_errors,
             retry_passes_done: self.retry_done,
