@@ -50,9 +50,8 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -73,7 +72,7 @@ use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::reader::recover::ReadAt;
 use crate::reader::{EngineChoice, EngineKind, RangeStreamer, ReaderOptions, StreamEnd};
-use crate::sink::OutputFile;
+use crate::sink::{open_target, ImageFile, OutputFile};
 use crate::source::Source;
 use hashing::RunningHash;
 
@@ -636,10 +635,9 @@ struct Job<'a, R: SectorReader + ?Sized> {
     map: SectorMap,
     map_path: PathBuf,
     image_path: PathBuf,
-    image: File,
-    /// The image opened with O_DIRECT for the large aligned writes of healthy stretches
-    /// (page-cache writes cost the CPU the hashers need); `None` where refused.
-    image_direct: Option<File>,
+    /// The image, with an O_DIRECT descriptor for the large aligned writes of healthy
+    /// stretches (page-cache writes cost the CPU the hashers need) where there are any.
+    image: ImageFile,
     /// Large reads for healthy stretches, if available and allowed.
     stretch: Option<&'a mut dyn StretchReader>,
     /// The hashes, computed as the image settles.
@@ -726,15 +724,13 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
         };
 
-        let is_device = std::fs::metadata(&image_path)
-            .map(|m| m.file_type().is_block_device())
-            .unwrap_or(false);
-        if opts.target.is_some() && !is_device {
-            return Err(Error::InvalidOption(format!(
-                "target {} is not a block device",
-                image_path.display()
-            )));
-        }
+        // A target device is claimed first, exactly as `acquire --clone` claims its own: not
+        // a device, in use or too small is refused before anything is read or written.
+        let target = match &opts.target {
+            Some(dev) => Some(open_target(dev, size, true, "--target")?),
+            None => None,
+        };
+        let is_device = target.is_some();
 
         let (map, resumed, retry_done) = match existing_map {
             Some(text) => {
@@ -793,36 +789,27 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
         };
 
-        let image = if is_device {
-            let f = OpenOptions::new()
-                .write(true)
-                .read(true)
-                .open(&image_path)
-                .map_err(|e| Error::io(&image_path, e))?;
-            // The size by the same ioctl the source uses (no second `unsafe` here).
-            let dev_size = Source::open(&image_path, false)?.size();
-            if dev_size < size {
-                return Err(Error::Refused(format!(
-                    "target {} has {dev_size} bytes, the source {size}",
-                    image_path.display()
-                )));
+        let image = match target {
+            Some(device) => device,
+            None => {
+                let mut oo = OpenOptions::new();
+                oo.read(true).write(true).create(true);
+                if !resumed {
+                    oo.truncate(true);
+                }
+                let f = oo
+                    .open(&image_path)
+                    .map_err(|e| Error::io(&image_path, e))?;
+                let len = f.metadata().map_err(|e| Error::io(&image_path, e))?.len();
+                if len != size {
+                    // Sparse: unread areas take no space and read as zeros.
+                    f.set_len(size).map_err(|e| Error::io(&image_path, e))?;
+                }
+                let direct = stretch
+                    .as_ref()
+                    .and_then(|_| ImageFile::open_direct(&image_path));
+                ImageFile::new(&image_path, f, direct)
             }
-            f
-        } else {
-            let mut oo = OpenOptions::new();
-            oo.read(true).write(true).create(true);
-            if !resumed {
-                oo.truncate(true);
-            }
-            let f = oo
-                .open(&image_path)
-                .map_err(|e| Error::io(&image_path, e))?;
-            let len = f.metadata().map_err(|e| Error::io(&image_path, e))?.len();
-            if len != size {
-                // Sparse: unread areas take no space and read as zeros.
-                f.set_len(size).map_err(|e| Error::io(&image_path, e))?;
-            }
-            f
         };
         if opts.overwrite {
             for p in hash_paths.iter().chain([&opts.record_path()]) {
@@ -830,15 +817,13 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
         }
 
-        // Only streamed blocks are written this way.
-        let image_direct = stretch.as_ref().and_then(|_| {
-            OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(&image_path)
-                .ok()
-        });
-        let mut hash = RunningHash::start(&opts.hashes, &image, &image_path)?;
+        // Only streamed blocks are written through O_DIRECT.
+        let image = if stretch.is_some() {
+            image
+        } else {
+            image.buffered_only()
+        };
+        let mut hash = RunningHash::start(&opts.hashes, image.file(), &image_path)?;
         hash.confine(true);
         let mut zeros = AlignedBuf::new(ss as usize);
         zeros.fill(0);
@@ -862,7 +847,6 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             map_path,
             image_path,
             image,
-            image_direct,
             stretch,
             hash: Some(hash),
             staged: Staged {
@@ -1094,7 +1078,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// One block of a healthy stretch, read: into the image, then the map, then the hashes.
     fn take_block(&mut self, block: Block) -> Result<()> {
         self.count_reads(1, block.offset);
-        self.write_at(block.data(), block.offset)?;
+        self.image.write_at(block.data(), block.offset)?;
         self.map
             .set(block.offset, block.len() as u64, BlockState::Finished);
         self.changed();
@@ -1180,12 +1164,8 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             }
             ReadOutcome::Bad { .. } => {
                 if self.map.state_at(p) != Some(BlockState::BadSector) {
-                    write_image_at(
-                        &self.image,
-                        &self.image_path,
-                        &self.zeros[..len as usize],
-                        p,
-                    )?;
+                    self.image
+                        .write_buffered_at(&self.zeros[..len as usize], p)?;
                     self.map.set(p, len, BlockState::BadSector);
                 }
                 false
@@ -1278,7 +1258,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         if !(joins && pos >= st.base && end <= st.base + cap) {
             self.flush_staged()?;
             if len as u64 > cap / 4 {
-                return write_image_at(&self.image, &self.image_path, &self.buf[..len], pos);
+                return self.image.write_buffered_at(&self.buf[..len], pos);
             }
             let st = &mut self.staged;
             st.base = pos.saturating_sub(cap / 2);
@@ -1298,26 +1278,10 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         let st = &mut self.staged;
         if st.hi > st.lo {
             let (a, b) = ((st.lo - st.base) as usize, (st.hi - st.base) as usize);
-            write_image_at(&self.image, &self.image_path, &st.buf[a..b], st.lo)?;
+            self.image.write_buffered_at(&st.buf[a..b], st.lo)?;
             st.lo = st.hi;
         }
         Ok(())
-    }
-
-    /// Writes `data` at `pos`, through O_DIRECT when it is aligned for it.
-    fn write_at(&self, data: &[u8], pos: u64) -> Result<()> {
-        let aligned = |n: u64| n % crate::buffer::ALIGN as u64 == 0;
-        if let Some(direct) = &self.image_direct {
-            if aligned(pos) && aligned(data.len() as u64) && aligned(data.as_ptr() as u64) {
-                match write_image_at(direct, &self.image_path, data, pos) {
-                    // The filesystem wants other alignment: the page cache takes it.
-                    Err(Error::Write { source, .. })
-                        if source.raw_os_error() == Some(libc::EINVAL) => {}
-                    done => return done,
-                }
-            }
-        }
-        write_image_at(&self.image, &self.image_path, data, pos)
     }
 
     fn changed(&mut self) {
@@ -1383,9 +1347,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     fn save_map(&mut self) -> Result<()> {
         self.flush_staged()?;
         self.progress.update_from(&self.map);
-        self.image
-            .sync_data()
-            .map_err(|e| Error::io(&self.image_path, e))?;
+        self.image.sync_data()?;
         let mut header = self.opts.map_header.clone();
         header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
         write_map(&self.map, &self.map_path, &header)?;
@@ -1474,15 +1436,6 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             })
             .collect()
     }
-}
-
-/// Writes `data` at `pos` of the image file (or target device) `file`, named `path` in errors.
-fn write_image_at(file: &File, path: &Path, data: &[u8], pos: u64) -> Result<()> {
-    file.write_all_at(data, pos).map_err(|e| Error::Write {
-        path: path.to_path_buf(),
-        offset: pos,
-        source: e,
-    })
 }
 
 /// Rounds the edges of every unfinished block out to whole sectors, so that a map made with
