@@ -13,8 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
 
 use crate::audit::{
     exit, hash_logs, write_atomically, write_map, AuditRecord, HashInfo, JobKind, Outcome,
@@ -29,6 +27,7 @@ use crate::ewf::{naming, E01Sink};
 use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::pieces::{PieceHasher, PieceList, DEFAULT_PIECE_SIZE};
+use crate::pipeline::{self, Consumers, Tuning};
 use crate::progress::Progress;
 use crate::reader::{read_source, ReadReport, ReaderOptions};
 use crate::sink::raw::{refuse_existing, RawLayout, RawSink};
@@ -175,10 +174,13 @@ pub fn acquire(
                 ))
             }
             (Some(dev), None) => RawLayout::Device(dev.clone()),
-            (None, Some(size)) => RawLayout::Split {
-                base: opts.base.clone(),
-                segment_size: size,
-            },
+            (None, Some(size)) => {
+                crate::sink::raw::check_split(size)?;
+                RawLayout::Split {
+                    base: opts.base.clone(),
+                    segment_size: size,
+                }
+            }
             (None, None) => RawLayout::Single(side.raw()),
         })
     } else {
@@ -399,14 +401,6 @@ pub fn acquire(
     })
 }
 
-/// MD5 is one serial stream and the slowest hash (SHA-1 and SHA-256 run 2–3× faster with the
-/// CPU's SHA extensions), so it sets the pace of the whole acquisition. The lighter consumers
-/// lower their own priority a little so that, when cores are short, the scheduler gives MD5
-/// its core first; they still get every idle cycle. Failure to renice is harmless.
-fn yield_to_md5() {
-    crate::threads::lower_priority(5);
-}
-
 type PassOutput = (ReadReport, Vec<Box<dyn Sink>>, PieceList, MediaHashes);
 type PassError = (Error, Vec<OutputFile>);
 
@@ -424,73 +418,13 @@ fn run_pass(
     unreadable: &mut Vec<BadRun>,
     cpu: &CpuLedger,
 ) -> std::result::Result<PassOutput, PassError> {
-    let depth = pool.count();
-    std::thread::scope(|scope| {
-        let mut senders: Vec<SyncSender<Arc<Block>>> = Vec::new();
-        let mut channel = || {
-            let (tx, rx) = sync_channel::<Arc<Block>>(depth);
-            senders.push(tx);
-            rx
-        };
-
-        let hash_threads: Vec<_> = hashes
-            .iter()
-            .map(|&alg| {
-                let rx = channel();
-                std::thread::Builder::new()
-                    .name(format!("hash-{alg}"))
-                    .spawn_scoped(scope, move || {
-                        if alg != HashAlgorithm::Md5 && hashes.contains(&HashAlgorithm::Md5) {
-                            yield_to_md5();
-                        }
-                        let mut h = alg.hasher();
-                        for block in rx {
-                            h.update(block.data());
-                        }
-                        cpu.add_this_thread(&format!("hash-{alg}"));
-                        (alg, h.finish())
-                    })
-                    .expect("spawn hash thread")
-            })
-            .collect();
-
-        let piece_rx = channel();
-        let piece_size = opts.piece_size;
-        let piece_thread = std::thread::Builder::new()
-            .name("pieces".into())
-            .spawn_scoped(scope, move || {
-                yield_to_md5();
-                let mut p = PieceHasher::new(piece_size);
-                for block in piece_rx {
-                    p.update(block.data());
-                }
-                cpu.add_this_thread("pieces");
-                p.finish()
-            })
-            .expect("spawn piece thread");
-
-        let sink_threads: Vec<_> = sinks
-            .into_iter()
-            .map(|mut sink| {
-                let rx: Receiver<Arc<Block>> = channel();
-                std::thread::Builder::new()
-                    .name(format!("sink-{}", sink.name()))
-                    .spawn_scoped(scope, move || {
-                        let stage = format!("sink-{}", sink.name());
-                        for block in rx {
-                            if let Err(e) = sink.write_block(&block) {
-                                // Dropping the receiver stops the reader.
-                                cpu.add_this_thread(&stage);
-                                return (sink, Some(e));
-                            }
-                        }
-                        cpu.add_this_thread(&stage);
-                        (sink, None)
-                    })
-                    .expect("spawn sink thread")
-            })
-            .collect();
-
+    let consumers = Consumers {
+        hashes: hashes.to_vec(),
+        piece_size: Some(opts.piece_size),
+        sinks,
+    };
+    let tuning = Tuning { cpu: Some(cpu) };
+    let passed = pipeline::run(consumers, pool, tuning, progress, stop, |feed| {
         let mut emit = |block: Block| -> Result<()> {
             map.set(block.offset, block.len() as u64, BlockState::Finished);
             for run in &block.unreadable {
@@ -499,57 +433,20 @@ fn run_pass(
                 unreadable.push(run.clone());
             }
             map.current_pos = block.end();
-            progress.add_done(block.len() as u64);
-            let block = Arc::new(block);
-            for tx in &senders {
-                tx.send(Arc::clone(&block))
-                    .map_err(|_| Error::Internal("an output stopped taking data".into()))?;
-            }
-            Ok(())
+            feed.send_block(block)
         };
         let reader_cpu = crate::cputime::thread_seconds();
         let read = read_source(source, &opts.reader, pool, stop, &mut emit);
         cpu.add("reader", crate::cputime::thread_seconds() - reader_cpu);
-        drop(senders);
-
-        let mut digests = MediaHashes::default();
-        let mut thread_error: Option<Error> = None;
-        for t in hash_threads {
-            match t.join() {
-                Ok((alg, d)) => digests.set(alg, &d),
-                Err(_) => thread_error = Some(Error::Internal("a hash thread panicked".into())),
-            }
+        read
+    });
+    match passed {
+        Ok(p) => {
+            let pieces = p
+                .pieces
+                .unwrap_or_else(|| PieceHasher::new(opts.piece_size).finish());
+            Ok((p.value, p.sinks, pieces, p.hashes))
         }
-        let pieces = piece_thread.join();
-        let mut finished_sinks = Vec::new();
-        let mut sink_error = None;
-        for t in sink_threads {
-            match t.join() {
-                Ok((sink, err)) => {
-                    if sink_error.is_none() {
-                        sink_error = err;
-                    }
-                    finished_sinks.push(sink);
-                }
-                Err(_) => thread_error = Some(Error::Internal("an output thread panicked".into())),
-            }
-        }
-        // An output's own error explains a stopped reader better than "stopped taking data".
-        let (report, read_error) = match read {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e)),
-        };
-        let error = sink_error.or(read_error).or(thread_error);
-        match (error, report, pieces) {
-            (None, Some(report), Ok(pieces)) => Ok((report, finished_sinks, pieces, digests)),
-            (e, _, _) => {
-                let e = e.unwrap_or_else(|| Error::Internal("the piece thread panicked".into()));
-                let files = finished_sinks
-                    .into_iter()
-                    .flat_map(|s| s.abandon())
-                    .collect();
-                Err((e, files))
-            }
-        }
-    })
+        Err(failed) => Err(failed.abandon()),
+    }
 }

@@ -5,7 +5,8 @@
 //! pipeline: a block's buffer goes back to the pool only when the last consumer (hasher,
 //! sink) has dropped it, so a slow sink slows the reader and memory stays bounded.
 //!
-//! This module and [`crate::reader::uring`] are the only places with `unsafe`.
+//! One of the three modules allowed `unsafe` (with `crate::sys` and the io_uring engine): the
+//! allocation, the slices over it and its release.
 
 use std::alloc::{self, Layout};
 use std::ops::{Deref, DerefMut};
@@ -52,7 +53,8 @@ impl AlignedBuf {
 impl Deref for AlignedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: ptr is valid for len initialised bytes for as long as self lives.
+        // SAFETY: ptr is an allocation of at least len bytes (len rounded up to ALIGN), zeroed
+        // by alloc_zeroed so initialised, and not freed before self is dropped.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -66,7 +68,8 @@ impl DerefMut for AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: allocated in new() with the same layout.
+        // SAFETY: allocated in new() with the layout layout() recomputes from the same len;
+        // no slice over it outlives self.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout()) }
     }
 }

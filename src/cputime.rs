@@ -4,26 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// CPU seconds the calling thread has used so far.
+use crate::sys::{self, CpuClock};
+
+/// CPU seconds the calling thread has used so far (0 if the clock cannot be read).
 pub fn thread_seconds() -> f64 {
-    clock_seconds(libc::CLOCK_THREAD_CPUTIME_ID)
+    sys::cpu_seconds(CpuClock::Thread).unwrap_or(0.0)
 }
 
 /// CPU seconds the whole process has used so far (all threads, live and ended).
 pub fn process_seconds() -> f64 {
-    clock_seconds(libc::CLOCK_PROCESS_CPUTIME_ID)
-}
-
-fn clock_seconds(clock: libc::clockid_t) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    sys::cpu_seconds(CpuClock::Process).unwrap_or(0.0)
 }
 
 /// CPU seconds by stage name, filled in by each stage's thread as it ends.

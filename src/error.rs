@@ -61,6 +61,16 @@ pub enum Error {
         message: String,
     },
 
+    /// Media bytes of an image that cannot be decoded (bad checksum, bad zlib stream, missing
+    /// segment): an error for exactly that range, never zeros or garbage passed off as data.
+    #[error("media bytes {}..{} cannot be read from the image: {detail}", range.start, range.end)]
+    Damaged {
+        /// The media bytes concerned.
+        range: std::ops::Range<u64>,
+        /// Where and what (segment, section, offset, chunk, fault).
+        detail: String,
+    },
+
     /// SIGINT or SIGTERM arrived; the job stopped early and says so.
     #[error("interrupted by {0}")]
     Interrupted(&'static str),

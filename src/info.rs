@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::audit::AuditRecord;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
-use crate::ewf::E01Image;
 use crate::hash::{to_hex, HashAlgorithm};
+use crate::image::Image;
 use crate::verify::refs::{base_of, file_name, normal_hex, parse_log, side_file};
 use crate::verify::ImageFormat;
 
@@ -175,8 +175,13 @@ pub fn info(path: &Path) -> Result<ImageInfo> {
     } else {
         Some(side_file(&base, "yaml")).filter(|p| p.exists())
     };
-    if ext == "e01" {
-        let img = E01Image::open(path)?;
+    let image = if record_path.as_deref() == Some(path) {
+        None
+    } else {
+        Some(Image::open(path)?)
+    };
+    if let Some(Image::E01(media)) = &image {
+        let img = media.structure();
         out.format = Some(ImageFormat::E01);
         out.files = img.segment_paths().iter().map(|p| file_info(p)).collect();
         out.media_size = img.media_size();
@@ -238,22 +243,10 @@ pub fn info(path: &Path) -> Result<ImageInfo> {
                 problems: img.problems().iter().map(|p| p.to_string()).collect(),
             });
         }
-    } else if ext == "001" {
-        out.format = Some(ImageFormat::SplitRaw);
-        let mut n = 1u64;
-        loop {
-            let p = crate::sink::raw::split_name(&base, n);
-            if !p.exists() {
-                break;
-            }
-            out.files.push(file_info(&p));
-            n += 1;
-        }
-        out.media_size = Some(out.files.iter().map(|f| f.size).sum());
-    } else if record_path.as_deref() != Some(path) {
-        out.format = Some(ImageFormat::Raw);
-        out.files.push(file_info(path));
-        out.media_size = Some(meta.len());
+    } else if let Some(raw) = &image {
+        out.format = Some(raw.format());
+        out.files = raw.files().iter().map(|p| file_info(p)).collect();
+        out.media_size = Some(raw.media_size());
     }
 
     if let Some(rp) = &record_path {

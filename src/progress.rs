@@ -70,3 +70,44 @@ impl Progress {
         }
     }
 }
+
+/// What a drawer reads: every job's counters, whatever their shape, as one [`Snapshot`], so
+/// that one bar and one log line serve acquire, verify and rescue alike.
+pub trait Observe: Send + Sync {
+    /// The counters now.
+    fn snapshot(&self) -> Snapshot;
+}
+
+impl Observe for Progress {
+    fn snapshot(&self) -> Snapshot {
+        Progress::snapshot(self)
+    }
+}
+
+/// A rescue's progress: done is what no longer needs reading (or, while hashing, what is
+/// hashed); the phase line says where it is and how much is in the image.
+impl Observe for crate::rescue::RescueProgress {
+    fn snapshot(&self) -> Snapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let size = get(&self.size);
+        let phase = self.phase();
+        let done = if phase == crate::rescue::Phase::Hashing {
+            get(&self.hashed)
+        } else {
+            size.saturating_sub(get(&self.non_tried) + get(&self.pending))
+        };
+        Snapshot {
+            total: size,
+            done,
+            unreadable_bytes: get(&self.bad_bytes),
+            unreadable_runs: get(&self.bad_areas),
+            phase: format!(
+                "{} (pass {}) at byte {}, rescued {}",
+                phase.name(),
+                self.pass.load(Ordering::Relaxed),
+                get(&self.position),
+                get(&self.rescued)
+            ),
+        }
+    }
+}

@@ -4,10 +4,10 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// What kind of thing the source is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,13 +78,6 @@ pub struct Source {
     file_id: (u64, u64),
 }
 
-// ioctl numbers from <linux/fs.h>.
-const BLKSSZGET: libc::c_ulong = 0x1268;
-const BLKPBSZGET: libc::c_ulong = 0x127b;
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-const BLKROSET: libc::c_ulong = 0x125d;
-const BLKROGET: libc::c_ulong = 0x125e;
-
 impl Source {
     /// Opens `path` read-only. With `direct`, O_DIRECT is tried first and the plain page
     /// cache used where the filesystem refuses it (the reason is kept for the record).
@@ -145,10 +138,9 @@ impl Source {
         };
 
         if ft.is_block_device() {
-            let fd = file.as_raw_fd();
-            let size = ioctl_u64(fd, BLKGETSIZE64).map_err(|e| Error::io(path, e))?;
-            let logical = ioctl_u32(fd, BLKSSZGET).map_err(|e| Error::io(path, e))?;
-            let physical = ioctl_u32(fd, BLKPBSZGET).unwrap_or(logical);
+            let size = sys::block_device_size(&file).map_err(|e| Error::io(path, e))?;
+            let logical = sys::logical_sector_size(&file).map_err(|e| Error::io(path, e))?;
+            let physical = sys::physical_sector_size(&file).unwrap_or(logical);
             let rdev = meta.rdev();
             let identity = sysfs::identity(rdev);
             let kind = if identity.parent_disk.is_some() {
@@ -237,9 +229,7 @@ impl Source {
     /// `None` for a file.
     pub fn kernel_read_only(&self) -> Option<bool> {
         self.device?;
-        ioctl_u32(self.file.as_raw_fd(), BLKROGET)
-            .ok()
-            .map(|v| v != 0)
+        sys::block_device_read_only(&self.file).ok()
     }
 
     /// Sets the kernel's read-only flag on the source device (BLKROSET, as `blockdev
@@ -254,19 +244,7 @@ impl Source {
                 self.path.display()
             )));
         }
-        let one: libc::c_int = 1;
-        // SAFETY: BLKROSET reads one int.
-        let r = unsafe {
-            libc::ioctl(
-                self.file.as_raw_fd(),
-                BLKROSET as _,
-                &one as *const libc::c_int,
-            )
-        };
-        if r < 0 {
-            return Err(Error::io(&self.path, io::Error::last_os_error()));
-        }
-        Ok(())
+        sys::set_block_device_read_only(&self.file, true).map_err(|e| Error::io(&self.path, e))
     }
 
     /// Refuses an output path that is the source, or whose filesystem lives on the source
@@ -334,29 +312,7 @@ impl Source {
 
 /// Size in bytes of an open block device.
 pub(crate) fn block_device_size(f: &File) -> io::Result<u64> {
-    ioctl_u64(f.as_raw_fd(), BLKGETSIZE64)
-}
-
-fn ioctl_u64(fd: i32, req: libc::c_ulong) -> io::Result<u64> {
-    let mut v: u64 = 0;
-    // SAFETY: the request writes one u64 into v.
-    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u64) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v)
-    }
-}
-
-fn ioctl_u32(fd: i32, req: libc::c_ulong) -> io::Result<u32> {
-    let mut v: libc::c_int = 0;
-    // SAFETY: the request writes one int into v.
-    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut libc::c_int) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(v as u32)
-    }
+    sys::block_device_size(f)
 }
 
 /// sysfs look-ups by device number.

@@ -587,6 +587,9 @@ fn careful_reads_one_block_at_a_time() {
 
 /// A loop device (a [`support::LoopTarget`]) holding an ext4 file system mounted under its
 /// directory; unmounted on drop, before the loop device is detached, also when a test panics.
+/// Mounted read-only, with its file made by mkfs and its inode tables written at once: a
+/// read-write ext4 writes to its device by itself (lazy inode-table init, writeback), and the
+/// test asserts that nobody changed a byte of it.
 struct MountedExt4 {
     target: support::LoopTarget,
     mount_point: PathBuf,
@@ -595,6 +598,9 @@ struct MountedExt4 {
 impl MountedExt4 {
     fn new(dir: &Path, size: u64) -> MountedExt4 {
         let target = support::LoopTarget::new(dir, size, 0);
+        let content = dir.join("content");
+        std::fs::create_dir(&content).unwrap();
+        std::fs::write(content.join("evidence.txt"), b"do not overwrite").unwrap();
         let mount_point = dir.join("mnt");
         std::fs::create_dir(&mount_point).unwrap();
         let mounted = MountedExt4 {
@@ -602,22 +608,25 @@ impl MountedExt4 {
             mount_point,
         };
         let mkfs = Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
+            .args([
+                "-q",
+                "-F",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                "-d",
+            ])
+            .arg(&content)
             .arg(&mounted.target.device)
             .output()
             .unwrap();
         assert!(mkfs.status.success(), "{mkfs:?}");
         let mount = Command::new("mount")
+            .args(["-o", "ro"])
             .arg(&mounted.target.device)
             .arg(&mounted.mount_point)
             .output()
             .unwrap();
         assert!(mount.status.success(), "{mount:?}");
-        std::fs::write(
-            mounted.mount_point.join("evidence.txt"),
-            b"do not overwrite",
-        )
-        .unwrap();
         mounted
     }
 }

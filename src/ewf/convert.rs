@@ -4,22 +4,23 @@
 //! rescue computed, so an image that changed in between can never be sealed into an E01 under
 //! hashes it does not have.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
+use crate::image::RawImage;
 use crate::map::BadRun;
-use crate::sink::{MediaSummary, OutputFile, Sink};
+use crate::pipeline::{self, Consumers, Tuning};
+use crate::progress::Progress;
+use crate::sink::{MediaSummary, OutputFile};
 
 use super::{E01Options, E01Sink};
 
+/// Blocks of the pass: the size acquisition reads in, so the E01 sink sees the same shapes.
 const BLOCK: usize = 1 << 20;
+const BLOCKS: usize = 8;
 
 /// Writes `BASE.E01`, … from the first `opts.media_size` bytes of `image`, with `unreadable`
 /// in `error2`. `expected` holds the MD5/SHA-1 the image must have.
@@ -34,41 +35,37 @@ pub fn raw_to_e01(
 ) -> Result<Vec<OutputFile>> {
     let media_size = opts.media_size;
     let sector_size = opts.bytes_per_sector;
-    let file = File::open(image).map_err(|e| Error::io(image, e))?;
-    let mut sink: Box<dyn Sink> = Box::new(E01Sink::create(base, opts, overwrite)?);
-    let pool = BufferPool::new(2, BLOCK);
-    let mut md5 = HashAlgorithm::Md5.hasher();
-    let mut sha1 = HashAlgorithm::Sha1.hasher();
-    let mut offset = 0u64;
-    let mut index = 0u64;
-    while offset < media_size {
-        if stop.load(Ordering::Relaxed) {
-            sink.abandon();
-            return Err(Error::Interrupted("a signal"));
-        }
-        let len = (media_size - offset).min(BLOCK as u64) as usize;
-        let mut buf = pool.take();
-        if let Err(e) = file.read_exact_at(&mut buf[..len], offset) {
-            sink.abandon();
-            return Err(Error::Read {
-                path: image.to_path_buf(),
-                offset,
-                source: e,
-            });
-        }
-        md5.update(&buf[..len]);
-        sha1.update(&buf[..len]);
-        let block = Arc::new(Block::new(index, offset, buf, len, Vec::new()));
-        if let Err(e) = sink.write_block(&block) {
-            sink.abandon();
-            return Err(e);
-        }
-        offset += len as u64;
-        index += 1;
+    let raw = RawImage::open_recorded(&[image.to_path_buf()], None, Some(media_size))?;
+    if raw.media_size() < media_size {
+        return Err(Error::Format {
+            path: image.to_path_buf(),
+            message: format!(
+                "the image holds {} bytes, the media {media_size}; no E01 written",
+                raw.media_size()
+            ),
+        });
     }
-    let mut hashes = MediaHashes::default();
-    hashes.set(HashAlgorithm::Md5, &md5.finish());
-    hashes.set(HashAlgorithm::Sha1, &sha1.finish());
+    let sink = E01Sink::create(base, opts, overwrite)?;
+    let consumers = Consumers {
+        hashes: vec![HashAlgorithm::Md5, HashAlgorithm::Sha1],
+        piece_size: None,
+        sinks: vec![Box::new(sink)],
+    };
+    let pool = BufferPool::new(BLOCKS, BLOCK);
+    let progress = Progress::default();
+    let passed = pipeline::run(
+        consumers,
+        &pool,
+        Tuning::default(),
+        &progress,
+        stop,
+        |feed| raw.stream(feed),
+    )?;
+    let mut sinks = passed.sinks;
+    let Some(sink) = sinks.pop() else {
+        return Err(Error::Internal("the E01 output went missing".into()));
+    };
+    let mut hashes = passed.hashes;
     for alg in [HashAlgorithm::Md5, HashAlgorithm::Sha1] {
         if let (Some(want), Some(got)) = (expected.get(alg), hashes.get(alg)) {
             if want != got {

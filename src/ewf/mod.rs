@@ -19,9 +19,11 @@ pub mod compress;
 pub mod convert;
 pub mod format;
 pub mod naming;
+pub mod reader;
 mod writer;
 
-pub use check::{check, CheckReport, ChunkPlace, E01Image, Problem};
+pub use check::{check, CheckReport};
+pub use reader::{ChunkPlace, E01Image, Problem};
 pub use writer::E01Sink;
 
 use crate::case::CaseMetadata;

@@ -6,6 +6,10 @@
 //! piece by piece, so that no neighbouring request can be merged with the narrowing reads and
 //! fail with them (FAULTY-DEVICE-NOTES: the block layer merges adjacent in-flight reads).
 
+// The kernel writes into pool buffers by address while they are in flight: one of the three
+// modules allowed `unsafe` (lib.rs), each block with its SAFETY note.
+#![allow(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -100,7 +104,8 @@ impl<'a> UringReader<'a> {
         let sector = self.source.logical_sector_size() as usize;
         let ask = round_up(io.want - io.got, sector).min(io.buf.len() - io.got) as u32;
         let buf_index = io.buf.index() as u16;
-        // SAFETY: got <= buffer length, so the pointer stays inside the buffer.
+        // SAFETY: a read is resubmitted only while short, so got < want <= the buffer's
+        // length: the pointer stays inside the buffer (`ask` above relies on it too).
         let ptr = unsafe { io.buf.as_mut_ptr().add(io.got) };
         let offset = io.offset + io.got as u64;
         let entry = if self.fixed_buffers {

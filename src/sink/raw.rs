@@ -71,17 +71,24 @@ pub struct RawSink {
     media_size: u64,
 }
 
+/// Refuses a split segment size that is not a positive multiple of 512 bytes (before
+/// [`RawLayout::paths`] divides by it).
+pub fn check_split(segment_size: u64) -> Result<()> {
+    if segment_size < 512 || segment_size % 512 != 0 {
+        return Err(Error::InvalidOption(format!(
+            "--split {segment_size}: a segment must be a positive multiple of 512 bytes"
+        )));
+    }
+    Ok(())
+}
+
 impl RawSink {
     /// Prepares the output. For files nothing is created yet, but every name is checked:
     /// an existing one is refused unless `overwrite`. A device must be at least `media_size`
     /// bytes and not in use (mounted or held).
     pub fn create(layout: RawLayout, media_size: u64, overwrite: bool) -> Result<RawSink> {
         if let RawLayout::Split { segment_size, .. } = &layout {
-            if *segment_size < 512 || segment_size % 512 != 0 {
-                return Err(Error::InvalidOption(format!(
-                    "--split {segment_size}: a segment must be a positive multiple of 512 bytes"
-                )));
-            }
+            check_split(*segment_size)?;
         }
         let mut sink = RawSink {
             layout,

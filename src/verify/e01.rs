@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::decode;
 use super::refs::{file_name, Reference};
 use super::stream::{self, PassResult};
 use super::{Check, Topic, Verdict, VerifyOptions};
 use crate::error::Result;
-use crate::ewf::{E01Image, Problem};
+use crate::ewf::Problem;
 use crate::hash::{to_hex, HashAlgorithm};
+use crate::image::E01Media;
 use crate::progress::Progress;
 
 /// What the E01 part of a verification found.
@@ -154,7 +154,8 @@ pub(super) fn verify_e01(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<E01Verify> {
-    let img = E01Image::open(first)?;
+    let media = E01Media::open(first, crate::image::DEFAULT_CACHE_BYTES)?;
+    let img = media.structure();
     if add_to_total {
         // No record said how large the media is: the volume section does.
         let s = progress.snapshot();
@@ -206,14 +207,8 @@ pub(super) fn verify_e01(
         }
     }
 
-    let workers = if opts.workers > 0 {
-        opts.workers
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    };
-    let chunk_size = img.volume().map_or(0, |v| v.chunk_size());
-    let media_size = img.media_size().unwrap_or(0);
-    let (block_len, blocks) = decode::buffers(chunk_size, media_size, workers);
+    let workers = crate::image::workers(opts.workers);
+    let (block_len, blocks) = media.pass_buffers(workers);
     if let (Some(recorded), Some(_)) = (recorded_unreadable, img.volume()) {
         let stored: Vec<(u64, u64)> = img
             .error2()
@@ -232,7 +227,7 @@ pub(super) fn verify_e01(
         progress,
         stop,
         |feed| {
-            chunk_problems = decode::decode_parallel(&img, first, feed, workers)?;
+            chunk_problems = media.stream(feed, workers)?;
             Ok(())
         },
     )?;

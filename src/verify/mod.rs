@@ -15,8 +15,6 @@
 //! CRC-64 piece-list thread ([`stream`]). Results are data ([`VerifyReport`], a list of
 //! [`Check`]s); the library never prints. See docs/verify.md for what each check means.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -26,10 +24,10 @@ use serde::Serialize;
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
+use crate::image::RawImage;
 use crate::pieces::PieceList;
 use crate::progress::Progress;
 
-mod decode;
 mod e01;
 pub mod refs;
 pub mod stream;
@@ -147,31 +145,7 @@ impl Check {
     }
 }
 
-/// The kind of image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ImageFormat {
-    /// One raw file.
-    Raw,
-    /// Split raw segments `BASE.001`, `BASE.002`, ….
-    SplitRaw,
-    /// A clone on a block device (only the media size is read).
-    Device,
-    /// An E01 segment set.
-    E01,
-}
-
-impl ImageFormat {
-    /// Lower-case name for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            ImageFormat::Raw => "raw",
-            ImageFormat::SplitRaw => "split raw",
-            ImageFormat::Device => "device",
-            ImageFormat::E01 => "E01",
-        }
-    }
-}
+pub use crate::image::ImageFormat;
 
 /// What was found for one image.
 #[derive(Clone, Debug, Serialize)]
@@ -304,52 +278,8 @@ fn is_record(path: &Path) -> bool {
     )
 }
 
-/// Sniffs the first bytes for the EWF signature.
-fn looks_like_e01(path: &Path) -> bool {
-    let mut sig = [0u8; 8];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut sig))
-        .is_ok()
-        && &sig == b"EVF\x09\x0d\x0a\xff\x00"
-}
-
-/// The segments `BASE.001`, `BASE.002`, … that exist, in order, starting at `first`.
-fn split_segments(first: &Path) -> Vec<PathBuf> {
-    let base = refs::base_of(first);
-    let mut v = Vec::new();
-    for n in 1u64.. {
-        let p = crate::sink::raw::split_name(&base, n);
-        if !p.exists() {
-            break;
-        }
-        v.push(p);
-    }
-    v
-}
-
 fn plan_for_image(path: &Path, side_files: bool, checks: &mut Vec<Check>) -> Result<Plan> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let is_block = {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata(path)
-            .map(|m| m.file_type().is_block_device())
-            .unwrap_or(false)
-    };
-    let (format, files) = if ext.eq_ignore_ascii_case("e01") || looks_like_e01(path) {
-        if !ext.eq_ignore_ascii_case("e01") {
-            return Err(Error::InvalidOption(format!(
-                "{} is an EWF segment but not the first one; give the .E01 file",
-                path.display()
-            )));
-        }
-        (ImageFormat::E01, vec![path.to_path_buf()])
-    } else if ext == "001" {
-        (ImageFormat::SplitRaw, split_segments(path))
-    } else if is_block {
-        (ImageFormat::Device, vec![path.to_path_buf()])
-    } else {
-        (ImageFormat::Raw, vec![path.to_path_buf()])
-    };
+    let (format, files) = crate::image::locate(path)?;
     let mut plan = Plan {
         format,
         files,
@@ -780,13 +710,10 @@ fn run_plan(
             (r.segments, r.pass.hashes, r.pass.pieces, r.pass.bytes)
         }
         _ => {
+            let raw =
+                RawImage::open_recorded(&plan.files, plan.recorded_sizes.as_deref(), plan.limit)?;
             let pass = stream::run(algorithms, piece_size, progress, stop, |feed| {
-                read_raw(
-                    &plan.files,
-                    plan.recorded_sizes.as_deref(),
-                    plan.limit,
-                    feed,
-                )
+                raw.stream(feed)
             })?;
             (plan.files.clone(), pass.hashes, pass.pieces, pass.bytes)
         }
@@ -978,67 +905,6 @@ fn file_places(files: &[PathBuf], sizes: &[u64], start: u64, end: u64) -> String
     } else {
         format!(": in {}", parts.join(", "))
     }
-}
-
-/// Reads raw files in order into the feed, `limit` bytes at most. With `recorded` sizes, a
-/// missing file or a short one is read as zeros up to its recorded size (the output checks
-/// have already failed it).
-fn read_raw(
-    files: &[PathBuf],
-    recorded: Option<&[u64]>,
-    limit: Option<u64>,
-    feed: &mut stream::Feed<'_>,
-) -> Result<()> {
-    let mut total_left = limit.unwrap_or(u64::MAX);
-    for (i, path) in files.iter().enumerate() {
-        if total_left == 0 {
-            break;
-        }
-        let size = recorded.and_then(|r| r.get(i).copied());
-        let file = match (File::open(path), size) {
-            (Ok(f), _) => Some(f),
-            (Err(_), Some(_)) => None,
-            (Err(e), None) => return Err(Error::io(path, e)),
-        };
-        let mut left = size.unwrap_or(u64::MAX).min(total_left);
-        let mut offset = 0u64;
-        let mut f = file;
-        while left > 0 {
-            let mut buf = feed.take();
-            let want = (buf.len() as u64).min(left) as usize;
-            let mut len = 0;
-            while len < want {
-                let Some(file) = f.as_mut() else { break };
-                match file.read(&mut buf[len..want]) {
-                    Ok(0) => break,
-                    Ok(n) => len += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        return Err(Error::Read {
-                            path: path.clone(),
-                            offset: offset + len as u64,
-                            source: e,
-                        })
-                    }
-                }
-            }
-            if len < want && size.is_some() {
-                // Missing or short: zeros up to the recorded size.
-                buf[len..want].fill(0);
-                f = None;
-                len = want;
-            }
-            offset += len as u64;
-            left -= len as u64;
-            total_left -= len as u64;
-            let end = len < want;
-            feed.send(buf, len)?;
-            if end {
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

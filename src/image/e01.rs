@@ -1,4 +1,10 @@
-//! E01 chunks decoded on all cores, handed on in media order.
+//! E01 media, read two ways over one structure ([`E01Image`], the container walk) and one
+//! chunk decoder ([`ChunkDecoder`]):
+//!
+//! - **sequentially**, for a pass over the whole media ([`E01Media::stream`]): chunks decoded
+//!   on all cores, handed on in media order;
+//! - **at any offset** ([`E01Media::read_at`]), for random access: each chunk decoded once
+//!   into a bounded [`ChunkCache`].
 //!
 //! ```text
 //!  reader thread ──▶ batches of contiguous stored chunks (one large pread each)
@@ -7,14 +13,16 @@
 //!  N decode workers (ChunkDecoder: zlib stream + trailer, or raw + Adler-32)
 //!       │
 //!       ▼
-//!  this thread: reorders by batch number ──▶ Feed ──▶ hash threads, piece list
+//!  this thread: reorders by batch number ──▶ Feed ──▶ hash threads, piece list, sinks
 //! ```
-//! Chunk places come from the structural checker ([`E01Image::chunk_place`]); decoding is the
-//! checker's own [`ChunkDecoder`], so the faults and their wording are the same as
-//! [`E01Image::read_media`]'s. A damaged chunk is handed on as zeros (offsets stay true) and
-//! reported with its place. Output buffers are taken in batch order, so the earliest
-//! unfinished batch always holds one: the pipeline cannot deadlock, and memory is bounded by
-//! the pool.
+//! A sequential pass hands a damaged chunk on as zeros (offsets stay true) and reports it
+//! with its place; `read_at` fails for exactly the damaged chunk's bytes instead, so random
+//! access never returns invented data. Output buffers are taken in batch order, so the
+//! earliest unfinished batch always holds one: the pass cannot deadlock, and memory is
+//! bounded by the pool.
+//!
+//! When one run of middle segments is missing, its chunks are placed by [`missing_gap`]:
+//! both ways of reading agree on where every surviving chunk belongs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -24,20 +32,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use super::stream::{Feed, BLOCK_SIZE, POOL_BLOCKS};
+use super::cache::ChunkCache;
+use super::{BLOCK_SIZE, POOL_BLOCKS};
 use crate::buffer::PooledBuf;
 use crate::error::{Error, Result};
 use crate::ewf::compress::ChunkDecoder;
 use crate::ewf::{naming, E01Image, Problem};
+use crate::pipeline::Feed;
 
-/// Largest chunk decoded (the checker's own limit).
-const MAX_CHUNK: u64 = 64 << 20;
+use crate::ewf::reader::MAX_CHUNK;
 /// Memory for output buffers when chunks are huge.
 const MAX_POOL_BYTES: usize = 256 << 20;
 
 /// (buffer length, buffer count) for chunks of `chunk_size` bytes, `media_size` bytes of
 /// media and `workers` decoders: whole chunks per buffer, no larger than the media needs.
-pub(super) fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usize, usize) {
+fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usize, usize) {
     let cs = usize::try_from(chunk_size.clamp(1, MAX_CHUNK)).unwrap_or(BLOCK_SIZE);
     let media_chunks = usize::try_from(media_size.div_ceil(cs as u64)).unwrap_or(usize::MAX);
     let len = if cs >= BLOCK_SIZE {
@@ -47,6 +56,191 @@ pub(super) fn buffers(chunk_size: u64, media_size: u64, workers: usize) -> (usiz
     };
     let count = (POOL_BLOCKS + 2 * workers).min((MAX_POOL_BYTES / len).max(2));
     (len, count)
+}
+
+/// An E01 set opened for reading its media.
+pub struct E01Media {
+    img: E01Image,
+    /// (first table chunk after a missing run of segments, chunks missing, the first missing
+    /// segment's path).
+    gap: Option<(u64, u64, PathBuf)>,
+    cache: ChunkCache,
+}
+
+/// The stored size a writer could have given a chunk of `cs` bytes: a zlib stream of an
+/// incompressible chunk is a little larger than the chunk; a raw chunk has its Adler-32.
+fn implausible(place: &crate::ewf::ChunkPlace, cs: u64) -> Option<String> {
+    let limit = if place.compressed {
+        cs + cs / 2 + 1024
+    } else {
+        cs + 4
+    };
+    (place.stored_size > limit || place.stored_size == 0).then(|| {
+        format!(
+            "stored size {} implausible for a {cs}-byte chunk",
+            place.stored_size
+        )
+    })
+}
+
+fn in_no_chunk(at: u64, media: u64, listed: u64) -> String {
+    format!("media bytes {at}..{media} are in no chunk (the tables list {listed} chunks)")
+}
+
+impl E01Media {
+    /// Opens the set whose first segment is `first`, with a chunk cache of `cache_bytes`
+    /// for [`Self::read_at`].
+    pub fn open(first: &Path, cache_bytes: usize) -> Result<E01Media> {
+        let img = E01Image::open(first)?;
+        let (chunk, media) = img
+            .volume()
+            .map_or((0, 0), |v| (v.chunk_size(), v.media_size()));
+        let gap = if (1..=MAX_CHUNK).contains(&chunk) {
+            missing_gap(&img, first, media.div_ceil(chunk))
+        } else {
+            None
+        };
+        let cache = ChunkCache::new(cache_bytes, chunk.clamp(1, MAX_CHUNK) as usize);
+        Ok(E01Media { img, gap, cache })
+    }
+
+    /// The container: structure, metadata, stored hashes, problems found while opening.
+    pub fn structure(&self) -> &E01Image {
+        &self.img
+    }
+
+    /// Media size in bytes (0 without a volume section).
+    pub fn media_size(&self) -> u64 {
+        self.img.media_size().unwrap_or(0)
+    }
+
+    /// Bytes per chunk (0 without a usable volume section).
+    pub fn chunk_size(&self) -> u64 {
+        self.img
+            .volume()
+            .map(|v| v.chunk_size())
+            .filter(|c| (1..=MAX_CHUNK).contains(c))
+            .unwrap_or(0)
+    }
+
+    /// Media chunk → chunk of the tables, or `None` inside a missing run of segments.
+    fn table_index(&self, m: u64) -> Option<u64> {
+        match &self.gap {
+            Some((at, n, _)) if m >= *at => (m >= at + n).then(|| m - n),
+            _ => Some(m),
+        }
+    }
+
+    /// (buffer length, buffer count) for a sequential pass with `workers` decoders.
+    pub fn pass_buffers(&self, workers: usize) -> (usize, usize) {
+        buffers(self.chunk_size(), self.media_size(), workers)
+    }
+
+    /// Decodes the whole media in order into `feed` on `workers` threads; damaged chunks go
+    /// on as zeros and come back as problems.
+    pub fn stream(&self, feed: &mut Feed<'_>, workers: usize) -> Result<Vec<Problem>> {
+        decode_parallel(self, feed, workers)
+    }
+
+    /// Reads media bytes at `offset` into `buf`; returns the bytes read (short only at the
+    /// end of the media). A range that touches a damaged or missing chunk is
+    /// [`Error::Damaged`] for exactly that chunk's bytes.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let media = self.media_size();
+        let cs = self.chunk_size();
+        if offset >= media || buf.is_empty() {
+            return Ok(0);
+        }
+        if cs == 0 {
+            return Err(self.damaged(0..media, "the volume section gives no usable chunk size"));
+        }
+        let end = media.min(offset.saturating_add(buf.len() as u64));
+        let mut at = offset;
+        while at < end {
+            let index = at / cs;
+            let chunk = self.chunk(index)?;
+            let within = (at - index * cs) as usize;
+            let n = (chunk.len() - within).min((end - at) as usize);
+            let dst = (at - offset) as usize;
+            buf[dst..dst + n].copy_from_slice(&chunk[within..within + n]);
+            at += n as u64;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    fn damaged(&self, range: std::ops::Range<u64>, message: impl Into<String>) -> Error {
+        Error::Damaged {
+            range,
+            detail: message.into(),
+        }
+    }
+
+    /// Media chunk `index`, decoded (from the cache when it was decoded before).
+    fn chunk(&self, index: u64) -> Result<Arc<[u8]>> {
+        if let Some(c) = self.cache.get(index) {
+            return Ok(c);
+        }
+        let media = self.media_size();
+        let cs = self.chunk_size();
+        let start = index * cs;
+        let expected = (media - start).min(cs) as usize;
+        let range = start..start + expected as u64;
+        let fail = |place: Option<&crate::ewf::ChunkPlace>, message: String| {
+            let segment = place.map_or_else(
+                || self.img.segment_paths().last().cloned().unwrap_or_default(),
+                |p| p.segment.clone(),
+            );
+            let p = Problem {
+                segment,
+                section: Some("sectors".into()),
+                offset: place.map(|p| p.offset),
+                chunk: Some(index),
+                media_range: Some(range.clone()),
+                message,
+            };
+            self.damaged(range.clone(), p.to_string())
+        };
+        let Some(t) = self.table_index(index) else {
+            let (_, n, path) = self.gap.as_ref().expect("inside the gap");
+            let p = Problem {
+                segment: path.clone(),
+                section: Some("sectors".into()),
+                offset: None,
+                chunk: Some(index),
+                media_range: Some(range.clone()),
+                message: format!("in the missing segment file ({n} chunks of the media are in it)"),
+            };
+            return Err(self.damaged(range.clone(), p.to_string()));
+        };
+        let Some((file, place)) = self.img.stored_chunk(t) else {
+            return Err(fail(
+                None,
+                in_no_chunk(start, media, self.img.chunk_count()),
+            ));
+        };
+        if let Some(f) = implausible(&place, cs) {
+            return Err(fail(Some(&place), f));
+        }
+        let mut stored = vec![0u8; place.stored_size as usize];
+        match read_upto(file, &mut stored, place.offset) {
+            Ok(n) if n == stored.len() => {}
+            Ok(_) => {
+                return Err(fail(
+                    Some(&place),
+                    "stored chunk runs past the end of the segment file (truncated?)".into(),
+                ))
+            }
+            Err(e) => return Err(fail(Some(&place), format!("unreadable: {e}"))),
+        }
+        let mut out = Vec::with_capacity(cs as usize);
+        ChunkDecoder::default()
+            .decode(&stored, place.compressed, expected, cs as usize, &mut out)
+            .map_err(|f| fail(Some(&place), f.to_string()))?;
+        out.truncate(expected);
+        let chunk: Arc<[u8]> = Arc::from(out);
+        self.cache.put(index, Arc::clone(&chunk));
+        Ok(chunk)
+    }
 }
 
 struct Item {
@@ -91,9 +285,6 @@ fn chunk_problem(item: &Item, chunk_size: u64, message: String) -> Problem {
     }
 }
 
-/// Decodes every chunk of `img` on `workers` threads into `feed`, in media order. Returns the
-/// chunk problems (damaged, unreadable, missing). Errors only for an interruption or a
-/// thread that could not start.
 /// Where the chunks of a missing middle segment belong. The tables of the segments present
 /// list fewer chunks than the media needs; when exactly one run of segments is missing, the
 /// shortfall is exactly that run's chunks, and they sit before the first chunk of the next
@@ -143,17 +334,15 @@ fn missing_gap(img: &E01Image, first: &Path, needed: u64) -> Option<(u64, u64, P
     Some((lo, needed - listed, naming::sibling_path(&base, lower, a)?))
 }
 
-pub(super) fn decode_parallel(
-    img: &E01Image,
-    first: &Path,
-    feed: &mut Feed<'_>,
-    workers: usize,
-) -> Result<Vec<Problem>> {
+/// Decodes every chunk of `media` on `workers` threads into `feed`, in media order. Returns
+/// the chunk problems (damaged, unreadable, missing). Errors only for an interruption or a
+/// thread that could not start.
+fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Result<Vec<Problem>> {
+    let img = &this.img;
     let mut problems = Vec::new();
     let Some(v) = img.volume() else {
         return Ok(problems);
     };
-    let media = v.media_size();
     let cs = v.chunk_size();
     if cs == 0 || cs > MAX_CHUNK {
         return Ok(problems);
@@ -163,12 +352,9 @@ pub(super) fn decode_parallel(
     let workers = workers.max(1);
     let halt = AtomicBool::new(false);
     let last_segment = img.segment_paths().last().cloned().unwrap_or_default();
-    let gap = missing_gap(img, first, media.div_ceil(cs));
-    // Media chunk → table chunk, or None inside the gap.
-    let table_index = |m: u64| match &gap {
-        Some((at, n, _)) if m >= *at => (m >= at + n).then(|| m - n),
-        _ => Some(m),
-    };
+    let gap = &this.gap;
+    let table_index = |m: u64| this.table_index(m);
+    let media = v.media_size();
     // Filled by the reader when the tables run out before the media does.
     let tail: Mutex<Option<Problem>> = Mutex::new(None);
 
@@ -179,7 +365,7 @@ pub(super) fn decode_parallel(
 
         // Reader: groups contiguous chunks, one pread per batch.
         let halt_r = &halt;
-        let gap_r = &gap;
+        let gap_r = gap;
         let tail_r = &tail;
         let pool_r = pool.clone();
         let stopping = || halt_r.load(Ordering::Relaxed);
@@ -232,24 +418,14 @@ pub(super) fn decode_parallel(
                                 chunk: Some(index),
                                 media_range: Some(at..media),
                                 message: format!(
-                                    "media bytes {at}..{media} are in no chunk (the tables list {} chunks); reading stops here",
-                                    img.chunk_count()
+                                    "{}; reading stops here",
+                                    in_no_chunk(at, media, img.chunk_count())
                                 ),
                             });
                             at = media;
                             break;
                         };
-                        let limit = if place.compressed {
-                            cs + cs / 2 + 1024
-                        } else {
-                            cs + 4
-                        };
-                        let fault = (place.stored_size > limit || place.stored_size == 0).then(|| {
-                            format!(
-                                "stored size {} implausible for a {cs}-byte chunk",
-                                place.stored_size
-                            )
-                        });
+                        let fault = implausible(&place, cs);
                         let contiguous = match &span {
                             None => true,
                             Some((seg, _, end)) => *seg == place.segment && *end == place.offset,

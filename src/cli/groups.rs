@@ -1,0 +1,259 @@
+//! The flag groups several subcommands share, each defined once and turned into the
+//! library's option type in one place: hashes (acquire, rescue, verify), output formats and E01
+//! settings (acquire, rescue), case metadata (acquire, rescue), the reader (acquire), and the
+//! value types (`Size`, `IoArg`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, ValueEnum};
+use exhibit::acquire::{E01Settings, OutputFormat};
+use exhibit::case::CaseMetadata;
+use exhibit::ewf::Compression;
+use exhibit::hash::HashAlgorithm;
+use exhibit::reader::{EngineChoice, ReaderOptions};
+
+/// The hash selection, shared by acquire, rescue and verify.
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// Hashes to compute, comma-separated: md5, sha1, sha256 (E01 output always adds md5
+    /// and sha1, which it stores).
+    #[arg(
+        long = "hash",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "md5,sha1,sha256"
+    )]
+    pub hashes: Vec<HashAlgorithm>,
+}
+
+/// Output formats and the E01 settings, shared by acquire and rescue.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output formats, comma-separated: raw, e01 (both from the same single read).
+    #[arg(
+        long = "format",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "raw"
+    )]
+    pub formats: Vec<OutputFormat>,
+
+    /// E01 chunk compression: none (all-zero chunks are still compressed), fast, best.
+    #[arg(long, value_name = "LEVEL", default_value = "fast")]
+    pub compression: Compression,
+
+    /// Largest E01 segment file (e.g. 640M, 2000M); default 2000 MiB, below 2 GiB for old
+    /// readers.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(exhibit::ewf::DEFAULT_SEGMENT_SIZE))]
+    pub segment_size: Size,
+}
+
+impl FormatArgs {
+    /// True when E01 output was asked for.
+    pub fn wants_e01(&self) -> bool {
+        self.formats.contains(&OutputFormat::E01)
+    }
+
+    /// The E01 settings given.
+    pub fn e01(&self) -> E01Settings {
+        E01Settings {
+            compression: self.compression,
+            segment_size: self.segment_size.0,
+        }
+    }
+}
+
+/// How acquire reads the source.
+#[derive(Debug, Args)]
+pub struct ReaderArgs {
+    /// Bytes per read request (a multiple of 4096).
+    #[arg(long, value_name = "SIZE", default_value_t = Size(exhibit::reader::DEFAULT_BLOCK_SIZE as u64))]
+    pub block_size: Size,
+
+    /// Reads in flight (io_uring engine).
+    #[arg(long, value_name = "N", default_value_t = exhibit::reader::DEFAULT_QUEUE_DEPTH)]
+    pub queue_depth: usize,
+
+    /// Read engine.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    pub io: IoArg,
+
+    /// Read through the page cache instead of O_DIRECT (not recommended: it smears read
+    /// errors over neighbouring sectors).
+    #[arg(long)]
+    pub no_direct: bool,
+
+    /// Extra reads of a sector that failed alone before it is called unreadable.
+    #[arg(long, value_name = "N", default_value_t = exhibit::reader::DEFAULT_RETRIES)]
+    pub retries: u32,
+}
+
+impl TryFrom<&ReaderArgs> for ReaderOptions {
+    type Error = anyhow::Error;
+    fn try_from(args: &ReaderArgs) -> anyhow::Result<ReaderOptions> {
+        Ok(ReaderOptions {
+            block_size: usize::try_from(args.block_size.0)
+                .map_err(|_| anyhow::anyhow!("--block-size is too large"))?,
+            queue_depth: args.queue_depth,
+            engine: args.io.into(),
+            retries: args.retries,
+            direct: !args.no_direct,
+        })
+    }
+}
+
+/// Case metadata flags (also accepted from `--case FILE.yaml`; flags win).
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    /// YAML file with case_number, evidence_number, examiner, description, notes.
+    #[arg(long = "case", value_name = "FILE.yaml")]
+    pub case_file: Option<PathBuf>,
+    /// Case number.
+    #[arg(long)]
+    pub case_number: Option<String>,
+    /// Evidence number.
+    #[arg(long)]
+    pub evidence_number: Option<String>,
+    /// Examiner name.
+    #[arg(long)]
+    pub examiner: Option<String>,
+    /// Description of the evidence.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Notes.
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+impl CaseArgs {
+    /// The metadata: the file's, with the flags given on top.
+    pub fn metadata(&self) -> exhibit::Result<CaseMetadata> {
+        let from_file = match &self.case_file {
+            Some(path) => CaseMetadata::from_yaml_file(path)?,
+            None => CaseMetadata::default(),
+        };
+        Ok(from_file.overlay(CaseMetadata {
+            case_number: self.case_number.clone(),
+            evidence_number: self.evidence_number.clone(),
+            examiner: self.examiner.clone(),
+            description: self.description.clone(),
+            notes: self.notes.clone(),
+        }))
+    }
+}
+
+/// How to pick the read engine.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum IoArg {
+    /// io_uring where available, else pread.
+    Auto,
+    /// io_uring only.
+    Uring,
+    /// pread only.
+    Sync,
+}
+
+impl From<IoArg> for EngineChoice {
+    fn from(io: IoArg) -> Self {
+        match io {
+            IoArg::Auto => EngineChoice::Auto,
+            IoArg::Uring => EngineChoice::Uring,
+            IoArg::Sync => EngineChoice::Sync,
+        }
+    }
+}
+
+/// A byte count on the command line: `4096`, `64K`, `1M`, `1.5G`, `2T` (powers of 1024;
+/// `KB`/`MB`/`GB`/`TB` are powers of 1000). Shown (in defaults) in the largest binary unit
+/// that divides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl From<Size> for u64 {
+    fn from(s: Size) -> u64 {
+        s.0
+    }
+}
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Size, String> {
+        parse_size(s).map(Size)
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+            if n != 0 && n % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", n >> shift);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+/// Parses `4096`, `64K`, `1M`, `1.5G`, `2T` (powers of 1024; `KB`/`MB`/`GB`/`TB` are powers
+/// of 1000).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KI" | "KIB" => 1 << 10,
+        "M" | "MI" | "MIB" => 1 << 20,
+        "G" | "GI" | "GIB" => 1 << 30,
+        "T" | "TI" | "TIB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => return Err(format!("unknown unit '{other}' in '{s}' (use K, M, G, T)")),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 4096, 64K, 1M, 2G)"))?;
+    let bytes = value * mult as f64;
+    if !(0.0..1.8e19).contains(&bytes) || bytes.fract() != 0.0 {
+        return Err(format!("'{s}' is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("1M").unwrap(), 1 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("1Q").is_err());
+    }
+
+    #[test]
+    fn sizes_show_in_the_largest_unit_that_divides_them_and_read_back() {
+        for (n, shown) in [
+            (0, "0"),
+            (512, "512"),
+            (64 << 10, "64K"),
+            (1 << 20, "1M"),
+            (2000 << 20, "2000M"),
+            (3 << 30, "3G"),
+            (1536, "1536"),
+            (5 << 40, "5T"),
+        ] {
+            assert_eq!(Size(n).to_string(), shown);
+            assert_eq!(shown.parse::<Size>(), Ok(Size(n)));
+        }
+    }
+}

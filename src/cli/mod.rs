@@ -1,0 +1,367 @@
+//! The command line: every flag defined once, here and in [`groups`], and each subcommand's
+//! flags turned into the library's options struct in one place (`options`). Printing is in
+//! [`report`], progress drawing in [`draw`].
+
+pub mod draw;
+pub mod groups;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use exhibit::acquire::AcquireOptions;
+use exhibit::reader::ReaderOptions;
+use exhibit::rescue::RescueOptions;
+use exhibit::verify::VerifyOptions;
+
+use groups::{CaseArgs, FormatArgs, HashArgs, IoArg, ReaderArgs, Size};
+
+/// Forensic sector-level disk acquisition.
+#[derive(Debug, Parser)]
+#[command(name = "exhibit", version = crate_version(), about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 complete; 1 complete but some sectors were unreadable \
+(filled with zeros, listed in BASE.map and BASE.yaml); 2 failed or refused."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn crate_version() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (",
+        env!("EXHIBIT_GIT_REVISION"),
+        ")"
+    )
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Command {
+    /// Image a source (device, partition or image file) in one pass: raw image, hashes,
+    /// hash logs, sector map and audit record.
+    Acquire(AcquireArgs),
+    /// Re-read an image once, recompute MD5, SHA-1 and SHA-256, compare them with every
+    /// stored hash, record and hash log found, and check an E01's container and every chunk.
+    /// Exit codes: 0 every check passed; 1 a check failed (mismatch, damage, missing or
+    /// truncated file); 2 could not run.
+    Verify(VerifyArgs),
+    /// Show what an image holds: format, segments, media and sector size, case metadata,
+    /// stored hashes, acquisition errors and the record's summary (media is not read).
+    Info(InfoArgs),
+    /// Rescue a failing disk the way GNU ddrescue does (copy skipping trouble, trim, scrape,
+    /// retry passes), keeping the map on disk so that running the same command again resumes;
+    /// hashes, hash logs and the record when done.
+    Rescue(RescueArgs),
+}
+
+/// `exhibit acquire`.
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    /// The source: a block device, a partition, or an image file. Opened read-only.
+    pub source: PathBuf,
+
+    /// Output base name: writes BASE.raw (or BASE.001, …; BASE.E01, … with --format e01),
+    /// BASE.md5/.sha1/.sha256, BASE.map, BASE.crc64 and BASE.yaml.
+    #[arg(short, long, value_name = "BASE")]
+    pub output: PathBuf,
+
+    /// Output formats and E01 settings.
+    #[command(flatten)]
+    pub output_format: FormatArgs,
+
+    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub split: Option<Size>,
+
+    /// Write the raw image onto this block device (a clone) instead of BASE.raw. The device
+    /// must be at least as large as the source and not mounted.
+    #[arg(long, value_name = "DEVICE")]
+    pub clone: Option<PathBuf>,
+
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
+
+    /// Reader settings.
+    #[command(flatten)]
+    pub reader: ReaderArgs,
+
+    /// Replace existing output files instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Set the kernel's read-only flag on the source device first (BLKROSET, like `blockdev
+    /// --setro`; it stays set, `blockdev --setrw` clears it). A software guard, not a
+    /// hardware write blocker.
+    #[arg(long)]
+    pub set_readonly: bool,
+
+    /// No progress and no summary (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Case metadata.
+    #[command(flatten, next_help_heading = "Case metadata")]
+    pub case: CaseArgs,
+}
+
+impl AcquireArgs {
+    /// The library's options for these flags (reads `--case FILE` and argv for the record).
+    pub fn options(&self) -> anyhow::Result<AcquireOptions> {
+        Ok(AcquireOptions {
+            formats: self.output_format.formats.clone(),
+            e01: self.output_format.e01(),
+            split: self.split.map(u64::from),
+            clone_target: self.clone.clone(),
+            hashes: self.hash.hashes.clone(),
+            overwrite: self.overwrite,
+            set_readonly: self.set_readonly,
+            case: self.case.metadata()?,
+            command_line: std::env::args().collect(),
+            reader: ReaderOptions::try_from(&self.reader)?,
+            ..AcquireOptions::new(&self.source, &self.output)
+        })
+    }
+}
+
+/// `exhibit rescue`.
+#[derive(Debug, Args)]
+pub struct RescueArgs {
+    /// The failing source: a block device, a partition, or an image file. Opened read-only.
+    pub source: PathBuf,
+
+    /// Output base name: BASE.raw (sparse until read), BASE.map (the state: run the same
+    /// command again to resume), BASE.md5/.sha1/.sha256 and BASE.yaml when done.
+    #[arg(short, long, value_name = "BASE")]
+    pub output: PathBuf,
+
+    /// Write the image onto this block device instead of BASE.raw.
+    #[arg(long, value_name = "DEVICE")]
+    pub target: Option<PathBuf>,
+
+    /// Output formats (the raw image is always written: it is the rescue's working copy; e01
+    /// also seals the finished image into BASE.E01, … with the bad sectors in its error
+    /// section) and E01 settings.
+    #[command(flatten)]
+    pub output_format: FormatArgs,
+
+    /// Passes over the bad sectors after scraping, each one more read of every bad sector.
+    #[arg(long, visible_alias = "retries", value_name = "N", default_value_t = 1)]
+    pub retry_passes: u32,
+
+    /// Bytes per read while copying near trouble (GNU ddrescue's cluster). On healthy
+    /// stretches reads grow to 1 MiB, several in flight, unless --careful.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(64 << 10))]
+    pub block_size: Size,
+
+    /// Read every area like GNU ddrescue: one --block-size read at a time, also where the
+    /// disk reads well (slower; for disks that fail when pushed).
+    #[arg(long)]
+    pub careful: bool,
+
+    /// Engine for healthy stretches: io_uring (auto: where available) or single reads.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    pub io: IoArg,
+
+    /// First jump past a failed read while copying; it doubles on each further failure.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(64 << 10))]
+    pub min_skip: Size,
+
+    /// Largest jump (default 1% of the source, at most 1 GiB).
+    #[arg(long, value_name = "SIZE")]
+    pub max_skip: Option<Size>,
+
+    /// Longest time between two saves of the map, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub map_interval: f64,
+
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
+
+    /// Start afresh, replacing an existing image, map and logs (without it an existing map is
+    /// resumed).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// No progress and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Case metadata.
+    #[command(flatten, next_help_heading = "Case metadata")]
+    pub case: CaseArgs,
+}
+
+impl RescueArgs {
+    /// The library's options for these flags (reads `--case FILE` and argv for the record).
+    pub fn options(&self) -> anyhow::Result<RescueOptions> {
+        Ok(RescueOptions {
+            target: self.target.clone(),
+            block_size: self.block_size.0,
+            min_skip: self.min_skip.0,
+            max_skip: self.max_skip.map_or(0, u64::from),
+            retry_passes: self.retry_passes,
+            careful: self.careful,
+            io: self.io.into(),
+            overwrite: self.overwrite,
+            map_interval: Duration::try_from_secs_f64(self.map_interval.max(0.1)).map_err(
+                |_| {
+                    exhibit::Error::InvalidOption(format!(
+                        "--map-interval {} is not a time in seconds",
+                        self.map_interval
+                    ))
+                },
+            )?,
+            hashes: self.hash.hashes.clone(),
+            e01: self
+                .output_format
+                .wants_e01()
+                .then(|| self.output_format.e01()),
+            case: self.case.metadata()?,
+            command_line: std::env::args().collect(),
+            ..RescueOptions::new(&self.output)
+        })
+    }
+}
+
+/// `exhibit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// BASE.E01 (first segment of any E01 set), BASE.raw (or any raw image file), BASE.001
+    /// (first split segment), or the record BASE.yaml (then every image it lists).
+    pub path: PathBuf,
+
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
+
+    /// Ignore BASE.yaml, BASE.md5/.sha1/.sha256 and BASE.crc64 beside an image.
+    #[arg(long)]
+    pub no_side_files: bool,
+
+    /// Threads that decode E01 chunks (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Print the report as JSON on stdout (exit codes unchanged).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only failed checks and the total line (no progress, no passed checks).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl VerifyArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> VerifyOptions {
+        VerifyOptions {
+            hashes: self.hash.hashes.clone(),
+            side_files: !self.no_side_files,
+            workers: self.workers,
+            ..VerifyOptions::new(&self.path)
+        }
+    }
+}
+
+/// `exhibit info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// BASE.E01, BASE.raw, BASE.001 or BASE.yaml.
+    pub path: PathBuf,
+
+    /// Print as JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The defaults written on the flags are the library's defaults: parse the shortest
+    //! command line and compare with the options structs' `new`.
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("exhibit").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    fn json(v: impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    #[test]
+    fn acquire_defaults_are_the_library_defaults() {
+        let Command::Acquire(a) = parse(&["acquire", "/dev/src", "-o", "out"]) else {
+            panic!("not acquire")
+        };
+        assert_eq!(
+            json(a.options().unwrap()),
+            json(AcquireOptions::new("/dev/src", "out"))
+        );
+    }
+
+    #[test]
+    fn rescue_defaults_are_the_library_defaults() {
+        let Command::Rescue(r) = parse(&["rescue", "/dev/src", "-o", "out"]) else {
+            panic!("not rescue")
+        };
+        let mut got = json(r.options().unwrap());
+        // The library takes 0 to mean its default cluster, 64 KiB; the flag shows it.
+        assert_eq!(got["block_size"], 64 << 10);
+        got["block_size"] = 0.into();
+        assert_eq!(got, json(RescueOptions::new("out")));
+    }
+
+    #[test]
+    fn verify_defaults_are_the_library_defaults() {
+        let Command::Verify(v) = parse(&["verify", "img.E01"]) else {
+            panic!("not verify")
+        };
+        let (got, want) = (v.options(), VerifyOptions::new("img.E01"));
+        assert_eq!(got.path, want.path);
+        assert_eq!(got.hashes, want.hashes);
+        assert_eq!(got.side_files, want.side_files);
+        assert_eq!(got.workers, want.workers);
+    }
+
+    #[test]
+    fn shared_groups_map_the_same_way_in_every_subcommand() {
+        let flags = [
+            "--hash",
+            "sha1",
+            "--format",
+            "raw,e01",
+            "--compression",
+            "best",
+        ];
+        let flags = flags.iter().copied();
+        let Command::Acquire(a) = parse(
+            &[
+                &["acquire", "s", "-o", "b"][..],
+                &flags.clone().collect::<Vec<_>>(),
+            ]
+            .concat(),
+        ) else {
+            panic!("not acquire")
+        };
+        let Command::Rescue(r) =
+            parse(&[&["rescue", "s", "-o", "b"][..], &flags.collect::<Vec<_>>()].concat())
+        else {
+            panic!("not rescue")
+        };
+        let (a, r) = (a.options().unwrap(), r.options().unwrap());
+        assert_eq!(a.hashes, r.hashes);
+        assert_eq!(json(&a.e01), json(r.e01.as_ref().unwrap()));
+        assert_eq!(a.e01.compression, exhibit::ewf::Compression::Best);
+    }
+}

@@ -1,0 +1,224 @@
+//! What each subcommand prints when it is done: the summary lines of acquire and rescue, the
+//! checks of verify, the fields of info (or JSON for scripts).
+
+use std::path::Path;
+
+use exhibit::acquire::AcquireReport;
+use exhibit::info::ImageInfo;
+use exhibit::rescue::RescueReport;
+use exhibit::verify::{Verdict, VerifyReport};
+
+/// Acquire's summary: status and speed, unreadable sectors, hashes, where the record is.
+pub fn acquire(report: &AcquireReport) {
+    let r = &report.record;
+    let t = r.throughput.as_ref();
+    println!(
+        "exhibit: {}: {} bytes in {:.2} s ({:.0} MB/s), engine {}",
+        r.outcome.status,
+        r.source.size,
+        t.map(|t| t.seconds).unwrap_or(0.0),
+        t.map(|t| t.megabytes_per_second).unwrap_or(0.0),
+        r.reader
+            .as_ref()
+            .map(|x| format!("{:?}", x.engine).to_lowercase())
+            .unwrap_or_default()
+    );
+    if r.unreadable.sectors > 0 {
+        println!(
+            "exhibit: {} unreadable sectors in {} runs, filled with zeros; see {}",
+            r.unreadable.sectors,
+            r.unreadable.runs.len(),
+            r.unreadable
+                .map
+                .as_deref()
+                .unwrap_or(Path::new("the map"))
+                .display()
+        );
+    }
+    if let Some(note) = &r.unreadable_not_in_e01 {
+        println!("exhibit: WARNING: {note}");
+    }
+    if let Some(h) = &r.hashes {
+        for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
+            if let Some(v) = v {
+                println!("{name:<7} {v}");
+            }
+        }
+    }
+    println!("record  {}", report.record_path.display());
+}
+
+/// Verify's checks (only the failed ones when `quiet`), the computed hashes, and a total line.
+pub fn verify(report: &VerifyReport, quiet: bool, seconds: f64) {
+    for c in &report.checks {
+        if quiet && c.verdict != Verdict::Fail {
+            continue;
+        }
+        let tag = match c.verdict {
+            Verdict::Pass => "ok  ",
+            Verdict::Fail => "FAIL",
+            Verdict::Note => "note",
+        };
+        let topic = serde_json::to_value(c.topic)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        println!("{tag}  {topic:<18} {}", c.message);
+    }
+    let bytes: u64 = report.images.iter().map(|i| i.media_bytes).sum();
+    if !quiet {
+        for image in &report.images {
+            for (alg, hex) in &image.computed {
+                println!(
+                    "{:<7} {hex}  (computed from {})",
+                    alg.name(),
+                    image.files[0].display()
+                );
+            }
+        }
+    }
+    let rate = if seconds > 0.0 {
+        bytes as f64 / seconds / 1e6
+    } else {
+        0.0
+    };
+    let summary = format!("{} media bytes in {seconds:.2} s ({rate:.0} MB/s)", bytes);
+    if report.exit_code() == exhibit::verify::EXIT_VERIFIED {
+        println!(
+            "exhibit: VERIFIED: all {} checks passed; {summary}",
+            report.passed()
+        );
+    } else if report.failed() == 0 {
+        println!("exhibit: NOT VERIFIED: nothing to check against; {summary}");
+    } else {
+        println!(
+            "exhibit: FAILED: {} of {} checks failed; {summary}",
+            report.failed(),
+            report.failed() + report.passed()
+        );
+    }
+}
+
+/// Info as readable lines.
+pub fn info(i: &ImageInfo) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+    println!("path          {}", i.path.display());
+    println!(
+        "format        {}",
+        opt(i.format.map(|f| f.name().to_string()))
+    );
+    println!(
+        "media size    {}",
+        opt(i.media_size.map(|s| format!("{s} bytes")))
+    );
+    println!(
+        "sector size   {}",
+        opt(i.sector_size.map(|s| s.to_string()))
+    );
+    for f in &i.files {
+        println!("file          {} ({} bytes)", f.path.display(), f.size);
+    }
+    let c = &i.case;
+    for (k, v) in [
+        ("case number", &c.case_number),
+        ("evidence no.", &c.evidence_number),
+        ("examiner", &c.examiner),
+        ("description", &c.description),
+        ("notes", &c.notes),
+    ] {
+        if let Some(v) = v {
+            println!("{k:<13} {v}");
+        }
+    }
+    if let Some(e) = &i.e01 {
+        println!(
+            "chunks        {} × {} bytes ({} sectors); volume says {}",
+            e.chunks_in_tables, e.chunk_size, e.sectors_per_chunk, e.volume_chunk_count
+        );
+        println!(
+            "compression   {} (level byte {})",
+            match e.compression_level {
+                0 => "none",
+                1 => "fast",
+                2 => "best",
+                _ => "unknown",
+            },
+            e.compression_level
+        );
+        println!(
+            "media type    {} flags {:#04x}, error granularity {} sectors, GUID {}",
+            e.media_type, e.media_flags, e.error_granularity, e.guid
+        );
+        for (k, v) in &e.header_fields {
+            if !v.is_empty() {
+                println!("header {k:<6} {v}");
+            }
+        }
+        for p in &e.problems {
+            println!("PROBLEM       {p}");
+        }
+    }
+    for h in &i.stored_hashes {
+        println!("{:<13} {}  ({})", h.algorithm.name(), h.hex, h.source);
+    }
+    if i.acquisition_errors.is_empty() {
+        println!("acq. errors   none recorded");
+    }
+    for e in &i.acquisition_errors {
+        println!(
+            "acq. error    sectors {}..{} ({})",
+            e.first_sector,
+            e.first_sector + e.sector_count,
+            e.source
+        );
+    }
+    if let Some(r) = &i.record {
+        println!("record        {}", r.path.display());
+        println!(
+            "  status      {}{}",
+            r.status,
+            r.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        );
+        println!("  tool        {}", r.tool);
+        println!("  started     {}", r.started_utc);
+        println!("  finished    {}", opt(r.finished_utc.clone()));
+        println!("  source      {} ({})", r.source.display(), r.source_kind);
+        if let Some(m) = &r.source_model {
+            println!("  model       {m}");
+        }
+        if let Some(s) = &r.source_serial {
+            println!("  serial      {s}");
+        }
+        println!("  host        {}", r.host);
+        println!("  unreadable  {} sectors", r.unreadable_sectors);
+        if let Some(m) = r.megabytes_per_second {
+            println!("  speed       {m:.0} MB/s");
+        }
+    }
+}
+
+/// Rescue's summary: complete or not, bytes rescued and unreadable, hashes, the map.
+pub fn rescue(report: &RescueReport) {
+    println!(
+        "exhibit: rescue {}: {} bytes rescued, {} bytes unreadable{}",
+        if report.complete {
+            "complete"
+        } else {
+            "incomplete"
+        },
+        report.rescued_bytes,
+        report.bad_bytes,
+        if report.resumed {
+            " (resumed from the map)"
+        } else {
+            ""
+        }
+    );
+    for (alg, hex) in report.hashes.hex() {
+        println!("{:<7} {hex}", alg.name());
+    }
+    println!("map     {}", report.map.display());
+}

@@ -1,0 +1,253 @@
+//! Read media from any image: raw, split raw (`BASE.001`, …), a clone on a device, or an E01
+//! set from any writer, opened by any of its file names.
+//!
+//! Two ways to read, over the same files:
+//! - [`Image::stream`]: the whole media in order into a [`crate::pipeline::Feed`] (E01 chunks
+//!   decoded on all cores), for passes that hash, check or convert;
+//! - [`Image::read_at`]: any bytes at any offset, for random access (E01 chunks through a
+//!   bounded [`cache::ChunkCache`]).
+//!
+//! Damage is never silent: a pass hands a damaged E01 chunk on as zeros and reports it with
+//! its place; `read_at` fails with [`crate::Error::Damaged`] for exactly its bytes.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ewf::{naming, E01Image, Problem};
+use crate::pipeline::Feed;
+
+pub mod cache;
+mod e01;
+mod raw;
+
+pub use e01::E01Media;
+pub use raw::RawImage;
+
+/// Bytes per block of a pass over raw media.
+pub const BLOCK_SIZE: usize = 4 << 20;
+/// Blocks in flight in a pass (the memory bound: 8 × 4 MiB).
+pub const POOL_BLOCKS: usize = 8;
+/// Decoded E01 chunks kept for random reads, in bytes.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// The kind of image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageFormat {
+    /// One raw file.
+    Raw,
+    /// Split raw segments `BASE.001`, `BASE.002`, ….
+    SplitRaw,
+    /// A clone on a block device (only the media size is read).
+    Device,
+    /// An E01 segment set.
+    E01,
+}
+
+impl ImageFormat {
+    /// Lower-case name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Raw => "raw",
+            ImageFormat::SplitRaw => "split raw",
+            ImageFormat::Device => "device",
+            ImageFormat::E01 => "E01",
+        }
+    }
+}
+
+/// Sniffs the first bytes for the EWF signature.
+pub fn looks_like_e01(path: &Path) -> bool {
+    let mut sig = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut sig))
+        .is_ok()
+        && &sig == b"EVF\x09\x0d\x0a\xff\x00"
+}
+
+/// `x.E01` for a segment name of its set (`x.E07`, `x.EAB`, `x.e02`).
+fn first_e01_segment(path: &Path) -> Option<PathBuf> {
+    let s = path.to_str()?;
+    let (base, ext) = s.rsplit_once('.')?;
+    let u = ext.to_ascii_uppercase().into_bytes();
+    let numbered = u.len() == 3 && u[0] == b'E' && u[1..].iter().all(u8::is_ascii_digit);
+    let lettered = u.len() == 3 && u[0] >= b'E' && u.iter().all(u8::is_ascii_uppercase);
+    let lower = ext.bytes().any(|b| b.is_ascii_lowercase());
+    (numbered && &u[1..] != b"00" || lettered)
+        .then(|| naming::sibling_path(Path::new(base), lower, 1))?
+}
+
+/// `BASE.001` for any segment `BASE.NNN`, when the name ends in three digits.
+fn first_split_segment(path: &Path) -> Option<PathBuf> {
+    let s = path.to_str()?;
+    let (base, ext) = s.rsplit_once('.')?;
+    (ext.len() == 3 && ext.bytes().all(|b| b.is_ascii_digit()) && ext != "000")
+        .then(|| crate::sink::raw::split_name(Path::new(base), 1))
+}
+
+/// The segments `BASE.001`, `BASE.002`, … that exist, in order, starting at `first`.
+pub fn split_segments(first: &Path) -> Vec<PathBuf> {
+    let Some(s) = first.to_str() else {
+        return vec![first.to_path_buf()];
+    };
+    let base = Path::new(s.rsplit_once('.').map_or(s, |(b, _)| b));
+    let mut v = Vec::new();
+    for n in 1u64.. {
+        let p = crate::sink::raw::split_name(base, n);
+        if !p.exists() {
+            break;
+        }
+        v.push(p);
+    }
+    v
+}
+
+/// The format of the image that `path` belongs to and its files in order (the first E01
+/// segment for E01: the set is found from it). Any member's name will do.
+pub fn locate(path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::InvalidOption(format!(
+            "{} is a directory, not an image",
+            path.display()
+        )));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("e01") {
+        return Ok((ImageFormat::E01, vec![path.to_path_buf()]));
+    }
+    if looks_like_e01(path) {
+        // A later segment: its set starts at the .E01 beside it.
+        return match first_e01_segment(path) {
+            Some(first) if first.exists() => Ok((ImageFormat::E01, vec![first])),
+            Some(first) => Err(Error::InvalidOption(format!(
+                "{} is an EWF segment, but the first segment of its set ({}) is not there",
+                path.display(),
+                first.display()
+            ))),
+            None => Err(Error::InvalidOption(format!(
+                "{} is an EWF segment, but its name does not say which (expected BASE.E01, BASE.E02, …)",
+                path.display()
+            ))),
+        };
+    }
+    if let Some(first) = first_split_segment(path) {
+        if first.exists() {
+            return Ok((ImageFormat::SplitRaw, split_segments(&first)));
+        }
+    }
+    use std::os::unix::fs::FileTypeExt;
+    if meta.file_type().is_block_device() {
+        return Ok((ImageFormat::Device, vec![path.to_path_buf()]));
+    }
+    Ok((ImageFormat::Raw, vec![path.to_path_buf()]))
+}
+
+/// An opened image.
+pub enum Image {
+    /// Raw, split raw or device.
+    Raw(ImageFormat, RawImage),
+    /// An E01 set.
+    E01(E01Media),
+}
+
+impl Image {
+    /// Opens the image `path` belongs to (any of its file names).
+    pub fn open(path: &Path) -> Result<Image> {
+        let (format, files) = locate(path)?;
+        Self::open_files(format, &files)
+    }
+
+    /// Opens `files` as an image of `format` (for E01, `files[0]` is the first segment).
+    pub fn open_files(format: ImageFormat, files: &[PathBuf]) -> Result<Image> {
+        Ok(match format {
+            ImageFormat::E01 => {
+                let first = files.first().ok_or_else(|| {
+                    Error::InvalidOption("an E01 image needs its first segment".into())
+                })?;
+                Image::E01(E01Media::open(first, DEFAULT_CACHE_BYTES)?)
+            }
+            _ => Image::Raw(format, RawImage::open(files)?),
+        })
+    }
+
+    /// The format.
+    pub fn format(&self) -> ImageFormat {
+        match self {
+            Image::Raw(f, _) => *f,
+            Image::E01(_) => ImageFormat::E01,
+        }
+    }
+
+    /// The files, in order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Image::Raw(_, r) => r.files(),
+            Image::E01(e) => e.structure().segment_paths(),
+        }
+    }
+
+    /// Media bytes.
+    pub fn media_size(&self) -> u64 {
+        match self {
+            Image::Raw(_, r) => r.media_size(),
+            Image::E01(e) => e.media_size(),
+        }
+    }
+
+    /// Bytes per sector: the E01's own; 512 for raw media, which does not say.
+    pub fn sector_size(&self) -> u32 {
+        match self {
+            Image::Raw(..) => 512,
+            Image::E01(e) => e.structure().bytes_per_sector().unwrap_or(512),
+        }
+    }
+
+    /// The E01 container, for its metadata and stored hashes.
+    pub fn e01(&self) -> Option<&E01Image> {
+        match self {
+            Image::Raw(..) => None,
+            Image::E01(e) => Some(e.structure()),
+        }
+    }
+
+    /// Reads media bytes at `offset` (see [`E01Media::read_at`], [`RawImage::read_at`]).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        match self {
+            Image::Raw(_, r) => r.read_at(buf, offset),
+            Image::E01(e) => e.read_at(buf, offset),
+        }
+    }
+
+    /// (buffer length, buffer count) a pass over this image wants, with `workers` decoders.
+    pub fn pass_buffers(&self, workers: usize) -> (usize, usize) {
+        match self {
+            Image::Raw(..) => (BLOCK_SIZE, POOL_BLOCKS),
+            Image::E01(e) => e.pass_buffers(workers),
+        }
+    }
+
+    /// The whole media in order into `feed`; returns the damaged chunks (handed on as zeros).
+    pub fn stream(&self, feed: &mut Feed<'_>, workers: usize) -> Result<Vec<Problem>> {
+        match self {
+            Image::Raw(_, r) => r.stream(feed).map(|()| Vec::new()),
+            Image::E01(e) => e.stream(feed, workers),
+        }
+    }
+}
+
+/// Decoder threads for a pass: `requested`, or one per core.
+pub fn workers(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}
+
+#[cfg(test)]
+mod tests;

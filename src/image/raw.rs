@@ -1,0 +1,199 @@
+//! Raw media in one or more files (a raw image, split segments `BASE.001`, …, or a clone on a
+//! block device), read sequentially for a pass or at any offset.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::pipeline::Feed;
+
+struct Part {
+    path: PathBuf,
+    /// `None` for a file that is missing (only with recorded sizes).
+    file: Option<File>,
+    /// Its size (as recorded, when sizes were recorded).
+    len: u64,
+    /// Bytes the file really holds.
+    actual: u64,
+}
+
+/// Raw files read as one media, in order.
+pub struct RawImage {
+    parts: Vec<Part>,
+    /// Media offset of each part.
+    starts: Vec<u64>,
+    media_size: u64,
+    recorded: bool,
+    limit: Option<u64>,
+}
+
+/// The size of an open file or block device (a device's metadata says 0).
+fn size_of(file: &mut File, path: &Path) -> Result<u64> {
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let end = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Error::io(path, e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(end)
+}
+
+impl RawImage {
+    /// The files in order, each as large as it is.
+    pub fn open(files: &[PathBuf]) -> Result<RawImage> {
+        Self::open_recorded(files, None, None)
+    }
+
+    /// The files in order. With `recorded` sizes (from an acquisition record), each file is
+    /// taken to be that large: a missing or short file reads as zeros up to its recorded size
+    /// in a pass (the output checks fail it) and as [`Error::Damaged`] at an offset. `limit`
+    /// caps the media (a clone device is larger than the media it holds).
+    pub fn open_recorded(
+        files: &[PathBuf],
+        recorded: Option<&[u64]>,
+        limit: Option<u64>,
+    ) -> Result<RawImage> {
+        let mut parts = Vec::with_capacity(files.len());
+        for (i, path) in files.iter().enumerate() {
+            let size = recorded.and_then(|r| r.get(i).copied());
+            let (file, actual) = match (File::open(path), size) {
+                (Ok(mut f), _) => {
+                    let actual = size_of(&mut f, path)?;
+                    (Some(f), actual)
+                }
+                (Err(_), Some(_)) => (None, 0),
+                (Err(e), None) => return Err(Error::io(path, e)),
+            };
+            parts.push(Part {
+                path: path.clone(),
+                file,
+                len: size.unwrap_or(actual),
+                actual,
+            });
+        }
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut total = 0u64;
+        for p in &parts {
+            starts.push(total);
+            total = total.saturating_add(p.len);
+        }
+        Ok(RawImage {
+            parts,
+            starts,
+            media_size: limit.map_or(total, |l| l.min(total)),
+            recorded: recorded.is_some(),
+            limit,
+        })
+    }
+
+    /// The files, in order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.parts.iter().map(|p| p.path.clone()).collect()
+    }
+
+    /// Media bytes (the sum of the files' sizes, or of the recorded sizes, up to the limit).
+    pub fn media_size(&self) -> u64 {
+        self.media_size
+    }
+
+    /// Reads media bytes at `offset`; short only at the end of the media. Bytes a missing or
+    /// short file should hold are [`Error::Damaged`].
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        if offset >= self.media_size || buf.is_empty() {
+            return Ok(0);
+        }
+        let end = self.media_size.min(offset.saturating_add(buf.len() as u64));
+        let mut at = offset;
+        while at < end {
+            let i = self.starts.partition_point(|&s| s <= at) - 1;
+            let part = &self.parts[i];
+            let within = at - self.starts[i];
+            let n = (part.len - within).min(end - at) as usize;
+            let dst = &mut buf[(at - offset) as usize..][..n];
+            let missing = |from: u64| Error::Damaged {
+                range: at + (from - within)..at + n as u64,
+                detail: format!(
+                    "{} holds {} of its {} bytes",
+                    part.path.display(),
+                    part.actual,
+                    part.len
+                ),
+            };
+            let Some(file) = &part.file else {
+                return Err(missing(within));
+            };
+            let mut got = 0;
+            while got < n {
+                match file.read_at(&mut dst[got..], within + got as u64) {
+                    Ok(0) => return Err(missing(within + got as u64)),
+                    Ok(k) => got += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        return Err(Error::Read {
+                            path: part.path.clone(),
+                            offset: within + got as u64,
+                            source: e,
+                        })
+                    }
+                }
+            }
+            at += n as u64;
+        }
+        Ok((end - offset) as usize)
+    }
+
+    /// Reads the files in order into `feed`, up to the limit. With recorded sizes, a missing
+    /// or short file is read as zeros up to its recorded size.
+    pub fn stream(&self, feed: &mut Feed<'_>) -> Result<()> {
+        let mut total_left = self.limit.unwrap_or(u64::MAX);
+        for part in &self.parts {
+            if total_left == 0 {
+                break;
+            }
+            let size = self.recorded.then_some(part.len);
+            let mut left = size.unwrap_or(u64::MAX).min(total_left);
+            let mut offset = 0u64;
+            let mut f = part.file.as_ref();
+            while left > 0 {
+                let mut buf = feed.take();
+                let want = (buf.len() as u64).min(left) as usize;
+                let mut len = 0;
+                while len < want {
+                    let Some(file) = f else { break };
+                    match file.read_at(&mut buf[len..want], offset + len as u64) {
+                        Ok(0) => break,
+                        Ok(n) => len += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            return Err(Error::Read {
+                                path: part.path.clone(),
+                                offset: offset + len as u64,
+                                source: e,
+                            })
+                        }
+                    }
+                }
+                if len < want && size.is_some() {
+                    // Missing or short: zeros up to the recorded size.
+                    buf[len..want].fill(0);
+                    f = None;
+                    len = want;
+                }
+                offset += len as u64;
+                left -= len as u64;
+                total_left -= len as u64;
+                let end = len < want;
+                feed.send(buf, len)?;
+                if end {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The system calls and ioctls exhibit makes, as safe functions: every `unsafe` block outside
+//! the aligned buffers (`buffer`) and the io_uring engine (`reader::uring`) is here, each with
+//! the reason it is sound. The rest of the crate is `#![deny(unsafe_code)]`.
+//!
+//! Why these are sound, in general: every call gets either a descriptor borrowed from an open
+//! file (`BorrowedFd`, so it cannot be closed during the call) or none, and a pointer to a
+//! local of exactly the type the kernel writes or reads for that request. Failures come back
+//! as `io::Error` from errno, never as a value the caller could mistake for an answer.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+// ioctl numbers from <linux/fs.h>.
+const BLKROSET: libc::c_ulong = 0x125d;
+const BLKROGET: libc::c_ulong = 0x125e;
+const BLKSSZGET: libc::c_ulong = 0x1268;
+const BLKPBSZGET: libc::c_ulong = 0x127b;
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+
+/// `-1` from a call means errno says why.
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Size in bytes of a block device (BLKGETSIZE64). A regular file fails with ENOTTY.
+pub fn block_device_size(fd: impl AsFd) -> io::Result<u64> {
+    let mut v: u64 = 0;
+    // SAFETY: the descriptor is open for the call (borrowed); BLKGETSIZE64 writes one u64,
+    // and `v` is one u64 that lives across the call.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            BLKGETSIZE64 as _,
+            &mut v as *mut u64,
+        )
+    })?;
+    Ok(v)
+}
+
+/// Logical sector size of a block device (BLKSSZGET).
+pub fn logical_sector_size(fd: impl AsFd) -> io::Result<u32> {
+    ioctl_get_int(fd, BLKSSZGET).map(|v| v as u32)
+}
+
+/// Physical sector size of a block device (BLKPBSZGET).
+pub fn physical_sector_size(fd: impl AsFd) -> io::Result<u32> {
+    ioctl_get_int(fd, BLKPBSZGET).map(|v| v as u32)
+}
+
+/// Whether the kernel's read-only flag is set on a block device (BLKROGET).
+pub fn block_device_read_only(fd: impl AsFd) -> io::Result<bool> {
+    ioctl_get_int(fd, BLKROGET).map(|v| v != 0)
+}
+
+/// Sets or clears the kernel's read-only flag on a block device (BLKROSET; needs
+/// CAP_SYS_ADMIN).
+pub fn set_block_device_read_only(fd: impl AsFd, read_only: bool) -> io::Result<()> {
+    let v: libc::c_int = read_only.into();
+    // SAFETY: the descriptor is open for the call; BLKROSET reads one int, and `v` is one int
+    // that lives across the call.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            BLKROSET as _,
+            &v as *const libc::c_int,
+        )
+    })?;
+    Ok(())
+}
+
+/// The block-device ioctls that write one int.
+fn ioctl_get_int(fd: impl AsFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: the descriptor is open for the call; each request passed here (BLKSSZGET,
+    // BLKPBSZGET, BLKROGET) writes one int, and `v` is one int that lives across the call.
+    check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            request as _,
+            &mut v as *mut libc::c_int,
+        )
+    })?;
+    Ok(v)
+}
+
+/// What uname(2) says about this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uname {
+    /// Kernel name (`Linux`).
+    pub sysname: String,
+    /// Host name.
+    pub nodename: String,
+    /// Kernel release.
+    pub release: String,
+    /// Hardware (`x86_64`).
+    pub machine: String,
+}
+
+/// uname(2).
+pub fn uname() -> io::Result<Uname> {
+    // SAFETY: utsname is arrays of c_char, for which all zeros is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes one utsname into `u`, which lives across the call.
+    check(unsafe { libc::uname(&mut u) })?;
+    // The kernel terminates each field with NUL; a field that filled its array is taken whole.
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Uname {
+        sysname: field(&u.sysname),
+        nodename: field(&u.nodename),
+        release: field(&u.release),
+        machine: field(&u.machine),
+    })
+}
+
+/// A CPU-time clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuClock {
+    /// The calling thread's CPU time.
+    Thread,
+    /// The whole process's CPU time (all threads, live and ended).
+    Process,
+}
+
+/// Seconds on a CPU-time clock (clock_gettime).
+pub fn cpu_seconds(clock: CpuClock) -> io::Result<f64> {
+    let id = match clock {
+        CpuClock::Thread => libc::CLOCK_THREAD_CPUTIME_ID,
+        CpuClock::Process => libc::CLOCK_PROCESS_CPUTIME_ID,
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `ts`, which lives across the call.
+    check(unsafe { libc::clock_gettime(id, &mut ts) })?;
+    Ok(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+}
+
+/// The kernel's id of the calling thread (gettid).
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// Sets the nice value of thread `tid` (setpriority; raising priority needs CAP_SYS_NICE).
+pub fn set_thread_nice(tid: libc::pid_t, nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) })?;
+    Ok(())
+}
+
+/// The CPUs the calling thread may run on (sched_getaffinity).
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    let mut set = empty_cpu_set();
+    // SAFETY: sched_getaffinity writes at most the given size into `set`, which is a whole
+    // cpu_set_t that lives across the call.
+    check(unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) })?;
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads bit `c` of `set`, and c < CPU_SETSIZE is inside it.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Lets thread `tid` run only on `cpus` (sched_setaffinity). CPUs at or past `CPU_SETSIZE`
+/// are ignored; a set with none this machine has fails with EINVAL.
+pub fn set_thread_cpus(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
+    let mut set = empty_cpu_set();
+    for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: CPU_SET sets bit `c` of `set`, and c < CPU_SETSIZE is inside it.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: sched_setaffinity reads the given size from `set`, a whole cpu_set_t.
+    check(unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) })?;
+    Ok(())
+}
+
+fn empty_cpu_set() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is an array of integers; all zeros is the empty set.
+    unsafe { std::mem::zeroed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regular_file() -> std::fs::File {
+        tempfile::tempfile().unwrap()
+    }
+
+    #[test]
+    fn block_ioctls_on_a_regular_file_fail_with_enotty() {
+        let f = regular_file();
+        let enotty = |r: io::Result<String>| {
+            let e = r.expect_err("a regular file is not a block device");
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTTY), "{e}");
+        };
+        enotty(block_device_size(&f).map(|v| v.to_string()));
+        enotty(logical_sector_size(&f).map(|v| v.to_string()));
+        enotty(physical_sector_size(&f).map(|v| v.to_string()));
+        enotty(block_device_read_only(&f).map(|v| v.to_string()));
+        enotty(set_block_device_read_only(&f, true).map(|_| String::new()));
+    }
+
+    /// A loop device over a 1 MiB temporary file with 4096-byte sectors, detached on drop.
+    struct Loop {
+        path: String,
+        _backing: tempfile::NamedTempFile,
+    }
+
+    impl Loop {
+        fn new() -> Option<Loop> {
+            use std::process::Command;
+            // Only root may attach loop devices.
+            if std::fs::read_to_string("/proc/self/status")
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .nth(1)?
+                != "0"
+            {
+                return None;
+            }
+            let backing = tempfile::NamedTempFile::new().ok()?;
+            backing.as_file().set_len(1 << 20).ok()?;
+            let out = Command::new("losetup")
+                .args(["--find", "--show", "--sector-size", "4096"])
+                .arg(backing.path())
+                .output()
+                .ok()?;
+            let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+            (out.status.success() && !path.is_empty()).then_some(Loop {
+                path,
+                _backing: backing,
+            })
+        }
+    }
+
+    impl Drop for Loop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &self.path])
+                .status();
+        }
+    }
+
+    #[test]
+    fn block_ioctls_on_a_loop_device() {
+        let Some(dev) = Loop::new() else {
+            eprintln!("skipped: needs root and losetup");
+            return;
+        };
+        let f = std::fs::File::open(&dev.path).unwrap();
+        assert_eq!(block_device_size(&f).unwrap(), 1 << 20);
+        assert_eq!(logical_sector_size(&f).unwrap(), 4096);
+        assert!(physical_sector_size(&f).unwrap() >= 4096);
+        assert!(!block_device_read_only(&f).unwrap());
+        set_block_device_read_only(&f, true).unwrap();
+        assert!(block_device_read_only(&f).unwrap());
+        set_block_device_read_only(&f, false).unwrap();
+        assert!(!block_device_read_only(&f).unwrap());
+    }
+
+    #[test]
+    fn uname_names_this_kernel() {
+        let u = uname().unwrap();
+        assert_eq!(u.sysname, "Linux");
+        assert!(!u.release.is_empty() && !u.machine.is_empty());
+        assert!(!u.nodename.contains('\0'));
+    }
+
+    #[test]
+    fn cpu_clocks_advance_with_work() {
+        let t0 = cpu_seconds(CpuClock::Thread).unwrap();
+        let p0 = cpu_seconds(CpuClock::Process).unwrap();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let t1 = cpu_seconds(CpuClock::Thread).unwrap();
+        assert!(t1 > t0, "{t0} → {t1}");
+        assert!(cpu_seconds(CpuClock::Process).unwrap() >= p0 + (t1 - t0) * 0.5);
+    }
+
+    #[test]
+    fn thread_ids_differ_between_threads() {
+        let here = gettid();
+        let there = std::thread::spawn(gettid).join().unwrap();
+        assert!(here > 0 && there > 0);
+        assert_ne!(here, there);
+        // The main thread of a process has the process id; a spawned thread does not.
+        assert_ne!(there as u32, std::process::id());
+    }
+
+    #[test]
+    fn nice_and_affinity_apply_to_one_thread() {
+        std::thread::spawn(|| {
+            let tid = gettid();
+            // Lowering one's own priority is always allowed.
+            set_thread_nice(tid, 3).unwrap();
+            // Read back through procfs: the 19th field of stat is the nice value.
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+            let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+            let nice: i32 = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+            assert_eq!(nice, 3);
+
+            let cpus = allowed_cpus().unwrap();
+            assert!(!cpus.is_empty());
+            set_thread_cpus(tid, &cpus[..1]).unwrap();
+            assert_eq!(allowed_cpus().unwrap(), cpus[..1]);
+            set_thread_cpus(tid, &cpus).unwrap();
+            assert_eq!(allowed_cpus().unwrap(), cpus);
+            // A set with no CPU at all is refused, not taken as "any CPU".
+            let e = set_thread_cpus(tid, &[]).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+            let e = set_thread_nice(libc::pid_t::MAX, 0).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ESRCH), "{e}");
+        })
+        .join()
+        .unwrap();
+    }
+}
