@@ -13,21 +13,18 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
-
-use chrono::{Local, SecondsFormat, Utc};
 
 use crate::audit::{
-    errno_name, write_atomically, AuditRecord, HashInfo, HostInfo, Outcome, PiecesInfo, ReaderInfo,
-    SourceInfo, Throughput, Times, ToolInfo, UnreadableInfo, UnreadableRun,
+    exit, hash_logs, write_atomically, write_map, AuditRecord, HashInfo, JobKind, Outcome,
+    PiecesInfo, ReaderInfo, RecordBuilder, SideFiles, Started, Throughput,
 };
 use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::case::CaseMetadata;
 use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
-use crate::ewf::{naming, Compression, E01Options, E01Sink};
-use crate::hash::{log_line, HashAlgorithm, MediaHashes};
+use crate::ewf::{naming, E01Sink};
+use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::pieces::{PieceHasher, PieceList, DEFAULT_PIECE_SIZE};
 use crate::pipeline::{self, Consumers, Tuning};
@@ -35,14 +32,9 @@ use crate::progress::Progress;
 use crate::reader::{read_source, ReadReport, ReaderOptions};
 use crate::sink::raw::{refuse_existing, RawLayout, RawSink};
 use crate::sink::{MediaSummary, OutputFile, Sink};
-use crate::source::{Source, SourceKind};
+use crate::source::Source;
 
-/// Exit code: everything read.
-pub const EXIT_COMPLETE: i32 = 0;
-/// Exit code: complete, but some sectors were unreadable and filled with zeros.
-pub const EXIT_UNREADABLE: i32 = 1;
-/// Exit code: failed or refused.
-pub const EXIT_FAILED: i32 = 2;
+pub use crate::sink::E01Settings;
 
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,54 +55,6 @@ impl std::str::FromStr for OutputFormat {
             other => Err(format!("unknown format '{other}' (raw, e01)")),
         }
     }
-}
-
-/// E01 settings (used when the formats include E01).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct E01Settings {
-    /// Chunk compression (default fast).
-    #[serde(serialize_with = "serialize_compression")]
-    pub compression: Compression,
-    /// Largest segment file (default [`crate::ewf::DEFAULT_SEGMENT_SIZE`]).
-    pub segment_size: u64,
-}
-
-impl Default for E01Settings {
-    fn default() -> Self {
-        E01Settings {
-            compression: Compression::Fast,
-            segment_size: crate::ewf::DEFAULT_SEGMENT_SIZE,
-        }
-    }
-}
-
-impl E01Settings {
-    /// The E01 writer's options for `source`: its size, sector size, model and serial, the
-    /// case metadata, and 32 KiB chunks (also on 4Kn media).
-    pub fn options_for(&self, source: &Source, case: &CaseMetadata) -> E01Options {
-        let identity = source.identity();
-        let mut e = E01Options::new(source.size(), source.logical_sector_size());
-        e.compression = self.compression;
-        e.segment_size = self.segment_size;
-        e.sectors_per_chunk = (32768 / source.logical_sector_size()).max(1);
-        e.case = case.clone();
-        e.model = identity.model.clone();
-        e.serial = identity.serial.clone();
-        e.physical_device = source.kind() == SourceKind::Disk;
-        e.removable = identity.removable.unwrap_or(false);
-        e
-    }
-}
-
-fn serialize_compression<S: serde::Serializer>(
-    c: &Compression,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(match c {
-        Compression::None => "none",
-        Compression::Fast => "fast",
-        Compression::Best => "best",
-    })
 }
 
 /// Everything an acquisition needs to know. Defaults are documented per field.
@@ -173,44 +117,8 @@ pub struct AcquireReport {
     pub record: AuditRecord,
     /// Where the record is.
     pub record_path: PathBuf,
-    /// [`EXIT_COMPLETE`] or [`EXIT_UNREADABLE`].
+    /// [`exit::COMPLETE`] or [`exit::FINDINGS`] (unreadable sectors).
     pub exit_code: i32,
-}
-
-/// `BASE` + `.ext`.
-pub fn with_extension(base: &Path, ext: &str) -> PathBuf {
-    let mut s = base.as_os_str().to_owned();
-    s.push(".");
-    s.push(ext);
-    PathBuf::from(s)
-}
-
-/// The side files every acquisition writes.
-struct SidePaths {
-    record: PathBuf,
-    map: PathBuf,
-    pieces: PathBuf,
-    logs: Vec<(HashAlgorithm, PathBuf)>,
-}
-
-impl SidePaths {
-    fn new(base: &Path, hashes: &[HashAlgorithm]) -> Self {
-        SidePaths {
-            record: with_extension(base, "yaml"),
-            map: with_extension(base, "map"),
-            pieces: with_extension(base, "crc64"),
-            logs: hashes
-                .iter()
-                .map(|&a| (a, with_extension(base, a.name())))
-                .collect(),
-        }
-    }
-
-    fn all(&self) -> Vec<&Path> {
-        let mut v: Vec<&Path> = vec![&self.record, &self.map, &self.pieces];
-        v.extend(self.logs.iter().map(|(_, p)| p.as_path()));
-        v
-    }
 }
 
 /// Runs an acquisition. Refusals and failures are errors; an acquisition with unreadable
@@ -221,8 +129,7 @@ pub fn acquire(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<AcquireReport> {
-    let started = Utc::now();
-    let clock = Instant::now();
+    let started = Started::now();
     let mut hashes = opts.hashes.clone();
     if opts.formats.contains(&OutputFormat::E01) {
         // An E01 carries MD5 (`hash`) and MD5 + SHA-1 (`digest`); an E01 without them is one
@@ -258,7 +165,7 @@ pub fn acquire(
         )));
     }
 
-    let side = SidePaths::new(&opts.base, &hashes);
+    let side = SideFiles::new(&opts.base);
     let raw_layout = if opts.formats.contains(&OutputFormat::Raw) {
         Some(match (&opts.clone_target, opts.split) {
             (Some(_), Some(_)) => {
@@ -274,14 +181,14 @@ pub fn acquire(
                     segment_size: size,
                 }
             }
-            (None, None) => RawLayout::Single(with_extension(&opts.base, "raw")),
+            (None, None) => RawLayout::Single(side.raw()),
         })
     } else {
         None
     };
 
     // Refuse before anything is written: existing outputs, outputs on the source.
-    let mut planned: Vec<PathBuf> = side.all().into_iter().map(Path::to_path_buf).collect();
+    let mut planned: Vec<PathBuf> = side.all(&hashes);
     if let Some(layout) = &raw_layout {
         planned.extend(layout.paths(source.size()));
     }
@@ -318,7 +225,7 @@ pub fn acquire(
         }
         if want_e01 {
             let mut e = opts.e01.options_for(&source, &opts.case);
-            e.acquired_at = started;
+            e.acquired_at = started.utc;
             sinks.push(Box::new(E01Sink::create(&opts.base, e, opts.overwrite)?));
         }
         Ok(())
@@ -336,44 +243,16 @@ pub fn acquire(
         return Err(e);
     }
 
-    let mut record = AuditRecord {
-        schema: crate::audit::SCHEMA.into(),
-        tool: ToolInfo::current(),
-        command_line: opts.command_line.clone(),
-        options: serde_yaml::to_value(opts).unwrap_or(serde_yaml::Value::Null),
-        host: HostInfo::current(),
-        case: opts.case.clone(),
-        times: Times {
-            started_utc: started.to_rfc3339_opts(SecondsFormat::Millis, true),
-            finished_utc: None,
-            host_utc_offset: Local::now().format("%:z").to_string(),
-            duration_seconds: None,
-        },
-        source: SourceInfo {
-            path: opts.source.clone(),
-            kind: source.kind(),
-            size: source.size(),
-            logical_sector_size: source.logical_sector_size(),
-            physical_sector_size: source.physical_sector_size(),
-            identity: source.identity().clone(),
-            kernel_read_only: source.kernel_read_only(),
-        },
-        reader: None,
-        outputs: Vec::new(),
-        hashes: None,
-        unreadable: UnreadableInfo::default(),
-        unreadable_not_in_e01: None,
-        pieces: None,
-        throughput: None,
-        outcome: Outcome {
-            status: "running".into(),
-            exit_code: None,
-            reason: Some(
-                "the acquisition has not finished; if this persists, it was killed".into(),
-            ),
-        },
-    };
-    record.write(&side.record)?;
+    let mut record = RecordBuilder::start(
+        JobKind::Acquisition,
+        &source,
+        opts,
+        &opts.case,
+        &opts.command_line,
+        started,
+        side.record(),
+    );
+    record.write()?;
 
     progress.set_total(source.size());
     progress.set_phase("reading");
@@ -396,31 +275,29 @@ pub fn acquire(
         &cpu,
     );
     let sector = source.logical_sector_size() as u64;
-    let finish = |record: &mut AuditRecord, status: &str, exit: i32, reason: Option<String>| {
-        let ended = Utc::now();
-        record.times.finished_utc = Some(ended.to_rfc3339_opts(SecondsFormat::Millis, true));
-        record.times.duration_seconds = Some(clock.elapsed().as_secs_f64());
-        record.outcome = Outcome {
-            status: status.into(),
-            exit_code: Some(exit),
-            reason,
-        };
-        record.unreadable = unreadable_info(&unreadable, sector, Some(side.map.clone()));
+    // The record's end: the outcome, and the unreadable runs found so far whatever the end.
+    let finish = |record: &mut RecordBuilder, outcome: &Outcome, unreadable: &[BadRun]| {
+        record.set_unreadable(unreadable, sector, side.map());
+        record.finish(outcome)
+    };
+    let map_header = |started_utc: &str| {
+        vec![
+            format!("Start time: {started_utc}"),
+            format!(
+                "Current time: {}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ]
     };
 
     let (report, sinks, pieces, digests) = match pass {
         Ok(p) => p,
         Err((error, outputs)) => {
             map.current_status = '?';
-            let _ = write_map(&map, &side.map, record.times.started_utc.as_str());
-            record.outputs = outputs;
-            let status = if matches!(error, Error::Interrupted(_)) {
-                "interrupted"
-            } else {
-                "failed"
-            };
-            finish(&mut record, status, EXIT_FAILED, Some(error.to_string()));
-            let _ = record.write(&side.record);
+            let header = map_header(&record.record().times.started_utc);
+            let _ = write_map(&map, &side.map(), &header);
+            record.record_mut().outputs = outputs;
+            let _ = finish(&mut record, &Outcome::from_error(&error), &unreadable);
             return Err(error);
         }
     };
@@ -433,7 +310,7 @@ pub fn acquire(
         hashes: digests.clone(),
         unreadable: unreadable.clone(),
     };
-    record.reader = Some(ReaderInfo {
+    record.record_mut().reader = Some(ReaderInfo {
         engine: report.engine,
         engine_reason: report.engine_reason.clone(),
         direct_io: report.direct_io,
@@ -456,53 +333,31 @@ pub fn acquire(
     map.current_pos = source.size();
     map.current_status = '+';
     let side_result = (|| -> Result<()> {
-        write_map(&map, &side.map, &record.times.started_utc)?;
-        write_atomically(&side.pieces, &pieces.to_bytes())?;
+        let header = map_header(&record.record().times.started_utc);
+        write_map(&map, &side.map(), &header)?;
+        write_atomically(&side.pieces(), &pieces.to_bytes())?;
         Ok(())
     })();
     if let (None, Err(e)) = (&failure, side_result) {
         failure = Some(e);
     }
     if let Some(error) = failure {
-        record.outputs = outputs;
-        finish(&mut record, "failed", EXIT_FAILED, Some(error.to_string()));
-        let _ = record.write(&side.record);
+        record.record_mut().outputs = outputs;
+        let _ = finish(
+            &mut record,
+            &Outcome::Failed(error.to_string()),
+            &unreadable,
+        );
         return Err(error);
     }
 
-    // Hash logs name the single raw file; otherwise they read the media from stdin ("-").
-    let single_raw = outputs
-        .iter()
-        .filter(|o| o.kind == "raw")
-        .map(|o| o.path.clone())
-        .next();
-    let log_name = single_raw
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "-".into());
-    let mut logs = Vec::new();
-    let mut checks = Vec::new();
-    let feed = media_feed_command(&outputs, source.size());
-    for (alg, path) in &side.logs {
-        if let Some(d) = digests.get(*alg) {
-            write_atomically(path, log_line(d, &log_name).as_bytes())?;
-            logs.push(path.clone());
-            let log_file = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            checks.push(match &feed {
-                None => format!("{} -c {log_file}", alg.checker()),
-                Some(feed) => format!("{feed} | {} -c {log_file}", alg.checker()),
-            });
-        }
-    }
+    let logs = hash_logs::write(&side, &digests, &outputs, source.size())?;
 
+    let rec = record.record_mut();
     if opts.formats.contains(&OutputFormat::E01) {
         let lost = crate::ewf::unaddressable_runs(&unreadable, source.logical_sector_size());
         if !lost.is_empty() {
-            record.unreadable_not_in_e01 = Some(format!(
+            rec.unreadable_not_in_e01 = Some(format!(
                 "{} unreadable runs lie beyond sector 2^32-1, which the E01 error2 section cannot \
                  address; they are zeros in the E01 and listed only here and in the map: {}",
                 lost.len(),
@@ -514,115 +369,36 @@ pub fn acquire(
         }
     }
     let bad_bytes: u64 = unreadable.iter().map(|r| r.length).sum();
-    let elapsed = clock.elapsed().as_secs_f64();
     let zero_filled_sectors: u64 = unreadable.iter().map(|r| r.length.div_ceil(sector)).sum();
-    record.hashes = Some(HashInfo::new(
+    rec.hashes = Some(HashInfo::new(
         &digests,
         source.size(),
         bad_bytes,
         zero_filled_sectors,
         "read",
-        logs,
-        checks,
+        logs.logs,
+        logs.checks,
     ));
-    record.pieces = Some(PiecesInfo {
-        file: side.pieces.clone(),
+    rec.pieces = Some(PiecesInfo {
+        file: side.pieces(),
         piece_size: opts.piece_size,
         algorithm: "crc-64/xz".into(),
     });
-    record.throughput = Some(Throughput::new(
+    rec.outputs = outputs;
+    let elapsed = record.elapsed();
+    record.record_mut().throughput = Some(Throughput::new(
         source.size(),
         elapsed,
         cpu.report(crate::cputime::process_seconds() - job_cpu_start),
     ));
-    record.outputs = outputs;
-    let (status, exit) = if unreadable.is_empty() {
-        ("complete", EXIT_COMPLETE)
-    } else {
-        ("complete-with-unreadable-sectors", EXIT_UNREADABLE)
-    };
-    finish(&mut record, status, exit, None);
-    record.write(&side.record)?;
+    let outcome = Outcome::complete(!unreadable.is_empty());
+    finish(&mut record, &outcome, &unreadable)?;
+    let (record, record_path) = record.into_parts();
     Ok(AcquireReport {
         record,
-        record_path: side.record,
-        exit_code: exit,
+        record_path,
+        exit_code: outcome.exit_code().unwrap_or(exit::FAILED),
     })
-}
-
-/// A shell pipeline that writes the media to stdout, when the hash log cannot name one file.
-fn media_feed_command(outputs: &[OutputFile], size: u64) -> Option<String> {
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    if outputs.iter().any(|o| o.kind == "raw") {
-        return None;
-    }
-    let segments: Vec<&OutputFile> = outputs.iter().filter(|o| o.kind == "raw-segment").collect();
-    if !segments.is_empty() {
-        let names: Vec<String> = segments.iter().map(|o| name(&o.path)).collect();
-        return Some(if names.len() <= 8 {
-            format!("cat {}", names.join(" "))
-        } else {
-            let first = &names[0];
-            let stem = first.strip_suffix(".001").unwrap_or(first);
-            format!("cat {stem}.[0-9][0-9][0-9]")
-        });
-    }
-    if let Some(dev) = outputs.iter().find(|o| o.kind == "device") {
-        return Some(format!("head -c {size} {}", dev.path.display()));
-    }
-    if let Some(e01) = outputs.iter().find(|o| o.kind == "e01-segment") {
-        // ewfexport prints its verdict to stdout after the data, hence the head.
-        return Some(format!(
-            "ewfexport -q -u -f raw -t - {} | head -c {size}",
-            name(&e01.path)
-        ));
-    }
-    None
-}
-
-pub(crate) fn unreadable_info(
-    runs: &[BadRun],
-    sector: u64,
-    map: Option<PathBuf>,
-) -> UnreadableInfo {
-    UnreadableInfo {
-        sectors: runs.iter().map(|r| r.length.div_ceil(sector)).sum(),
-        bytes: runs.iter().map(|r| r.length).sum(),
-        map,
-        runs: runs
-            .iter()
-            .map(|r| UnreadableRun {
-                first_sector: r.offset / sector,
-                sector_count: r.length.div_ceil(sector),
-                offset: r.offset,
-                length: r.length,
-                errno: r.errno,
-                error: errno_name(r.errno),
-                attempts: r.attempts,
-            })
-            .collect(),
-    }
-}
-
-fn write_map(map: &SectorMap, path: &Path, started: &str) -> Result<()> {
-    let header = vec![
-        format!(
-            "Mapfile. Created by {} {} ({})",
-            crate::TOOL_NAME,
-            crate::VERSION,
-            crate::GIT_REVISION
-        ),
-        format!("Start time: {started}"),
-        format!(
-            "Current time: {}",
-            Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-        ),
-    ];
-    write_atomically(path, map.to_mapfile(&header).as_bytes())
 }
 
 type PassOutput = (ReadReport, Vec<Box<dyn Sink>>, PieceList, MediaHashes);

@@ -11,7 +11,7 @@ use std::time::Instant;
 use clap::Parser;
 use cli::draw::with_progress;
 use cli::{report, AcquireArgs, Cli, Command, InfoArgs, RescueArgs, VerifyArgs};
-use exhibit::acquire::{EXIT_COMPLETE, EXIT_FAILED, EXIT_UNREADABLE};
+use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
 use exhibit::rescue::RescueProgress;
 
@@ -125,16 +125,14 @@ fn run_rescue(args: RescueArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let report = match result {
         Ok(r) => r,
         Err(e @ exhibit::Error::Interrupted(_)) => {
-            anyhow::bail!("{e}; the map is saved: run the same command again to resume")
+            anyhow::bail!("{e}; {}", exhibit::audit::RESUME_GUIDANCE)
         }
         Err(e) => return Err(e.into()),
     };
     if !args.quiet {
         report::rescue(&report);
     }
-    Ok(if report.bad_bytes == 0 {
-        EXIT_COMPLETE
-    } else {
-        EXIT_UNREADABLE
-    })
+    Ok(exhibit::audit::Outcome::complete(report.bad_bytes != 0)
+        .exit_code()
+        .unwrap_or(EXIT_FAILED))
 }

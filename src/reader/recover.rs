@@ -54,34 +54,87 @@ pub(crate) fn read_exact_at(
     want: usize,
     sector: usize,
 ) -> Result<ReadOutcome> {
+    read_counted(src, buf, offset, want, sector, &mut |_| {}).map(|r| r.outcome)
+}
+
+/// What [`read_counted`] read.
+pub(crate) struct ExactRead {
+    /// Read, or the media error that stopped it.
+    pub outcome: ReadOutcome,
+    /// Bytes at the start of `buf` that were read: `want`, or the whole sectors read before
+    /// the media error (the failed read started at `offset + got`).
+    pub got: usize,
+}
+
+/// [`read_exact_at`], calling `on_read(at)` before each read it issues (a rescue counts them)
+/// and saying how far it got before a media error. A short answer keeps its whole sectors and
+/// reads on from there, so every request stays sector-aligned (O_DIRECT needs that; a
+/// FUSE-backed file answers short).
+pub(crate) fn read_counted<S: ReadAt + ?Sized>(
+    src: &S,
+    buf: &mut [u8],
+    offset: u64,
+    want: usize,
+    sector: usize,
+    on_read: &mut dyn FnMut(u64),
+) -> Result<ExactRead> {
     let mut got = 0usize;
+    let mut stalls = 0;
     while got < want {
+        let at = offset + got as u64;
         let ask = round_up(want - got, sector).min(buf.len() - got);
-        match src.read_at(&mut buf[got..got + ask], offset + got as u64) {
+        on_read(at);
+        match src.read_at(&mut buf[got..got + ask], at) {
             Ok(0) => {
                 return Err(Error::Read {
                     path: src.describe(),
-                    offset: offset + got as u64,
+                    offset: at,
                     source: io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the source ended early (did it shrink or go away?)",
                     ),
                 })
             }
-            Ok(n) => got += n,
+            Ok(n) => {
+                let n = n.min(want - got);
+                let take = if got + n >= want {
+                    n
+                } else {
+                    n / sector * sector
+                };
+                if take == 0 {
+                    stalls += 1;
+                    if stalls > 3 {
+                        return Err(Error::Read {
+                            path: src.describe(),
+                            offset: at,
+                            source: io::Error::other("the source keeps answering short"),
+                        });
+                    }
+                }
+                got += take;
+            }
             Err(e) => match e.raw_os_error() {
-                Some(errno) if is_media_error(errno) => return Ok(ReadOutcome::Unreadable(errno)),
+                Some(errno) if is_media_error(errno) => {
+                    return Ok(ExactRead {
+                        outcome: ReadOutcome::Unreadable(errno),
+                        got,
+                    })
+                }
                 _ => {
                     return Err(Error::Read {
                         path: src.describe(),
-                        offset: offset + got as u64,
+                        offset: at,
                         source: e,
                     })
                 }
             },
         }
     }
-    Ok(ReadOutcome::Read)
+    Ok(ExactRead {
+        outcome: ReadOutcome::Read,
+        got,
+    })
 }
 
 /// Re-reads the `len` bytes at `offset` (whose whole read failed) into `out`, range by range,

@@ -1,20 +1,19 @@
 //! Raw output: one file (`BASE.raw`), split segments (`BASE.001`, `BASE.002`, …), or a
 //! clone straight onto a target block device.
 //!
-//! Writes go through O_DIRECT where the target allows it (measured on this machine: page-cache
-//! writes cost 0.5–8 s of system CPU per 2 GiB, CPU the hashers need). The pool buffers are
-//! already 4096-aligned; a piece that is not (the tail of the source, a split boundary that is
-//! not a multiple of 4096) is written through a second, buffered descriptor.
+//! Writes go through the one image writer, [`ImageFile`] (O_DIRECT where the target allows
+//! it); a device is opened by the one target opener, [`open_target`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::block::Block;
-use crate::buffer::ALIGN;
 use crate::error::{Error, Result};
+use crate::sink::image_file::ImageFile;
+use crate::sink::target::open_target;
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
 /// Where raw output goes.
@@ -56,15 +55,11 @@ impl RawLayout {
 /// `BASE.001` … `BASE.999`, then `BASE.1000` …: the names `cat BASE.*` and other tools sort
 /// right up to 999 segments.
 pub fn split_name(base: &Path, number: u64) -> PathBuf {
-    let mut s = base.as_os_str().to_owned();
-    s.push(format!(".{number:03}"));
-    PathBuf::from(s)
+    crate::audit::with_extension(base, &format!("{number:03}"))
 }
 
 struct Segment {
-    path: PathBuf,
-    direct: Option<File>,
-    buffered: File,
+    image: ImageFile,
     written: u64,
 }
 
@@ -103,8 +98,10 @@ impl RawSink {
         };
         match &sink.layout {
             RawLayout::Device(path) => {
-                let seg = open_device(path, media_size)?;
-                sink.segments.push(seg);
+                sink.segments.push(Segment {
+                    image: open_target(path, media_size, false, "--clone")?,
+                    written: 0,
+                });
             }
             _ => {
                 if !overwrite {
@@ -137,7 +134,7 @@ impl RawSink {
         self.segments
             .iter()
             .map(|s| OutputFile {
-                path: s.path.clone(),
+                path: s.image.path().to_path_buf(),
                 size: s.written,
                 kind: kind.to_string(),
             })
@@ -180,107 +177,21 @@ fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
             )));
         }
     }
-    let direct = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
-        .open(path)
-        .ok();
     Ok(Segment {
-        path: path.to_path_buf(),
-        direct,
-        buffered,
-        written: 0,
-    })
-}
-
-fn open_device(path: &Path, media_size: u64) -> Result<Segment> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.file_type().is_block_device() {
-        return Err(Error::Refused(format!(
-            "{} is not a block device; --clone takes a device",
-            path.display()
-        )));
-    }
-    // O_EXCL on a block device fails with EBUSY while it is mounted or held by another
-    // driver (device-mapper, md): a clone never writes over a device in use.
-    let open = |flags: i32| {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(flags | libc::O_EXCL | libc::O_CLOEXEC)
-            .open(path)
-    };
-    let buffered = open(0).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            Error::Refused(format!(
-                "{} is in use (mounted or held); unmount it first",
-                path.display()
-            ))
-        } else {
-            Error::io(path, e)
-        }
-    })?;
-    let size = crate::source::block_device_size(&buffered).map_err(|e| Error::io(path, e))?;
-    if size < media_size {
-        return Err(Error::Refused(format!(
-            "{} holds {size} bytes, the source {media_size}: the clone would not fit",
-            path.display()
-        )));
-    }
-    Ok(Segment {
-        path: path.to_path_buf(),
-        direct: open(libc::O_DIRECT).ok(),
-        buffered,
+        image: ImageFile::new(path, buffered, ImageFile::open_direct(path)),
         written: 0,
     })
 }
 
 impl Segment {
     fn write_at(&mut self, data: &[u8], offset: u64) -> Result<()> {
-        let aligned = |n: u64| n % ALIGN as u64 == 0;
-        let direct_len = if aligned(offset) && data.as_ptr() as usize % ALIGN == 0 {
-            data.len() / ALIGN * ALIGN
-        } else {
-            0
-        };
-        let (head, tail) = data.split_at(direct_len);
-        let path = &self.path;
-        let werr = |e, at| Error::Write {
-            path: path.clone(),
-            offset: at,
-            source: e,
-        };
-        let mut fell_back = false;
-        if !head.is_empty() {
-            match &self.direct {
-                Some(f) => match f.write_all_at(head, offset) {
-                    Ok(()) => {}
-                    // A filesystem may accept O_DIRECT at open and refuse it at write time.
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => fell_back = true,
-                    Err(e) => return Err(werr(e, offset)),
-                },
-                None => fell_back = true,
-            }
-            if fell_back {
-                self.direct = None;
-                self.buffered
-                    .write_all_at(head, offset)
-                    .map_err(|e| werr(e, offset))?;
-            }
-        }
-        if !tail.is_empty() {
-            let at = offset + head.len() as u64;
-            self.buffered
-                .write_all_at(tail, at)
-                .map_err(|e| werr(e, at))?;
-        }
+        self.image.write_at(data, offset)?;
         self.written = self.written.max(offset + data.len() as u64);
         Ok(())
     }
 
     fn sync(&self) -> Result<()> {
-        self.buffered
-            .sync_all()
-            .map_err(|e| Error::io(&self.path, e))
+        self.image.sync_all()
     }
 }
 

@@ -36,11 +36,11 @@ use plan::{is_record, plan_for_image, plans_from_record, Plan};
 use refs::{file_name, Reference};
 
 /// Exit code: every check passed.
-pub const EXIT_VERIFIED: i32 = 0;
-/// Exit code: at least one check failed (hash mismatch, damage, missing file).
-pub const EXIT_FAILED_CHECK: i32 = 1;
+pub use crate::audit::exit::COMPLETE as EXIT_VERIFIED;
 /// Exit code: verification could not run (no such file, not an image, bad option).
-pub const EXIT_CANNOT_RUN: i32 = 2;
+pub use crate::audit::exit::FAILED as EXIT_CANNOT_RUN;
+/// Exit code: at least one check failed (hash mismatch, damage, missing file).
+pub use crate::audit::exit::FINDINGS as EXIT_FAILED_CHECK;
 
 /// Most damaged ranges listed one by one from a piece list; the rest are counted.
 const MAX_LISTED_RANGES: usize = 1000;

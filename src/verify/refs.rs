@@ -90,7 +90,7 @@ pub fn base_of(path: &Path) -> PathBuf {
 
 /// `BASE.ext`.
 pub fn side_file(base: &Path, ext: &str) -> PathBuf {
-    crate::acquire::with_extension(base, ext)
+    crate::audit::with_extension(base, ext)
 }
 
 #[cfg(test)]

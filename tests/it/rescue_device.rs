@@ -553,3 +553,107 @@ fn careful_reads_one_block_at_a_time() {
     assert_eq!(reader.engine, exhibit::reader::EngineKind::Sync);
     assert_eq!(reader.queue_depth, 1);
 }
+
+/// A loop device (a [`support::LoopTarget`]) holding an ext4 file system mounted under its
+/// directory; unmounted on drop, before the loop device is detached, also when a test panics.
+/// Mounted read-only, with its file made by mkfs and its inode tables written at once: a
+/// read-write ext4 writes to its device by itself (lazy inode-table init, writeback), and the
+/// test asserts that nobody changed a byte of it.
+struct MountedExt4 {
+    target: support::LoopTarget,
+    mount_point: PathBuf,
+}
+
+impl MountedExt4 {
+    fn new(dir: &Path, size: u64) -> MountedExt4 {
+        let target = support::LoopTarget::new(dir, size, 0);
+        let content = dir.join("content");
+        std::fs::create_dir(&content).unwrap();
+        std::fs::write(content.join("evidence.txt"), b"do not overwrite").unwrap();
+        let mount_point = dir.join("mnt");
+        std::fs::create_dir(&mount_point).unwrap();
+        let mounted = MountedExt4 {
+            target,
+            mount_point,
+        };
+        let mkfs = Command::new("mkfs.ext4")
+            .args([
+                "-q",
+                "-F",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                "-d",
+            ])
+            .arg(&content)
+            .arg(&mounted.target.device)
+            .output()
+            .unwrap();
+        assert!(mkfs.status.success(), "{mkfs:?}");
+        let mount = Command::new("mount")
+            .args(["-o", "ro"])
+            .arg(&mounted.target.device)
+            .arg(&mounted.mount_point)
+            .output()
+            .unwrap();
+        assert!(mount.status.success(), "{mount:?}");
+        mounted
+    }
+}
+
+impl Drop for MountedExt4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount_point).output();
+    }
+}
+
+/// SHA-256 of a whole device, read back.
+fn device_sha256(device: &Path) -> String {
+    support::sha256_hex(&std::fs::read(device).unwrap())
+}
+
+/// `exhibit rescue SOURCE -o BASE --target TARGET` refused like `acquire --clone`: exit 2, one
+/// line on stderr that says why, no map, and not one byte of the target changed.
+fn assert_rescue_onto_refused(source: &Path, target: &Path, base: &Path, why: &str) {
+    let before = device_sha256(target);
+    let out = Command::new(env!("CARGO_BIN_EXE_exhibit"))
+        .arg("rescue")
+        .arg(source)
+        .arg("-o")
+        .arg(base)
+        .arg("--target")
+        .arg(target)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(why), "{stderr}");
+    assert!(!base.with_extension("map").exists());
+    assert_eq!(device_sha256(target), before, "the target was written");
+}
+
+#[test]
+fn rescue_refuses_a_target_that_is_mounted_too_small_or_the_source() {
+    require_faulty_device!();
+    // No bad sectors: the source is also a target here, and its bytes are hashed whole.
+    let dev = FaultyDevice::builder(2048 * 512).build();
+    let base = dev.dir.join("refused");
+
+    let mounted_dir = dev.dir.join("mounted");
+    std::fs::create_dir(&mounted_dir).unwrap();
+    let mounted = MountedExt4::new(&mounted_dir, 16 << 20);
+    assert_rescue_onto_refused(&dev.device, &mounted.target.device, &base, "in use");
+    assert_eq!(
+        std::fs::read(mounted.mount_point.join("evidence.txt")).unwrap(),
+        b"do not overwrite"
+    );
+    drop(mounted);
+
+    let small_dir = dev.dir.join("small");
+    std::fs::create_dir(&small_dir).unwrap();
+    let small = support::LoopTarget::new(&small_dir, 512 * 1024, 0x5A);
+    assert_rescue_onto_refused(&dev.device, &small.device, &base, "would not fit");
+
+    assert_rescue_onto_refused(&dev.device, &dev.device, &base, "is the source itself");
+}

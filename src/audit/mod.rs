@@ -2,6 +2,12 @@
 //! Schema `exhibit-audit/1`, documented field by field in docs/audit-record.md. It is written
 //! atomically (temporary file, fsync, rename), first when the job starts (status `running`, so
 //! that a run killed outright never leaves a record that looks finished) and again at the end.
+//!
+//! Every job builds its record the same way: [`RecordBuilder::start`] from the source, the
+//! options, the case and the command line; the job adds what it learned; [`RecordBuilder::finish`]
+//! ends it with an [`Outcome`], which also gives the exit code ([`exit`]) and what to do next.
+//! The files beside the image are named by [`SideFiles`]; hash logs are written by
+//! [`hash_logs::write`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +18,16 @@ use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::sink::OutputFile;
 use crate::source::{Identity, SourceKind};
+
+pub mod hash_logs;
+mod host;
+mod outcome;
+mod record;
+pub mod side_files;
+
+pub use outcome::{exit, Outcome, RESUME_GUIDANCE};
+pub use record::{JobKind, RecordBuilder, Started};
+pub use side_files::{with_extension, write_map, SideFiles};
 
 /// The schema name and version written in every record.
 pub const SCHEMA: &str = "exhibit-audit/1";
@@ -53,7 +69,7 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
     /// How it ended.
-    pub outcome: Outcome,
+    pub outcome: OutcomeInfo,
 }
 
 /// Tool identity.
@@ -87,28 +103,6 @@ pub struct HostInfo {
     pub kernel: String,
     /// OS (`PRETTY_NAME` of /etc/os-release).
     pub os: String,
-}
-
-impl HostInfo {
-    /// The machine this runs on.
-    pub fn current() -> Self {
-        let (name, kernel) = match crate::sys::uname() {
-            Ok(u) => (
-                u.nodename,
-                format!("{} {} {}", u.sysname, u.release, u.machine),
-            ),
-            Err(_) => ("unknown".into(), "unknown".into()),
-        };
-        let os = std::fs::read_to_string("/etc/os-release")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                    .map(|v| v.trim_matches('"').to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        HostInfo { name, kernel, os }
-    }
 }
 
 /// Start and end, UTC, with the host's offset from UTC at the start.
@@ -299,9 +293,9 @@ impl Throughput {
     }
 }
 
-/// How the job ended.
+/// How the job ended, as the record says it (built from an [`Outcome`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
+pub struct OutcomeInfo {
     /// `running`, `complete`, `complete-with-unreadable-sectors`, `failed`, `interrupted`.
     pub status: String,
     /// The process exit code that goes with it.

@@ -1,4 +1,6 @@
 //! Outputs fed from the one read: raw images, split segments, a target device, E01.
+//! Every job that writes an image writes it through [`ImageFile`] (O_DIRECT with a buffered
+//! fallback) and opens a target device through [`open_target`] (exclusive, with its refusals).
 //!
 //! A sink runs on its own thread and sees every [`Block`] in order. When the data is done the
 //! job joins it and calls [`Sink::finish`] with what only the whole pass knows (the media
@@ -12,7 +14,14 @@ use crate::error::Result;
 use crate::hash::MediaHashes;
 use crate::map::BadRun;
 
+pub mod e01;
+pub mod image_file;
 pub mod raw;
+pub mod target;
+
+pub use e01::E01Settings;
+pub use image_file::ImageFile;
+pub use target::open_target;
 
 /// What the whole pass learned, handed to every sink when the data is done.
 #[derive(Clone, Debug)]

@@ -1,0 +1,192 @@
+//! The state a rescue resumes from: the sector map on disk (`BASE.map`, ours or GNU
+//! ddrescue's), what it says about the pass in progress, and how many retry passes are done.
+//! The map is the whole state; it is replaced atomically and only after the image is synced
+//! (see [`super::Job`]), so it never claims data the image does not hold.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::options::Geometry;
+use super::RescueOptions;
+use crate::audit::write_map;
+use crate::error::{Error, Result};
+use crate::hash::HashAlgorithm;
+use crate::map::{BlockState, SectorMap};
+
+/// Map header line that records how many retry passes are done.
+const RETRY_DONE_KEY: &str = "exhibit-retry-passes-done:";
+
+/// The map and what a resumed run needs to know beside it.
+#[derive(Debug)]
+pub(super) struct MapState {
+    /// The sector map.
+    pub map: SectorMap,
+    /// `BASE.map`.
+    pub path: PathBuf,
+    /// True when this run continued an existing map.
+    pub resumed: bool,
+    /// Retry passes done over all runs on this map.
+    pub retry_done: u32,
+    /// Extra header lines (the options' `map_header`).
+    header: Vec<String>,
+    dirty: bool,
+    last_save: Instant,
+}
+
+/// The text of an existing map to resume from; none with `--overwrite` or when there is none.
+pub(super) fn existing_map(opts: &RescueOptions) -> Result<Option<String>> {
+    if opts.overwrite {
+        return Ok(None);
+    }
+    let path = opts.map_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+impl MapState {
+    /// The state from `existing` (a map's text), or a fresh one. Refuses a map of another
+    /// size, a map whose image is missing, and (without `--overwrite`) an image, hash log or
+    /// record with no map to resume from. `on_device`: the image is a target device (which
+    /// always exists and is never truncated).
+    pub fn load(
+        existing: Option<String>,
+        opts: &RescueOptions,
+        geo: &Geometry,
+        source_path: &Path,
+        on_device: bool,
+    ) -> Result<Self> {
+        let size = geo.size;
+        let map_path = opts.map_path();
+        let image_path = opts.image_path();
+        let (map, resumed, retry_done) = match existing {
+            Some(text) => {
+                let mut map = SectorMap::parse(&text, &map_path)?;
+                if map.size() != size {
+                    return Err(Error::Refused(format!(
+                        "{} maps {} bytes but {} has {size}; is it the map of another source?",
+                        map_path.display(),
+                        map.size(),
+                        source_path.display()
+                    )));
+                }
+                if !on_device && !image_path.exists() && map.bytes_in(BlockState::NonTried) != size
+                {
+                    return Err(Error::Refused(format!(
+                        "{} says {} bytes were rescued, but the image {} is missing",
+                        map_path.display(),
+                        map.bytes_in(BlockState::Finished),
+                        image_path.display()
+                    )));
+                }
+                align_to_sectors(&mut map, geo.ss);
+                (map, true, retry_done_in(&text))
+            }
+            None => {
+                if !opts.overwrite {
+                    refuse_unmapped_outputs(opts, on_device)?;
+                }
+                (SectorMap::new(size, BlockState::NonTried), false, 0)
+            }
+        };
+        Ok(MapState {
+            map,
+            path: map_path,
+            resumed,
+            retry_done,
+            header: opts.map_header.clone(),
+            dirty: false,
+            last_save: Instant::now(),
+        })
+    }
+
+    /// Where a pass stands: (status character, pass number, position).
+    pub fn status(&self) -> (char, u32, u64) {
+        (
+            self.map.current_status,
+            self.map.current_pass,
+            self.map.current_pos,
+        )
+    }
+
+    /// The map changed since the last save.
+    pub fn changed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// True when the map changed since the last save.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// True when a change waits longer than `interval` to be saved.
+    pub fn save_due(&self, interval: Duration) -> bool {
+        self.dirty && self.last_save.elapsed() >= interval
+    }
+
+    /// Replaces `BASE.map` atomically. The caller syncs the image first.
+    pub fn save(&mut self) -> Result<()> {
+        let mut header = self.header.clone();
+        header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
+        write_map(&self.map, &self.path, &header)?;
+        self.last_save = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// The retry passes done, from our header line (absent in GNU ddrescue's maps: none).
+fn retry_done_in(text: &str) -> u32 {
+    text.lines()
+        .filter_map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .strip_prefix(RETRY_DONE_KEY)
+        })
+        .filter_map(|v| v.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// Without a map, an existing image, hash log or record belongs to some other run: refused.
+fn refuse_unmapped_outputs(opts: &RescueOptions, on_device: bool) -> Result<()> {
+    let side = opts.side_files();
+    let image = opts.image_path();
+    let mut clash: Vec<PathBuf> = HashAlgorithm::ALL
+        .iter()
+        .map(|&a| side.hash_log(a))
+        .chain(std::iter::once(side.record()))
+        .filter(|p| p.exists())
+        .collect();
+    if !on_device && image.exists() {
+        clash.insert(0, image);
+    }
+    match clash.first() {
+        Some(p) => Err(Error::Refused(format!(
+            "{} exists and there is no map {} to resume from; use --overwrite to start afresh",
+            p.display(),
+            opts.map_path().display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Rounds the edges of every unfinished block out to whole sectors, so that a map made with
+/// another sector size (or by hand) never asks for a misaligned read.
+fn align_to_sectors(map: &mut SectorMap, ss: u64) {
+    let size = map.size();
+    let todo: Vec<_> = map
+        .blocks()
+        .iter()
+        .filter(|b| b.state != BlockState::Finished && (b.pos % ss != 0 || b.end() % ss != 0))
+        .copied()
+        .collect();
+    for b in todo {
+        let start = b.pos / ss * ss;
+        let end = (b.end().div_ceil(ss) * ss).min(size);
+        map.set(start, end - start, b.state);
+    }
+}
