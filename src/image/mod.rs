@@ -151,8 +151,8 @@ pub fn locate(path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
 pub enum Image {
     /// Raw, split raw or device.
     Raw(ImageFormat, RawImage),
-    /// An E01 set.
-    E01(E01Media),
+    /// An E01 set (boxed: its structure is large beside a raw image's).
+    E01(Box<E01Media>),
 }
 
 impl Image {
@@ -169,7 +169,7 @@ impl Image {
                 let first = files.first().ok_or_else(|| {
                     Error::InvalidOption("an E01 image needs its first segment".into())
                 })?;
-                Image::E01(E01Media::open(first, DEFAULT_CACHE_BYTES)?)
+                Image::E01(Box::new(E01Media::open(first, DEFAULT_CACHE_BYTES)?))
             }
             _ => Image::Raw(format, RawImage::open(files)?),
         })

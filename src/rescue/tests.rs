@@ -1,11 +1,8 @@
 //! Rescue on an in-memory faulty disk: exactly the bad sectors, no more reads than GNU
 //! ddrescue makes, resumes that never re-read, short answers, foreign maps.
 
-use std::collections::HashMap;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::*;
@@ -15,130 +12,11 @@ use crate::map::{BlockState, SectorMap};
 use crate::reader::recover::ReadAt;
 use crate::reader::StreamEnd;
 
-/// How a fake sector fails.
-#[derive(Clone, Copy)]
-struct Fault {
-    /// `None`: always; `Some(n)`: the first n reads that touch it.
-    times: Option<u32>,
-    errno: i32,
-}
-
-/// An in-memory disk whose chosen sectors fail; counts reads per sector.
-struct FakeDisk {
-    data: Vec<u8>,
-    ss: u64,
-    faults: Mutex<HashMap<u64, Fault>>,
-    reads: Mutex<HashMap<u64, u32>>,
-    /// Stops serving (as if killed) after this many reads: the interrupt flag is set.
-    interrupt_after: Option<(u64, &'static AtomicBool)>,
-    total: AtomicU64,
-    /// Answer at most this many bytes per read (a FUSE-backed file does that).
-    short: Option<usize>,
-}
-
-impl FakeDisk {
-    fn new(size: usize, ss: u64) -> Self {
-        let data = (0..size)
-            .map(|i| (i as u64 / ss * 7 + (i as u64 % 251) * 13) as u8 | 1)
-            .collect();
-        FakeDisk {
-            data,
-            ss,
-            faults: Mutex::new(HashMap::new()),
-            reads: Mutex::new(HashMap::new()),
-            interrupt_after: None,
-            total: AtomicU64::new(0),
-            short: None,
-        }
-    }
-    fn bad(self, sector: u64, times: Option<u32>, errno: i32) -> Self {
-        self.faults
-            .lock()
-            .unwrap()
-            .insert(sector, Fault { times, errno });
-        self
-    }
-    /// Content made by `byte(offset)`, so that misplaced data shows.
-    fn filled(mut self, byte: impl Fn(usize) -> u8) -> Self {
-        for (i, b) in self.data.iter_mut().enumerate() {
-            *b = byte(i);
-        }
-        self
-    }
-    fn reads_of(&self, sector: u64) -> u32 {
-        self.reads
-            .lock()
-            .unwrap()
-            .get(&sector)
-            .copied()
-            .unwrap_or(0)
-    }
-    /// The image we expect: the data with the given sectors zeroed.
-    fn expected(&self, bad: &[u64]) -> Vec<u8> {
-        let mut v = self.data.clone();
-        for &s in bad {
-            let a = (s * self.ss) as usize;
-            let b = (a + self.ss as usize).min(v.len());
-            v[a..b].fill(0);
-        }
-        v
-    }
-}
-
-impl ReadAt for FakeDisk {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        assert_eq!(offset % self.ss, 0, "misaligned offset");
-        assert_eq!(buf.len() as u64 % self.ss, 0, "misaligned length");
-        let n = self.total.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some((limit, flag)) = self.interrupt_after {
-            if n >= limit {
-                flag.store(true, Ordering::SeqCst);
-            }
-        }
-        let size = self.data.len() as u64;
-        if offset >= size {
-            return Ok(0);
-        }
-        let mut end = (offset + buf.len() as u64).min(size);
-        if let Some(short) = self.short {
-            end = end.min(offset + short as u64);
-        }
-        let mut failed = None;
-        {
-            let mut reads = self.reads.lock().unwrap();
-            let mut faults = self.faults.lock().unwrap();
-            for s in offset / self.ss..end.div_ceil(self.ss) {
-                *reads.entry(s).or_default() += 1;
-                if let Some(f) = faults.get_mut(&s) {
-                    match &mut f.times {
-                        None => failed = Some(f.errno),
-                        Some(0) => {}
-                        Some(k) => {
-                            *k -= 1;
-                            failed = Some(f.errno);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(errno) = failed {
-            return Err(io::Error::from_raw_os_error(errno));
-        }
-        let n = (end - offset) as usize;
-        buf[..n].copy_from_slice(&self.data[offset as usize..end as usize]);
-        Ok(n)
-    }
-    fn size(&self) -> u64 {
-        self.data.len() as u64
-    }
-    fn describe(&self) -> PathBuf {
-        PathBuf::from("fake")
-    }
-}
+use crate::fake_disk::FakeDisk;
 
 impl SectorReader for FakeDisk {
     fn sector_size(&self) -> u32 {
-        self.ss as u32
+        FakeDisk::sector_size(self)
     }
 }
 

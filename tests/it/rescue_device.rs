@@ -554,19 +554,19 @@ fn careful_reads_one_block_at_a_time() {
     assert_eq!(reader.queue_depth, 1);
 }
 
-/// A loop device (a [`support::LoopTarget`]) holding an ext4 file system mounted under its
+/// A loop device (a [`LoopDevice`]) holding an ext4 file system mounted under its
 /// directory; unmounted on drop, before the loop device is detached, also when a test panics.
 /// Mounted read-only, with its file made by mkfs and its inode tables written at once: a
 /// read-write ext4 writes to its device by itself (lazy inode-table init, writeback), and the
 /// test asserts that nobody changed a byte of it.
 struct MountedExt4 {
-    target: support::LoopTarget,
+    target: LoopDevice,
     mount_point: PathBuf,
 }
 
 impl MountedExt4 {
     fn new(dir: &Path, size: u64) -> MountedExt4 {
-        let target = support::LoopTarget::new(dir, size, 0);
+        let target = LoopDevice::new_file(&dir.join("target.img"), size as usize, 0);
         let content = dir.join("content");
         std::fs::create_dir(&content).unwrap();
         std::fs::write(content.join("evidence.txt"), b"do not overwrite").unwrap();
@@ -585,13 +585,13 @@ impl MountedExt4 {
                 "-d",
             ])
             .arg(&content)
-            .arg(&mounted.target.device)
+            .arg(&mounted.target.path)
             .output()
             .unwrap();
         assert!(mkfs.status.success(), "{mkfs:?}");
         let mount = Command::new("mount")
             .args(["-o", "ro"])
-            .arg(&mounted.target.device)
+            .arg(&mounted.target.path)
             .arg(&mounted.mount_point)
             .output()
             .unwrap();
@@ -608,7 +608,7 @@ impl Drop for MountedExt4 {
 
 /// SHA-256 of a whole device, read back.
 fn device_sha256(device: &Path) -> String {
-    support::sha256_hex(&std::fs::read(device).unwrap())
+    crate::support::sha256_hex(&std::fs::read(device).unwrap())
 }
 
 /// `exhibit rescue SOURCE -o BASE --target TARGET` refused like `acquire --clone`: exit 2, one
@@ -643,7 +643,7 @@ fn rescue_refuses_a_target_that_is_mounted_too_small_or_the_source() {
     let mounted_dir = dev.dir.join("mounted");
     std::fs::create_dir(&mounted_dir).unwrap();
     let mounted = MountedExt4::new(&mounted_dir, 16 << 20);
-    assert_rescue_onto_refused(&dev.device, &mounted.target.device, &base, "in use");
+    assert_rescue_onto_refused(&dev.device, &mounted.target.path, &base, "in use");
     assert_eq!(
         std::fs::read(mounted.mount_point.join("evidence.txt")).unwrap(),
         b"do not overwrite"
@@ -652,8 +652,8 @@ fn rescue_refuses_a_target_that_is_mounted_too_small_or_the_source() {
 
     let small_dir = dev.dir.join("small");
     std::fs::create_dir(&small_dir).unwrap();
-    let small = support::LoopTarget::new(&small_dir, 512 * 1024, 0x5A);
-    assert_rescue_onto_refused(&dev.device, &small.device, &base, "would not fit");
+    let small = LoopDevice::new_file(&small_dir.join("target.img"), 512 * 1024, 0x5A);
+    assert_rescue_onto_refused(&dev.device, &small.path, &base, "would not fit");
 
     assert_rescue_onto_refused(&dev.device, &dev.device, &base, "is the source itself");
 }
