@@ -29,6 +29,7 @@ pub mod hash;
 pub mod image;
 pub mod info;
 pub mod map;
+pub mod mount;
 pub mod partition;
 pub mod pieces;
 pub mod pipeline;

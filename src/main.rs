@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use cli::draw::with_progress;
-use cli::{report, AcquireArgs, Cli, Command, InfoArgs, RescueArgs, VerifyArgs};
+use cli::{report, AcquireArgs, Cli, Command, InfoArgs, MountArgs, RescueArgs, VerifyArgs};
 use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
 use exhibit::rescue::RescueProgress;
@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => run_verify(args, &stop),
         Command::Info(args) => run_info(args),
         Command::Rescue(args) => run_rescue(args, &stop),
+        Command::Mount(args) => run_mount(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -111,6 +112,16 @@ fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
     } else {
         report::info(&i);
     }
+    Ok(0)
+}
+
+/// `exhibit mount`: says what is served, then waits for an unmount or a signal; failed reads
+/// are reported on stderr as they happen.
+fn run_mount(args: MountArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let notice = Box::new(|line: &str| eprintln!("exhibit mount: {line}"));
+    exhibit::mount::mount(&args.options(), stop, notice, &mut |m| {
+        report::mounted(m);
+    })?;
     Ok(0)
 }
 

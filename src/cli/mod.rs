@@ -59,6 +59,11 @@ pub enum Command {
     /// retry passes), keeping the map on disk so that running the same command again resumes;
     /// hashes, hash logs and the record when done.
     Rescue(RescueArgs),
+    /// Mount an image read-only (FUSE): MOUNTPOINT/disk.raw is the whole media, p1.raw, … one
+    /// file per partition, info.yaml what `exhibit info` says with the partition table. Runs
+    /// until `umount MOUNTPOINT`, Ctrl-C or SIGTERM. Reads of damaged E01 chunks fail with EIO
+    /// and are reported on stderr.
+    Mount(MountArgs),
 }
 
 /// `exhibit acquire`.
@@ -281,6 +286,39 @@ pub struct InfoArgs {
     /// Print as JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `exhibit mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    pub image: PathBuf,
+
+    /// An existing, empty directory.
+    pub mountpoint: PathBuf,
+
+    /// Memory for decoded E01 chunks, whatever the image's size.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(exhibit::image::DEFAULT_CACHE_BYTES as u64))]
+    pub cache_size: Size,
+
+    /// Threads that answer reads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Let users other than root read the files (FUSE allow_other).
+    #[arg(long)]
+    pub allow_other: bool,
+}
+
+impl MountArgs {
+    /// The library's options.
+    pub fn options(&self) -> exhibit::mount::MountOptions {
+        let mut o = exhibit::mount::MountOptions::new(&self.image, &self.mountpoint);
+        o.cache_bytes = usize::try_from(self.cache_size.0).unwrap_or(usize::MAX);
+        o.threads = self.threads;
+        o.allow_other = self.allow_other;
+        o
+    }
 }
 
 #[cfg(test)]

@@ -222,3 +222,29 @@ pub fn rescue(report: &RescueReport) {
     }
     println!("map     {}", report.map.display());
 }
+
+/// What a mount serves, once it is visible (stderr: stdout stays free for scripts).
+pub fn mounted(m: &exhibit::mount::Mounted) {
+    let first = m
+        .image_files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    eprintln!(
+        "exhibit: mounted {first} read-only on {}",
+        m.mountpoint.display()
+    );
+    for f in &m.files {
+        eprintln!(
+            "  {:<12} {:>16} bytes  (media bytes {}..{})",
+            f.name,
+            f.size,
+            f.media_offset,
+            f.media_offset + f.size
+        );
+    }
+    eprintln!(
+        "exhibit: serving until `umount {}`, Ctrl-C or SIGTERM",
+        m.mountpoint.display()
+    );
+}

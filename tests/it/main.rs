@@ -14,6 +14,7 @@ mod e01_reference;
 mod e01_tsk;
 mod e01_write;
 mod image;
+mod mount;
 mod partition;
 mod rescue_cli;
 mod rescue_device;
