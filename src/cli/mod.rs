@@ -305,9 +305,10 @@ pub struct MountArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
-    /// Let users other than root read the files (FUSE allow_other).
+    /// Only the user who mounts may read the files (default: everyone may read them, FUSE
+    /// allow_other, so that other tools and users can).
     #[arg(long)]
-    pub allow_other: bool,
+    pub private: bool,
 }
 
 impl MountArgs {
@@ -316,7 +317,7 @@ impl MountArgs {
         let mut o = exhibit::mount::MountOptions::new(&self.image, &self.mountpoint);
         o.cache_bytes = usize::try_from(self.cache_size.0).unwrap_or(usize::MAX);
         o.threads = self.threads;
-        o.allow_other = self.allow_other;
+        o.allow_other = !self.private;
         o
     }
 }

@@ -37,7 +37,8 @@ pub struct MountOptions {
     pub cache_bytes: usize,
     /// Threads that answer reads (default: one per core).
     pub threads: usize,
-    /// Let other users read the files (FUSE `allow_other`; default off: root only).
+    /// Let other users and tools read the files (FUSE `allow_other`; default on, as the
+    /// files are read-only; off: only the user who mounted).
     pub allow_other: bool,
 }
 
@@ -49,7 +50,7 @@ impl MountOptions {
             mountpoint: mountpoint.into(),
             cache_bytes: crate::image::DEFAULT_CACHE_BYTES,
             threads: 0,
-            allow_other: false,
+            allow_other: true,
         }
     }
 }
@@ -97,6 +98,14 @@ pub fn mount(
     ready: &mut dyn FnMut(&Mounted),
 ) -> Result<()> {
     let image = Image::open_cached(&opts.image, opts.cache_bytes)?;
+    if let Some(missing) = image
+        .e01()
+        .and_then(|e| e.missing_segments().first().copied())
+    {
+        return Err(Error::Refused(format!(
+            "{missing}; a mount would fail every read of its chunks (`exhibit verify` lists what the set lacks)"
+        )));
+    }
     check_mountpoint(&opts.mountpoint)?;
     let media = image.media_size();
     let table = crate::partition::of_image(&image).ok().flatten();

@@ -266,3 +266,79 @@ fn a_busy_or_missing_mount_point_and_a_missing_image_are_refused() {
     assert_eq!(std::fs::read(busy.join("notes.txt")).unwrap(), b"mine");
     assert!(!is_mounted(&busy));
 }
+
+/// Reads `disk` at random offsets from several threads at once; every read must give the
+/// source's bytes.
+fn parallel_random_reads(disk: &Path, source: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            s.spawn(move || {
+                let f = std::fs::File::open(disk).unwrap();
+                let mut seed = 0x1234_5678 + t;
+                for _ in 0..200 {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let offset = (seed >> 20) % source.len() as u64;
+                    let len = (1 + (seed >> 40) % 100_000) as usize;
+                    let mut buf = vec![0u8; len];
+                    let n = f.read_at(&mut buf, offset).unwrap();
+                    assert!(n > 0);
+                    assert!(
+                        buf[..n] == source[offset as usize..offset as usize + n],
+                        "bytes at {offset}"
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn ewfacquire_sets_and_split_raw_mount_and_serve_parallel_readers() {
+    require_faulty_device!();
+    let dir = tempdir();
+    let source = std::fs::read(sample()).unwrap();
+    let mut images = Vec::new();
+    if let Some(first) = ewfacquire(&sample(), &dir.path().join("lib"), "fast", None) {
+        images.push(first);
+    }
+    // A split raw image, mounted by its second segment's name.
+    let base = dir.path().join("split");
+    acquire(&sample(), &base, &["--split", "1M"], 0);
+    images.push(with_ext(&base, "002"));
+    for (i, image) in images.iter().enumerate() {
+        let mut m = Mounted::start(image, &dir.path().join(format!("mnt{i}")));
+        let disk = m.dir.join("disk.raw");
+        assert_eq!(
+            coreutils_sum("sha256sum", &disk),
+            coreutils_sum("sha256sum", &sample()),
+            "{}",
+            image.display()
+        );
+        parallel_random_reads(&disk, &source);
+        let p2 = std::fs::read(m.dir.join("p2.raw")).unwrap();
+        assert!(p2 == source[8192 * 512..11264 * 512]);
+        assert_eq!(m.terminate(), 0, "{}", m.stderr_text());
+        assert!(!is_mounted(&m.dir));
+    }
+}
+
+#[test]
+fn a_set_with_a_missing_segment_is_refused() {
+    let dir = tempdir();
+    e01_of_sample(dir.path());
+    std::fs::remove_file(with_ext(&dir.path().join("ev"), "E02")).unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let out = run_exit(
+        2,
+        &[
+            "mount",
+            with_ext(&dir.path().join("ev"), "E01").to_str().unwrap(),
+            mnt.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("missing") && err.contains("E02"), "{err}");
+    assert!(!is_mounted(&mnt));
+}
