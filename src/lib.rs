@@ -21,6 +21,7 @@ pub mod block;
 #[allow(unsafe_code)]
 pub mod buffer;
 pub mod case;
+pub mod cat;
 pub mod cputime;
 pub mod error;
 pub mod ewf;

@@ -64,6 +64,11 @@ pub enum Command {
     /// until `umount MOUNTPOINT`, Ctrl-C or SIGTERM. Reads of damaged E01 chunks fail with EIO
     /// and are reported on stderr.
     Mount(MountArgs),
+    /// Write an image's media bytes to standard output (for pipes: `| sha256sum`, `| ssh`),
+    /// hashing them on the way; at the end compare with the image's stored hashes and the
+    /// record beside it. Exit codes: 0 sent and every stored hash matches; 1 a hash differs or
+    /// a chunk was damaged (the data sent is then known bad); 2 could not run.
+    Cat(CatArgs),
 }
 
 /// `exhibit acquire`.
@@ -286,6 +291,39 @@ pub struct InfoArgs {
     /// Print as JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `exhibit cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    pub image: PathBuf,
+
+    /// Only part of the media: OFFSET:LENGTH (bytes, or with K/M/G/T suffixes).
+    #[arg(long, value_name = "OFFSET:LENGTH", value_parser = parse_range)]
+    pub range: Option<(u64, u64)>,
+
+    /// Threads that decode E01 chunks (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not OFFSET:LENGTH"))?;
+    Ok((groups::parse_size(a)?, groups::parse_size(b)?))
+}
+
+impl CatArgs {
+    /// The library's options.
+    pub fn options(&self) -> exhibit::cat::CatOptions {
+        exhibit::cat::CatOptions {
+            image: self.image.clone(),
+            range: self.range,
+            workers: self.workers,
+        }
+    }
 }
 
 /// `exhibit mount`.
