@@ -24,6 +24,7 @@ pub mod case;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
+pub mod exclusive;
 pub mod fake_disk;
 pub mod hash;
 pub mod image;

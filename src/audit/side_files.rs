@@ -1,6 +1,6 @@
 //! The files beside an image, all named `BASE` + extension: the record (`BASE.yaml`), the map
-//! (`BASE.map`), the piece list (`BASE.crc64`), the hash logs (`BASE.md5`, …) and a raw image
-//! (`BASE.raw`). Every job names them through here.
+//! (`BASE.map`), the piece list (`BASE.crc64`), the hash logs (`BASE.md5`, …), a raw image
+//! (`BASE.raw`) and the lock of a run (`BASE.lock`). Every job names them through here.
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,11 @@ impl SideFiles {
     /// `BASE.crc64`, the piece list.
     pub fn pieces(&self) -> PathBuf {
         with_extension(&self.base, "crc64")
+    }
+
+    /// `BASE.lock`, held while a run writes under `BASE` (see [`crate::exclusive::BaseLock`]).
+    pub fn lock(&self) -> PathBuf {
+        with_extension(&self.base, "lock")
     }
 
     /// `BASE.raw`, a single raw image.
