@@ -136,6 +136,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Room reserved for a run's last record and map (and hash logs), beyond its piece list: a
+/// record of about four thousand unreadable runs with its map.
+pub const SIDE_FILE_ROOM: u64 = 1 << 20;
+
 /// The first line of every lock file: how a stale lock of ours is told from someone's file.
 const LOCK_MAGIC: &str = "exhibit lock file:";
 
