@@ -191,17 +191,13 @@ impl BaseLock {
                     meta.nlink()
                 )));
             }
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Refused(format!(
-                        "{} is in use by another exhibit run ({}; lock {})",
-                        base_of(lock_path).display(),
-                        holder(&file),
-                        lock_path.display()
-                    )))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(lock_path, e)),
+            if !crate::sys::try_lock_exclusive(&file).map_err(|e| Error::io(lock_path, e))? {
+                return Err(Error::Refused(format!(
+                    "{} is in use by another exhibit run ({}; lock {})",
+                    base_of(lock_path).display(),
+                    holder(&file),
+                    lock_path.display()
+                )));
             }
             let same = std::fs::symlink_metadata(lock_path)
                 .is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()));
@@ -245,6 +241,9 @@ impl BaseLock {
     /// Allocates `room` bytes after the text: blocks that the end of the run gives back, so
     /// its last map and record find room even when the image filled the filesystem.
     fn reserve(&self, room: u64) -> Result<()> {
+        if room == 0 {
+            return Ok(());
+        }
         match crate::sys::allocate(&self.file, self.text_len, room) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => self.reserve_by_writing(room),
@@ -347,5 +346,83 @@ fn holder(file: &File) -> String {
             s
         }
         None => "its pid is not written yet".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn write_atomically_replaces_a_link_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let dest = dir.path().join("disk.yaml");
+        std::os::unix::fs::symlink(&victim, &dest).unwrap();
+        write_atomically(&dest, b"record").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"record");
+        assert!(!std::fs::symlink_metadata(&dest)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(names(dir.path()), ["disk.yaml", "victim"]);
+        // A failed write leaves the old file and no temporary one.
+        let gone = dir.path().join("missing/disk.map");
+        assert!(write_atomically(&gone, b"x").is_err());
+        assert_eq!(names(dir.path()), ["disk.yaml", "victim"]);
+    }
+
+    #[test]
+    fn temporary_names_differ_and_are_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("disk.map");
+        let a = TempFile::beside(&dest).unwrap();
+        let b = TempFile::beside(&dest).unwrap();
+        assert_ne!(a.path(), b.path());
+        let name = a.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("disk.map.tmp-") && name.len() == 29,
+            "{name}"
+        );
+        drop(a);
+        b.persist(&dest).unwrap();
+        assert_eq!(names(dir.path()), ["disk.map"]);
+    }
+
+    #[test]
+    fn a_held_lock_refuses_a_second_run_and_is_removed_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.lock");
+        let lock = BaseLock::acquire(&path, "acquisition", 1 << 20).unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 1 << 20);
+        let err = BaseLock::acquire(&path, "rescue", 0)
+            .unwrap_err()
+            .to_string();
+        let pid = format!("pid {}, acquisition", std::process::id());
+        assert!(
+            err.contains("in use by another exhibit run") && err.contains(&pid),
+            "{err}"
+        );
+        lock.release_room();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with(LOCK_MAGIC) && !text.contains('\0'),
+            "{text:?}"
+        );
+        drop(lock);
+        assert!(!path.exists());
+        drop(BaseLock::acquire(&path, "rescue", 0).unwrap());
     }
 }
