@@ -256,6 +256,28 @@ fn an_output_inside_the_source_file_through_its_loop_device_is_refused() {
     drop(mnt);
     drop(dev);
 
+    // Stacked on it: a device-mapper device on /dev/loopN holds the filesystem.
+    let z = d.join("Z");
+    std::fs::write(&z, vec![0u8; 24 << 20]).unwrap();
+    let dev = LoopDevice::attach(&z, 512, false, false);
+    if let Some(dm) = DmLinear::new(&dev.path, 24 << 20) {
+        assert!(mkfs_ext4(&dm.path), "mkfs.ext4 {}", dm.path.display());
+        let mnt = Mount::with_options(&dm.path, &d.join("mnt-dm"), None, "noatime");
+        sync();
+        let before = sha(&z);
+        let err = refused(
+            &["rescue", s(&z), "-o", s(&mnt.dir.join("out"))],
+            &mnt.dir,
+            "stacked on",
+        );
+        assert!(err.contains("dm-"), "{err}");
+        sync();
+        assert_eq!(sha(&z), before, "the evidence file changed");
+    } else {
+        eprintln!("{test}: no device-mapper here; the dm case is not tested");
+    }
+    drop(dev);
+
     // The loop device as the source and the file behind it as an output.
     let backing = make_source(d, "lb.raw", 1 << 20, 6);
     let dev = LoopDevice::attach(&backing, 512, true, false);
@@ -270,6 +292,39 @@ fn an_output_inside_the_source_file_through_its_loop_device_is_refused() {
         d,
         "is the backing file of loop",
     );
+}
+
+/// A device-mapper device mapping all of `device` linearly; removed on drop (after whatever
+/// was mounted on it: declare it before the mount).
+struct DmLinear {
+    name: String,
+    path: PathBuf,
+}
+
+impl DmLinear {
+    fn new(device: &Path, size: u64) -> Option<DmLinear> {
+        let name = format!("exhibit-test-{}", std::process::id());
+        let table = format!("0 {} linear {} 0", size / 512, device.display());
+        let ok = Command::new("dmsetup")
+            .args(["create", &name, "--table", &table])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let path = PathBuf::from(format!("/dev/mapper/{name}"));
+        let dm = DmLinear { name, path };
+        // udev may be absent: the node is then made by hand from the device number.
+        if ok && !dm.path.exists() {
+            let _ = Command::new("dmsetup").args(["mknodes", &dm.name]).output();
+        }
+        (ok && dm.path.exists()).then_some(dm)
+    }
+}
+
+impl Drop for DmLinear {
+    fn drop(&mut self) {
+        let _ = Command::new("dmsetup")
+            .args(["remove", "--retry", &self.name])
+            .output();
+    }
 }
 
 /// Waits until `child` holds the lock `lock` (its pid is in it); panics if it ended first.
