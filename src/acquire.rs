@@ -24,6 +24,7 @@ use crate::case::CaseMetadata;
 use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
 use crate::ewf::{naming, E01Sink};
+use crate::exclusive::{BaseLock, SIDE_FILE_ROOM};
 use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::pieces::{PieceHasher, PieceList, DEFAULT_PIECE_SIZE};
@@ -187,13 +188,31 @@ pub fn acquire(
         None
     };
 
-    // Refuse before anything is written: existing outputs, outputs on the source.
+    // Refuse before anything is written: outputs that are the source or live on it (also a
+    // segment an --overwrite may replace or remove, and the lock), another run on BASE,
+    // existing outputs.
+    let want_e01 = opts.formats.contains(&OutputFormat::E01);
     let mut planned: Vec<PathBuf> = side.all(&hashes);
     if let Some(layout) = &raw_layout {
         planned.extend(layout.paths(source.size()));
     }
+    let mut guarded = planned.clone();
+    guarded.push(side.lock());
+    if want_e01 {
+        guarded.extend(naming::segment_path(&opts.base, 1));
+    }
+    let raw_files = matches!(
+        raw_layout,
+        Some(RawLayout::Single(_) | RawLayout::Split { .. })
+    );
+    guarded.extend(side.segment_names(raw_files, want_e01)?);
+    source.refuse_outputs(&guarded)?;
+    let lock = BaseLock::acquire(
+        &side.lock(),
+        "acquisition",
+        SIDE_FILE_ROOM + 8 * source.size().div_ceil(u64::from(opts.piece_size)),
+    )?;
     for path in &planned {
-        source.refuse_output_on_source(path)?;
         let is_clone_target = opts.clone_target.as_deref() == Some(path.as_path());
         if !opts.overwrite && !is_clone_target {
             refuse_existing(path)?;
@@ -203,7 +222,6 @@ pub fn acquire(
     if opts.set_readonly {
         source.set_kernel_read_only()?;
     }
-    let want_e01 = opts.formats.contains(&OutputFormat::E01);
     if want_e01 {
         let sector = source.logical_sector_size() as u64;
         if source.size() % sector != 0 {
@@ -211,9 +229,6 @@ pub fn acquire(
                 "E01 stores whole {sector}-byte sectors and the source is {} bytes; use --format raw",
                 source.size()
             )));
-        }
-        if let Some(first) = naming::segment_path(&opts.base, 1) {
-            source.refuse_output_on_source(&first)?;
         }
     }
 
@@ -293,12 +308,14 @@ pub fn acquire(
     let (report, sinks, pieces, digests) = match pass {
         Ok(p) => p,
         Err((error, outputs)) => {
+            // The image may have filled the filesystem: the reserved room is for what follows.
+            lock.release_room();
             map.current_status = '?';
             let header = map_header(&record.record().times.started_utc);
             let _ = write_map(&map, &side.map(), &header);
             record.record_mut().outputs = outputs;
-            let _ = finish(&mut record, &Outcome::from_error(&error), &unreadable);
-            return Err(error);
+            let written = finish(&mut record, &Outcome::from_error(&error), &unreadable);
+            return Err(error.or_unrecorded(record.path(), written));
         }
     };
 
@@ -332,6 +349,7 @@ pub fn acquire(
     }
     map.current_pos = source.size();
     map.current_status = '+';
+    lock.release_room();
     let side_result = (|| -> Result<()> {
         let header = map_header(&record.record().times.started_utc);
         write_map(&map, &side.map(), &header)?;
@@ -343,15 +361,23 @@ pub fn acquire(
     }
     if let Some(error) = failure {
         record.record_mut().outputs = outputs;
-        let _ = finish(
+        let written = finish(
             &mut record,
             &Outcome::Failed(error.to_string()),
             &unreadable,
         );
-        return Err(error);
+        return Err(error.or_unrecorded(record.path(), written));
     }
 
-    let logs = hash_logs::write(&side, &digests, &outputs, source.size())?;
+    let logs = match hash_logs::write(&side, &digests, &outputs, source.size()) {
+        Ok(logs) => logs,
+        Err(error) => {
+            record.record_mut().outputs = outputs;
+            let outcome = Outcome::Failed(error.to_string());
+            let written = finish(&mut record, &outcome, &unreadable);
+            return Err(error.or_unrecorded(record.path(), written));
+        }
+    };
 
     let rec = record.record_mut();
     if opts.formats.contains(&OutputFormat::E01) {
@@ -392,7 +418,9 @@ pub fn acquire(
         cpu.report(crate::cputime::process_seconds() - job_cpu_start),
     ));
     let outcome = Outcome::complete(!unreadable.is_empty());
-    finish(&mut record, &outcome, &unreadable)?;
+    let written = finish(&mut record, &outcome, &unreadable);
+    Error::recorded(record.path(), written)?;
+    drop(lock);
     let (record, record_path) = record.into_parts();
     Ok(AcquireReport {
         record,

@@ -75,18 +75,69 @@ pub enum Error {
     #[error("interrupted by {0}")]
     Interrupted(&'static str),
 
+    /// The job ended (with `error`, or completed when there is none) but its record could
+    /// not be updated to say so: the record on disk still says `running`.
+    #[error("{}", record_not_updated(error.as_deref(), record, why))]
+    RecordNotUpdated {
+        /// Why the job failed, if it did.
+        error: Option<Box<Error>>,
+        /// The record (`BASE.yaml`).
+        record: PathBuf,
+        /// Why it could not be written.
+        why: String,
+    },
+
     /// A worker thread died; a bug, reported instead of hidden.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
+    /// The error a failed job ends with: `self` when its record was `written`, else
+    /// [`Error::RecordNotUpdated`] around it, so that the examiner hears that the record on
+    /// disk is stale.
+    pub fn or_unrecorded(self, record: &std::path::Path, written: Result<()>) -> Error {
+        match written {
+            Ok(()) => self,
+            Err(why) => Error::not_recorded(Some(self), record, why),
+        }
+    }
+
+    /// For a job that completed: `written`, or [`Error::RecordNotUpdated`] when it failed.
+    pub fn recorded(record: &std::path::Path, written: Result<()>) -> Result<()> {
+        written.map_err(|why| Error::not_recorded(None, record, why))
+    }
+
+    fn not_recorded(error: Option<Error>, record: &std::path::Path, why: Error) -> Error {
+        Error::RecordNotUpdated {
+            error: error.map(Box::new),
+            record: record.to_path_buf(),
+            why: match &why {
+                Error::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
+    }
+}
+
+fn record_not_updated(error: Option<&Error>, record: &std::path::Path, why: &str) -> String {
+    let record = record.display();
+    match error {
+        Some(e) => format!(
+            "{e}; and the record {record} could not be updated ({why}): it still says running"
+        ),
+        None => format!(
+            "the run completed, but the record {record} could not be updated ({why}): it still \
+             says running"
+        ),
     }
 }
 

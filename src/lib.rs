@@ -25,6 +25,7 @@ pub mod cat;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
+pub mod exclusive;
 pub mod fake_disk;
 pub mod hash;
 pub mod image;

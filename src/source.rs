@@ -247,14 +247,35 @@ impl Source {
         sys::set_block_device_read_only(&self.file, true).map_err(|e| Error::io(&self.path, e))
     }
 
-    /// Refuses an output path that is the source, or whose filesystem lives on the source
-    /// device (or one of its partitions, or a device stacked on them).
+    /// Refuses every path in `outputs` (all a run will create, replace, write or remove)
+    /// that [`Source::refuse_output_on_source`] refuses; called before anything is written.
+    pub fn refuse_outputs(&self, outputs: &[PathBuf]) -> Result<()> {
+        outputs
+            .iter()
+            .try_for_each(|p| self.refuse_output_on_source(p))
+    }
+
+    /// Refuses an output path that is the source (by device and inode, so also through a
+    /// hard or symbolic link), a file the source device reads from (the backing file of a
+    /// loop device below it), or whose filesystem lives on the source: on the source device
+    /// (or one of its partitions, or a device stacked on them), or for a file source on a loop
+    /// device backed by that file (or stacked on one), where the output would land inside the
+    /// evidence file.
     pub fn refuse_output_on_source(&self, output: &Path) -> Result<()> {
         let refuse = |why: String| Err(Error::Refused(format!("{}: {why}", output.display())));
         // An existing output: the very same file or device?
         if let Ok(meta) = std::fs::metadata(output) {
-            if (meta.dev(), meta.ino()) == self.file_id {
+            let id = (meta.dev(), meta.ino());
+            if id == self.file_id {
                 return refuse("is the source itself".into());
+            }
+            if let Some(dev) = self.device {
+                if let Some(loop_dev) = sysfs::loops_reading(&[dev], id) {
+                    return refuse(format!(
+                        "is the backing file of {}, which the source reads from",
+                        sysfs::name(loop_dev)
+                    ));
+                }
             }
             if meta.file_type().is_block_device() {
                 let target = meta.rdev();
@@ -286,9 +307,15 @@ impl Source {
                 return Ok(());
             }
         }
-        let Some(source_dev) = self.device else {
-            return Ok(());
+        // The devices through which the source's bytes can be written: the source device, or
+        // every loop device backed by the source file.
+        let source_devs = match self.device {
+            Some(dev) => vec![dev],
+            None => sysfs::loops_backed_by(self.file_id),
         };
+        if source_devs.is_empty() {
+            return Ok(());
+        }
         // A file output: where does its filesystem live?
         let dir = output
             .parent()
@@ -298,12 +325,28 @@ impl Source {
         // Writing a file changes the devices below its filesystem, not those the source is
         // stacked on: a loop-device source backed by a file on this same filesystem is safe.
         for fdev in sysfs::expand(&[meta.dev()]) {
-            if sysfs::overlap(source_dev, fdev) {
-                return refuse(format!(
-                    "its filesystem lives on the source device ({} on {})",
-                    sysfs::name(fdev),
-                    sysfs::name(source_dev)
-                ));
+            for &sdev in &source_devs {
+                if !sysfs::overlap(sdev, fdev) {
+                    continue;
+                }
+                return refuse(match self.device {
+                    Some(_) => format!(
+                        "its filesystem lives on the source device ({} on {})",
+                        sysfs::name(fdev),
+                        sysfs::name(sdev)
+                    ),
+                    None if fdev == sdev => format!(
+                        "its filesystem lives inside the source file (on {}, whose backing file \
+                         is the source)",
+                        sysfs::name(sdev)
+                    ),
+                    None => format!(
+                        "its filesystem lives inside the source file (on {}, stacked on {}, \
+                         whose backing file is the source)",
+                        sysfs::name(fdev),
+                        sysfs::name(sdev)
+                    ),
+                });
             }
         }
         Ok(())
@@ -398,6 +441,36 @@ pub mod sysfs {
             }
         }
         seen.into_iter().collect()
+    }
+
+    /// The file behind a loop device, by (st_dev, st_ino), if it has one that still exists.
+    fn backing_file_id(p: &Path) -> Option<(u64, u64)> {
+        let backing = read(&p.join("loop/backing_file"))?;
+        let m = std::fs::metadata(backing).ok()?;
+        Some((m.dev(), m.ino()))
+    }
+
+    /// Every loop device whose backing file is the file `id` (st_dev, st_ino).
+    pub fn loops_backed_by(id: (u64, u64)) -> Vec<u64> {
+        let Ok(entries) = std::fs::read_dir("/sys/block") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+            .filter(|e| backing_file_id(&e.path()) == Some(id))
+            .filter_map(|e| read(&e.path().join("dev")).and_then(|s| parse_dev(&s)))
+            .collect()
+    }
+
+    /// The loop device in or below `devs` (see [`expand`]) whose backing file is `id`.
+    pub fn loops_reading(devs: &[u64], id: (u64, u64)) -> Option<u64> {
+        // A partition reads from its disk's backing file.
+        expand(devs).into_iter().find(|&d| {
+            [d, disk_of(d).0]
+                .iter()
+                .any(|&x| node(x).and_then(|p| backing_file_id(&p)) == Some(id))
+        })
     }
 
     /// The block device a filesystem (by st_dev) lives on, if it is a real one.

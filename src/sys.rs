@@ -72,6 +72,36 @@ pub fn set_block_device_read_only(fd: impl AsFd, read_only: bool) -> io::Result<
     Ok(())
 }
 
+/// Allocates `len` bytes of a file's blocks from `offset` on (fallocate, mode 0: the file
+/// grows to cover them, as zeros), so that later writes there cannot fail for want of space.
+/// Fails with EOPNOTSUPP where the filesystem cannot do it.
+pub fn allocate(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    loop {
+        // SAFETY: the descriptor is open for the call (borrowed); fallocate takes no memory.
+        match check(unsafe { libc::fallocate(fd.as_fd().as_raw_fd(), 0, offset, len) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
+
+/// Takes an exclusive `flock` on an open file without waiting: `Ok(false)` when another open
+/// file description holds it. Released when the last descriptor of this one closes.
+pub fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor is open for the call (borrowed); flock takes no memory.
+        match check(unsafe { libc::flock(fd.as_fd().as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+            Ok(_) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The block-device ioctls that write one int.
 fn ioctl_get_int(fd: impl AsFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
     let mut v: libc::c_int = 0;

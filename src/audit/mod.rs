@@ -9,7 +9,6 @@
 //! The files beside the image are named by [`SideFiles`]; hash logs are written by
 //! [`hash_logs::write`].
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +24,7 @@ mod outcome;
 mod record;
 pub mod side_files;
 
+pub use crate::exclusive::write_atomically;
 pub use outcome::{exit, Outcome, RESUME_GUIDANCE};
 pub use record::{JobKind, RecordBuilder, Started};
 pub use side_files::{with_extension, write_map, SideFiles};
@@ -325,24 +325,6 @@ impl AuditRecord {
     pub fn write(&self, path: &Path) -> Result<()> {
         write_atomically(path, self.to_yaml().as_bytes())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, synced and renamed
-/// over the target, so a reader sees the old or the new file, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 /// Symbolic name of an errno.

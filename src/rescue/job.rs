@@ -18,6 +18,7 @@ use super::{
 use crate::audit::hash_logs;
 use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
+use crate::exclusive::BaseLock;
 use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState};
 use crate::sink::{open_target, OutputFile};
@@ -120,9 +121,11 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
 
     /// [`Job::run`], saving the map also when a real failure (not a bad sector) stops the
     /// job, so that a resumed run keeps everything read since the last save.
-    pub(super) fn run_saving(&mut self) -> Result<()> {
+    /// The room `lock` reserved is given back first: a full filesystem may be why it failed.
+    pub(super) fn run_saving(&mut self, lock: &BaseLock) -> Result<()> {
         let result = self.run();
         if let Err(e) = &result {
+            lock.release_room();
             if !matches!(e, Error::Interrupted(_)) {
                 // Best effort: the map never claims more than the image holds, even if this
                 // fails too (a full target fails the sync, and the old map stays).

@@ -62,6 +62,7 @@ use std::time::SystemTime;
 use crate::audit::{HashInfo, JobKind, Outcome, ReaderInfo, RecordBuilder, Started, Throughput};
 use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
+use crate::exclusive::{BaseLock, SIDE_FILE_ROOM};
 use crate::hash::MediaHashes;
 use crate::map::BadRun;
 use crate::reader::{EngineChoice, EngineKind, RangeStreamer, ReaderOptions};
@@ -175,9 +176,15 @@ pub fn rescue(
     progress: &RescueProgress,
     interrupted: &AtomicBool,
 ) -> Result<RescueReport> {
-    for path in [opts.image_path(), opts.map_path(), opts.record_path()] {
-        source.refuse_output_on_source(&path)?;
-    }
+    // Everything this run may create, replace or remove (with --overwrite: the record and
+    // every hash log), and the lock: none may be the source or live on it.
+    let side = opts.side_files();
+    let mut guarded = vec![opts.image_path(), opts.map_path(), opts.record_path()];
+    guarded.extend(crate::hash::HashAlgorithm::ALL.map(|a| side.hash_log(a)));
+    guarded.push(side.lock());
+    guarded.extend(side.segment_names(false, opts.e01.is_some())?);
+    source.refuse_outputs(&guarded)?;
+    let lock = BaseLock::acquire(&side.lock(), "rescue", SIDE_FILE_ROOM)?;
     if opts.e01.is_some() {
         refuse_e01_up_front(source, opts)?;
     }
@@ -220,25 +227,30 @@ pub fn rescue(
     );
     record.record_mut().reader = Some(reader_info(source, opts, job.geo.block_size, &engine_note));
     record.write()?;
-    let result = job.run_saving();
+    let result = job.run_saving(&lock);
     let sector = job.geo.ss;
+    // A failure from here on: the room reserved at the start is for the record that says so.
+    let failed = |record: &mut RecordBuilder, e: Error| {
+        lock.release_room();
+        let written = record.finish(&Outcome::from_error(&e));
+        e.or_unrecorded(record.path(), written)
+    };
     if let Err(e) = result {
         record.record_mut().outputs = vec![job.output_file()];
         record.set_unreadable(&job.bad_runs(), sector, job.state.path.clone());
-        let _ = record.finish(&Outcome::from_error(&e));
-        return Err(e);
+        return Err(failed(&mut record, e));
     }
     let output = job.output_file();
-    let report = job.finish(started.utc.into())?;
     record.record_mut().outputs = vec![output];
+    let report = match job.finish(started.utc.into()) {
+        Ok(report) => report,
+        Err(e) => return Err(failed(&mut record, e)),
+    };
     if let (Some(settings), true) = (&opts.e01, report.complete) {
         match seal_into_e01(source, opts, settings, &report, interrupted) {
             Ok(files) => record.record_mut().outputs.extend(files),
-            Err(e) => {
-                // Sealing starts again from the finished image: not a resume of the map.
-                let _ = record.finish(&Outcome::Failed(e.to_string()));
-                return Err(e);
-            }
+            // Sealing starts again from the finished image: not a resume of the map.
+            Err(e) => return Err(failed(&mut record, e)),
         }
     }
     record.set_unreadable(&report.bad_runs, sector, report.map.clone());
@@ -264,7 +276,10 @@ pub fn rescue(
         .into_iter()
         .collect(),
     ));
-    record.finish(&Outcome::complete(report.bad_bytes != 0))?;
+    lock.release_room();
+    let written = record.finish(&Outcome::complete(report.bad_bytes != 0));
+    Error::recorded(record.path(), written)?;
+    drop(lock);
     Ok(report)
 }
 
@@ -331,7 +346,8 @@ pub fn rescue_from<'a, R: SectorReader + ?Sized>(
     stretch: Option<&'a mut dyn StretchReader>,
 ) -> Result<RescueReport> {
     let started = SystemTime::now();
+    let lock = BaseLock::acquire(&opts.side_files().lock(), "rescue", SIDE_FILE_ROOM)?;
     let mut job = Job::open(reader, source_path, opts, progress, interrupted, stretch)?;
-    job.run_saving()?;
+    job.run_saving(&lock)?;
     job.finish(started)
 }

@@ -14,6 +14,7 @@ mod e01_check;
 mod e01_reference;
 mod e01_tsk;
 mod e01_write;
+mod hostile_files;
 mod image;
 mod mount;
 mod partition;

@@ -123,6 +123,32 @@ impl Mount {
     }
 }
 
+impl Mount {
+    /// `mount [-t FSTYPE] -o OPTIONS SOURCE DIR`: a device with options (`noatime`), or a
+    /// filesystem without one (`tmpfs`, `tmpfs`, `size=8M`).
+    pub fn with_options(source: &Path, dir: &Path, fstype: Option<&str>, options: &str) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut cmd = Command::new("mount");
+        if let Some(t) = fstype {
+            cmd.args(["-t", t]);
+        }
+        let out = cmd
+            .args(["-o", options])
+            .arg(source)
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mount {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).status();
