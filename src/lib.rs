@@ -38,6 +38,7 @@ pub mod sink;
 pub mod source;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod text;
 mod threads;
 pub mod verify;
 

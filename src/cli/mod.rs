@@ -124,7 +124,7 @@ impl AcquireArgs {
             overwrite: self.overwrite,
             set_readonly: self.set_readonly,
             case: self.case.metadata()?,
-            command_line: std::env::args().collect(),
+            command_line: exhibit::text::args_text(std::env::args_os()),
             reader: ReaderOptions::try_from(&self.reader)?,
             ..AcquireOptions::new(&self.source, &self.output)
         })
@@ -226,7 +226,7 @@ impl RescueArgs {
                 .wants_e01()
                 .then(|| self.output_format.e01()),
             case: self.case.metadata()?,
-            command_line: std::env::args().collect(),
+            command_line: exhibit::text::args_text(std::env::args_os()),
             ..RescueOptions::new(&self.output)
         })
     }

@@ -154,6 +154,7 @@ pub struct ImageResult {
     /// The format.
     pub format: ImageFormat,
     /// Its files (segments in order).
+    #[serde(serialize_with = "crate::text::path::vec::serialize")]
     pub files: Vec<PathBuf>,
     /// Media bytes read.
     pub media_bytes: u64,
@@ -167,6 +168,7 @@ pub struct ImageResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
     /// The path given.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub path: PathBuf,
     /// Each image read.
     pub images: Vec<ImageResult>,
