@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// `s` as it may be printed on a terminal: control characters (C0, DEL, C1, which carry ANSI
 /// and OSC sequences that retitle, recolour or rewrite a terminal) and the bidirectional
-/// overrides (which reorder what is shown) become visible escapes, `\x1b` or `\u{202e}`.
+/// overrides (which reorder what is shown) become visible escapes, `\n`, `\x1b` or `\u{202e}`.
 /// Everything else, backslashes included, is shown as it is; `--json` has the exact text.
 pub fn printable(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
@@ -22,6 +22,13 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     for c in s.chars() {
         if !needs_escape(c) {
             out.push(c);
+        } else if let Some(e) = match c {
+            '\n' => Some("\\n"),
+            '\t' => Some("\\t"),
+            '\r' => Some("\\r"),
+            _ => None,
+        } {
+            out.push_str(e);
         } else if (c as u32) < 0x100 {
             out.push_str(&format!("\\x{:02x}", c as u32));
         } else {
@@ -172,7 +179,7 @@ mod tests {
             printable("\x1b]0;pwned\x07\x1b[31m"),
             "\\x1b]0;pwned\\x07\\x1b[31m"
         );
-        assert_eq!(printable("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\x9bc");
+        assert_eq!(printable("a\u{202e}b\u{9b}c\n"), "a\\u{202e}b\\x9bc\\n");
         assert!(matches!(printable("Jane Doe, café"), Cow::Borrowed(_)));
     }
 
