@@ -205,7 +205,7 @@ impl RescueArgs {
     pub fn options(&self) -> anyhow::Result<RescueOptions> {
         Ok(RescueOptions {
             target: self.target.clone(),
-            block_size: self.block_size.0,
+            block_size: groups::rescue_block_size(self.block_size)?,
             min_skip: self.min_skip.0,
             max_skip: self.max_skip.map_or(0, u64::from),
             retry_passes: self.retry_passes,

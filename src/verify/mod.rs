@@ -30,6 +30,7 @@ use crate::progress::Progress;
 mod e01;
 mod plan;
 pub mod refs;
+mod segments;
 pub mod stream;
 
 use plan::{is_record, plan_for_image, plans_from_record, Plan};
@@ -410,13 +411,17 @@ fn compare_pieces(
         return;
     }
     let media_end = stored.media_size.max(computed.media_size);
-    let sizes: Vec<u64> = if matches!(plan.format, ImageFormat::Raw | ImageFormat::SplitRaw) {
+    // The layout the pass read: recorded sizes when known (a missing or short segment was
+    // read as zeros up to its size), else the files as they are.
+    let sizes: Vec<u64> = if !matches!(plan.format, ImageFormat::Raw | ImageFormat::SplitRaw) {
+        Vec::new()
+    } else if let Some(recorded) = &plan.recorded_sizes {
+        recorded.clone()
+    } else {
         files
             .iter()
             .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
             .collect()
-    } else {
-        Vec::new()
     };
     let total: usize = runs.iter().map(|r| r.1 - r.0).sum();
     for (k, &(a, b)) in runs.iter().enumerate() {
