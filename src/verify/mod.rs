@@ -263,6 +263,7 @@ fn run_plan(
     checks: &mut Vec<Check>,
 ) -> Result<ImageResult> {
     let clock = Instant::now();
+    let first_check = checks.len();
     let piece_size = plan.pieces.as_ref().map(|(_, p)| p.piece_size);
     let mut refs = plan.refs.clone();
     let (files, hashes, pieces, bytes) = match plan.format {
@@ -321,6 +322,9 @@ fn run_plan(
     if let (Some((list_path, stored)), Some(computed)) = (&plan.pieces, &pieces) {
         compare_pieces(&what, list_path, stored, computed, &plan, &files, checks);
     }
+    if bytes == 0 && plan.expected_size != Some(0) {
+        nothing_decoded(&what, &mut checks[first_check..]);
+    }
     Ok(ImageResult {
         format: plan.format,
         files,
@@ -328,6 +332,21 @@ fn run_plan(
         computed: hashes.hex(),
         seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// A pass that decoded no media byte (an E01 without its volume or tables, an empty file
+/// where media was expected) proves nothing about the media: what would have passed on the
+/// way (the same empty `error2` as the record, the hashes of zero bytes) becomes a note.
+fn nothing_decoded(what: &str, checks: &mut [Check]) {
+    for c in checks {
+        if c.verdict == Verdict::Pass && !matches!(c.topic, Topic::Record | Topic::Output) {
+            c.verdict = Verdict::Note;
+            c.message = format!(
+                "{}; not a pass: no media byte of {what} was decoded",
+                c.message
+            );
+        }
+    }
 }
 
 fn compare_hashes(what: &str, refs: &[Reference], hashes: &MediaHashes, checks: &mut Vec<Check>) {

@@ -70,7 +70,11 @@ pub(super) fn gap(plan: &Plan, checks: &mut Vec<Check>) {
     let Some(last) = plan.files.last() else {
         return;
     };
-    let Some(base) = last.to_str().and_then(|s| s.rsplit_once('.')).map(|(b, _)| b) else {
+    let Some(base) = last
+        .to_str()
+        .and_then(|s| s.rsplit_once('.'))
+        .map(|(b, _)| b)
+    else {
         return;
     };
     let n = plan.files.len() as u64;
