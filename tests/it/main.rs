@@ -14,6 +14,7 @@ mod e01_reference;
 mod e01_tsk;
 mod e01_write;
 mod image;
+mod readable;
 mod rescue_cli;
 mod rescue_device;
 mod verify_e01;
