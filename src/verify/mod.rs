@@ -455,7 +455,22 @@ fn compare_pieces(
         let ps = u64::from(stored.piece_size);
         let start = a as u64 * ps;
         let end = (b as u64 * ps).min(media_end);
-        let place = file_places(files, &sizes, start, end);
+        let place = match segments::first_short(&sizes) {
+            Some(k) if plan.recorded_sizes.is_none() && plan.format == ImageFormat::SplitRaw => {
+                let cut = sizes[..=k].iter().sum::<u64>();
+                let mut place = file_places(&files[..=k], &sizes[..=k], start, end.min(cut));
+                if end > cut {
+                    place.push_str(&format!(
+                        "{}media after {} is out of place: it is shorter than {}",
+                        if place.is_empty() { ": " } else { "; " },
+                        file_name(&files[k]),
+                        file_name(&files[0])
+                    ));
+                }
+                place
+            }
+            _ => file_places(files, &sizes, start, end),
+        };
         checks.push(
             Check::new(
                 Verdict::Fail,

@@ -359,11 +359,22 @@ fn a_missing_or_short_middle_segment_is_the_one_named() {
             let text = stdout(&out);
             let damage = damage_lines(&out);
             assert_eq!(damage.len(), 1, "{text}");
-            assert!(
-                damage[0].contains("media bytes 1048576..2097152")
-                    && damage[0].ends_with(": in d.002 bytes 0..1048576"),
-                "{text}"
-            );
+            if target.extension() == Some("yaml".as_ref()) {
+                // By the record: the gap reads as zeros, the damage is exactly d.002.
+                assert!(
+                    damage[0].contains("media bytes 1048576..2097152")
+                        && damage[0].ends_with(": in d.002 bytes 0..1048576"),
+                    "{text}"
+                );
+            } else if let Some(n) = short {
+                // By the segment: the files as they are, up to the short one.
+                assert!(
+                    damage[0].contains(&format!(
+                        ": in d.002 bytes 0..{n}; media after d.002 is out of place"
+                    )),
+                    "{text}"
+                );
+            }
             assert!(!damage[0].contains("d.003"), "{text}");
             assert!(
                 text.lines()
