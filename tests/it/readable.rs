@@ -431,3 +431,73 @@ fn a_pass_that_decoded_nothing_prints_no_pass_line() {
         "{text}"
     );
 }
+
+/// The stable counterpart of `fuzz/fuzz_targets/map_parse.rs`, run in every suite (with
+/// overflow checks on in the ci profile): a valid map mutated thousands of ways, extreme
+/// numbers included, is refused or parsed, and a parsed map writes out and parses back the
+/// same. Found a forged size that wrapped the map's end.
+#[test]
+fn the_map_parser_survives_mutated_and_extreme_maps() {
+    use exhibit::map::{BlockState, SectorMap};
+    let good = "# Mapfile\n0x00100000     +  3\n0x00000000  0x00100000  +\n0x00100000  0x00000200  -\n0x00100200  0x00EFFE00  ?\n";
+    let extremes = [
+        "0xFFFFFFFFFFFFFFFF",
+        "0xFFFFFFFFFFFFFFFE",
+        "18446744073709551615",
+        "18446744073709551616",
+        "0x8000000000000000",
+        "-1",
+        "0",
+        "",
+        "0x",
+        "99999999999999999999999",
+    ];
+    let mut inputs: Vec<String> = Vec::new();
+    for e in extremes {
+        inputs.push(format!("0 ?\n0 {e} +\n{e} 0x10 -\n"));
+        inputs.push(format!(
+            "{e} + {e}\n0x0 0xFFFFFFFFFFFFFFF0 +\n0xFFFFFFFFFFFFFFF0 {e} ?\n"
+        ));
+    }
+    let bytes = good.as_bytes();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..4000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut b = bytes.to_vec();
+        let at = (seed as usize) % b.len();
+        match (seed >> 32) % 4 {
+            0 => b[at] = b"0123456789ABCDEFxX?+-*/ \n#"[(seed >> 40) as usize % 26],
+            1 => b.truncate(at),
+            2 => {
+                b.splice(at..at, b"FFFFFFFFFFFF".iter().copied());
+            }
+            _ => {
+                b.remove(at);
+            }
+        }
+        if let Ok(t) = String::from_utf8(b) {
+            inputs.push(t);
+        }
+    }
+    let p = Path::new("m.map");
+    let mut accepted = 0;
+    for text in &inputs {
+        let Ok(map) = SectorMap::parse(text, p) else {
+            continue;
+        };
+        accepted += 1;
+        let again = SectorMap::parse(&map.to_mapfile(&[]), p).expect("a map we wrote parses");
+        assert_eq!(again.blocks(), map.blocks(), "{text:?}");
+        for state in [
+            BlockState::Finished,
+            BlockState::BadSector,
+            BlockState::NonTried,
+        ] {
+            assert!(map.bytes_in(state) <= map.size(), "{text:?}");
+            let _ = map.next_in(state, map.size() / 2);
+        }
+    }
+    assert!(accepted > 10, "the mutations should not all be refusals");
+}
