@@ -29,6 +29,14 @@ if [[ ${EXHIBIT_SKIP_DEPS:-0} != 1 ]] && command -v python3 >/dev/null &&
         echo "test: could not install libewf-python; the pyewf checks will skip"
 fi
 
+# PyYAML, a YAML 1.1 loader like many examiners' tools: the record must load there with every
+# string intact (tests/it/readable.rs); that check skips without it.
+if [[ ${EXHIBIT_SKIP_DEPS:-0} != 1 ]] && command -v python3 >/dev/null &&
+    ! python3 -c 'import yaml' 2>/dev/null; then
+    python3 -m pip install -q pyyaml </dev/null ||
+        echo "test: could not install pyyaml; the YAML 1.1 record check will skip"
+fi
+
 if ! command -v cargo >/dev/null && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi

@@ -62,14 +62,17 @@ impl std::str::FromStr for OutputFormat {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AcquireOptions {
     /// The source: block device, partition or image file.
+    #[serde(with = "crate::text::path")]
     pub source: PathBuf,
     /// Output base name: `BASE.raw`, `BASE.yaml`, ….
+    #[serde(with = "crate::text::path")]
     pub base: PathBuf,
     /// Output formats (default raw).
     pub formats: Vec<OutputFormat>,
     /// Split raw output into segments of this many bytes (default: one file).
     pub split: Option<u64>,
     /// Write the raw output onto this block device instead of a file (a clone).
+    #[serde(with = "crate::text::path::option")]
     pub clone_target: Option<PathBuf>,
     /// E01 settings.
     pub e01: E01Settings,

@@ -22,6 +22,7 @@ use crate::verify::ImageFormat;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileInfo {
     /// Path.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub path: PathBuf,
     /// Size in bytes.
     pub size: u64,
@@ -80,6 +81,7 @@ pub struct E01Details {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordSummary {
     /// The record's path.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub path: PathBuf,
     /// Tool and version that wrote it.
     pub tool: String,
@@ -92,6 +94,7 @@ pub struct RecordSummary {
     /// Why it failed, if it did.
     pub reason: Option<String>,
     /// The source path.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub source: PathBuf,
     /// Disk, partition or file (lower case).
     pub source_kind: String,
@@ -113,6 +116,7 @@ pub struct RecordSummary {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImageInfo {
     /// The path given.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub path: PathBuf,
     /// The image format (for a record: of its first image output).
     pub format: Option<ImageFormat>,

@@ -42,6 +42,7 @@ pub mod sink;
 pub mod source;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod text;
 mod threads;
 pub mod verify;
 

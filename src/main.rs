@@ -39,7 +39,10 @@ fn main() -> ExitCode {
                 .collect();
             let message = message.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
-            eprintln!("exhibit: error: {message} (see exhibit --help)");
+            eprintln!(
+                "exhibit: error: {} (see exhibit --help)",
+                exhibit::text::printable(message)
+            );
             return ExitCode::from(EXIT_FAILED as u8);
         }
     };
@@ -75,7 +78,8 @@ fn one_line(e: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    // Messages quote paths and record fields: no control character reaches the terminal.
+    exhibit::text::printable(&parts.join(": ").replace('\n', " ")).into_owned()
 }
 
 fn run_acquire(args: AcquireArgs, stop: &AtomicBool) -> anyhow::Result<i32> {

@@ -295,6 +295,10 @@ impl SectorMap {
                 .next()
                 .and_then(BlockState::from_symbol)
                 .ok_or_else(|| bad(i + 1, "bad status character"))?;
+            // A forged size must not wrap the map's end (every later offset is pos + size).
+            if pos.checked_add(size).is_none() {
+                return Err(bad(i + 1, "block ends past 2^64 bytes"));
+            }
             let expected = blocks.last().map(MapBlock::end).unwrap_or(0);
             if pos != expected {
                 return Err(bad(

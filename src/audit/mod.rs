@@ -23,6 +23,7 @@ mod host;
 mod outcome;
 mod record;
 pub mod side_files;
+mod yaml;
 
 pub use crate::exclusive::write_atomically;
 pub use outcome::{exit, Outcome, RESUME_GUIDANCE};
@@ -122,6 +123,7 @@ pub struct Times {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceInfo {
     /// Path as given.
+    #[serde(with = "crate::text::path")]
     pub path: PathBuf,
     /// Disk, partition or file.
     pub kind: SourceKind,
@@ -175,6 +177,7 @@ pub struct HashInfo {
     /// Sectors filled with zeros inside the hashed bytes.
     pub zero_filled_sectors: u64,
     /// Hash log files written.
+    #[serde(with = "crate::text::path::vec")]
     pub logs: Vec<PathBuf>,
     /// Shell commands that check the logs.
     pub check: Vec<String>,
@@ -221,7 +224,11 @@ pub struct UnreadableInfo {
     /// Bytes filled with zeros.
     pub bytes: u64,
     /// The sector map file (GNU ddrescue format).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::text::path::option"
+    )]
     pub map: Option<PathBuf>,
     /// Each unreadable run.
     pub runs: Vec<UnreadableRun>,
@@ -250,6 +257,7 @@ pub struct UnreadableRun {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PiecesInfo {
     /// File name.
+    #[serde(with = "crate::text::path")]
     pub file: PathBuf,
     /// Bytes per piece.
     pub piece_size: u32,
@@ -308,16 +316,42 @@ pub struct OutcomeInfo {
 impl AuditRecord {
     /// YAML text.
     pub fn to_yaml(&self) -> String {
-        let body = serde_yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"));
+        let body = yaml::to_string(self).unwrap_or_else(|e| format!("error: {e}\n"));
         format!("# exhibit acquisition record ({SCHEMA}); see docs/audit-record.md\n{body}")
     }
 
     /// Reads a record.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_yaml::from_str(&text).map_err(|e| Error::Format {
+        let record: AuditRecord = serde_yaml::from_str(&text).map_err(|e| Error::Format {
             path: path.to_path_buf(),
             message: format!("not an exhibit record: {e}"),
+        })?;
+        record.check_schema(path)?;
+        Ok(record)
+    }
+
+    /// Refuses a record of another schema major version: its fields may mean something else,
+    /// and a check against them could pass or fail for the wrong reason. Minor versions
+    /// (`exhibit-audit/1.x`) only add fields, which serde ignores.
+    fn check_schema(&self, path: &Path) -> Result<()> {
+        let (name, major) = SCHEMA.split_once('/').unwrap_or((SCHEMA, ""));
+        let ours = self
+            .schema
+            .strip_prefix(name)
+            .and_then(|v| v.strip_prefix('/'))
+            .map(|v| v.split('.').next() == Some(major))
+            .unwrap_or(false);
+        if ours {
+            return Ok(());
+        }
+        Err(Error::Format {
+            path: path.to_path_buf(),
+            message: format!(
+                "record schema '{}' is not {SCHEMA}: written by another version of exhibit or \
+                 another tool; read it with that version",
+                crate::text::printable(&self.schema)
+            ),
         })
     }
 

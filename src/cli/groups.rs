@@ -104,6 +104,17 @@ impl TryFrom<&ReaderArgs> for ReaderOptions {
     }
 }
 
+/// A rescue's `--block-size`: refused at 0 like acquire's (the library would take 0 for its
+/// default and the examiner would get a cluster they did not ask for).
+pub fn rescue_block_size(size: Size) -> exhibit::Result<u64> {
+    if size.0 == 0 {
+        return Err(exhibit::Error::InvalidOption(
+            "--block-size 0 is not a positive multiple of the sector size".into(),
+        ));
+    }
+    Ok(size.0)
+}
+
 /// Case metadata flags (also accepted from `--case FILE.yaml`; flags win).
 #[derive(Debug, Args)]
 pub struct CaseArgs {

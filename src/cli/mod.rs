@@ -134,7 +134,7 @@ impl AcquireArgs {
             overwrite: self.overwrite,
             set_readonly: self.set_readonly,
             case: self.case.metadata()?,
-            command_line: std::env::args().collect(),
+            command_line: exhibit::text::args_text(std::env::args_os()),
             reader: ReaderOptions::try_from(&self.reader)?,
             ..AcquireOptions::new(&self.source, &self.output)
         })
@@ -215,7 +215,7 @@ impl RescueArgs {
     pub fn options(&self) -> anyhow::Result<RescueOptions> {
         Ok(RescueOptions {
             target: self.target.clone(),
-            block_size: self.block_size.0,
+            block_size: groups::rescue_block_size(self.block_size)?,
             min_skip: self.min_skip.0,
             max_skip: self.max_skip.map_or(0, u64::from),
             retry_passes: self.retry_passes,
@@ -236,7 +236,7 @@ impl RescueArgs {
                 .wants_e01()
                 .then(|| self.output_format.e01()),
             case: self.case.metadata()?,
-            command_line: std::env::args().collect(),
+            command_line: exhibit::text::args_text(std::env::args_os()),
             ..RescueOptions::new(&self.output)
         })
     }

@@ -6,18 +6,19 @@ use std::path::Path;
 use exhibit::acquire::AcquireReport;
 use exhibit::info::ImageInfo;
 use exhibit::rescue::RescueReport;
+use exhibit::text::{printable as t, printable_path as p};
 use exhibit::verify::{Verdict, VerifyReport};
 
 /// Acquire's summary: status and speed, unreadable sectors, hashes, where the record is.
 pub fn acquire(report: &AcquireReport) {
     let r = &report.record;
-    let t = r.throughput.as_ref();
+    let speed = r.throughput.as_ref();
     println!(
         "exhibit: {}: {} bytes in {:.2} s ({:.0} MB/s), engine {}",
         r.outcome.status,
         r.source.size,
-        t.map(|t| t.seconds).unwrap_or(0.0),
-        t.map(|t| t.megabytes_per_second).unwrap_or(0.0),
+        speed.map(|s| s.seconds).unwrap_or(0.0),
+        speed.map(|s| s.megabytes_per_second).unwrap_or(0.0),
         r.reader
             .as_ref()
             .map(|x| format!("{:?}", x.engine).to_lowercase())
@@ -28,24 +29,20 @@ pub fn acquire(report: &AcquireReport) {
             "exhibit: {} unreadable sectors in {} runs, filled with zeros; see {}",
             r.unreadable.sectors,
             r.unreadable.runs.len(),
-            r.unreadable
-                .map
-                .as_deref()
-                .unwrap_or(Path::new("the map"))
-                .display()
+            p(r.unreadable.map.as_deref().unwrap_or(Path::new("the map")))
         );
     }
     if let Some(note) = &r.unreadable_not_in_e01 {
-        println!("exhibit: WARNING: {note}");
+        println!("exhibit: WARNING: {}", t(note));
     }
     if let Some(h) = &r.hashes {
         for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
             if let Some(v) = v {
-                println!("{name:<7} {v}");
+                println!("{name:<7} {}", t(v));
             }
         }
     }
-    println!("record  {}", report.record_path.display());
+    println!("record  {}", p(&report.record_path));
 }
 
 /// Verify's checks (only the failed ones when `quiet`), the computed hashes, and a total line.
@@ -63,7 +60,7 @@ pub fn verify(report: &VerifyReport, quiet: bool, seconds: f64) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        println!("{tag}  {topic:<18} {}", c.message);
+        println!("{tag}  {topic:<18} {}", t(&c.message));
     }
     let bytes: u64 = report.images.iter().map(|i| i.media_bytes).sum();
     if !quiet {
@@ -72,7 +69,7 @@ pub fn verify(report: &VerifyReport, quiet: bool, seconds: f64) {
                 println!(
                     "{:<7} {hex}  (computed from {})",
                     alg.name(),
-                    image.files[0].display()
+                    image.files.first().map(|f| p(f)).unwrap_or_default()
                 );
             }
         }
@@ -102,7 +99,7 @@ pub fn verify(report: &VerifyReport, quiet: bool, seconds: f64) {
 /// Info as readable lines.
 pub fn info(i: &ImageInfo) {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
-    println!("path          {}", i.path.display());
+    println!("path          {}", p(&i.path));
     println!(
         "format        {}",
         opt(i.format.map(|f| f.name().to_string()))
@@ -116,7 +113,7 @@ pub fn info(i: &ImageInfo) {
         opt(i.sector_size.map(|s| s.to_string()))
     );
     for f in &i.files {
-        println!("file          {} ({} bytes)", f.path.display(), f.size);
+        println!("file          {} ({} bytes)", p(&f.path), f.size);
     }
     let c = &i.case;
     for (k, v) in [
@@ -127,7 +124,7 @@ pub fn info(i: &ImageInfo) {
         ("notes", &c.notes),
     ] {
         if let Some(v) = v {
-            println!("{k:<13} {v}");
+            println!("{k:<13} {}", t(v));
         }
     }
     if let Some(e) = &i.e01 {
@@ -147,19 +144,27 @@ pub fn info(i: &ImageInfo) {
         );
         println!(
             "media type    {} flags {:#04x}, error granularity {} sectors, GUID {}",
-            e.media_type, e.media_flags, e.error_granularity, e.guid
+            e.media_type,
+            e.media_flags,
+            e.error_granularity,
+            t(&e.guid)
         );
         for (k, v) in &e.header_fields {
             if !v.is_empty() {
-                println!("header {k:<6} {v}");
+                println!("header {:<6} {}", t(k), t(v));
             }
         }
-        for p in &e.problems {
-            println!("PROBLEM       {p}");
+        for problem in &e.problems {
+            println!("PROBLEM       {}", t(problem));
         }
     }
     for h in &i.stored_hashes {
-        println!("{:<13} {}  ({})", h.algorithm.name(), h.hex, h.source);
+        println!(
+            "{:<13} {}  ({})",
+            h.algorithm.name(),
+            t(&h.hex),
+            t(&h.source)
+        );
     }
     if i.acquisition_errors.is_empty() {
         println!("acq. errors   none recorded");
@@ -168,31 +173,31 @@ pub fn info(i: &ImageInfo) {
         println!(
             "acq. error    sectors {}..{} ({})",
             e.first_sector,
-            e.first_sector + e.sector_count,
-            e.source
+            e.first_sector.saturating_add(e.sector_count),
+            t(&e.source)
         );
     }
     if let Some(r) = &i.record {
-        println!("record        {}", r.path.display());
+        println!("record        {}", p(&r.path));
         println!(
             "  status      {}{}",
-            r.status,
+            t(&r.status),
             r.reason
                 .as_deref()
-                .map(|x| format!(" ({x})"))
+                .map(|x| format!(" ({})", t(x)))
                 .unwrap_or_default()
         );
-        println!("  tool        {}", r.tool);
-        println!("  started     {}", r.started_utc);
-        println!("  finished    {}", opt(r.finished_utc.clone()));
-        println!("  source      {} ({})", r.source.display(), r.source_kind);
+        println!("  tool        {}", t(&r.tool));
+        println!("  started     {}", t(&r.started_utc));
+        println!("  finished    {}", t(&opt(r.finished_utc.clone())));
+        println!("  source      {} ({})", p(&r.source), t(&r.source_kind));
         if let Some(m) = &r.source_model {
-            println!("  model       {m}");
+            println!("  model       {}", t(m));
         }
         if let Some(s) = &r.source_serial {
-            println!("  serial      {s}");
+            println!("  serial      {}", t(s));
         }
-        println!("  host        {}", r.host);
+        println!("  host        {}", t(&r.host));
         println!("  unreadable  {} sectors", r.unreadable_sectors);
         if let Some(m) = r.megabytes_per_second {
             println!("  speed       {m:.0} MB/s");
@@ -220,7 +225,7 @@ pub fn rescue(report: &RescueReport) {
     for (alg, hex) in report.hashes.hex() {
         println!("{:<7} {hex}", alg.name());
     }
-    println!("map     {}", report.map.display());
+    println!("map     {}", p(&report.map));
 }
 
 /// What a mount serves, once it is visible (stderr: stdout stays free for scripts).

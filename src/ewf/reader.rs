@@ -304,15 +304,22 @@ impl E01Image {
                 ));
                 break;
             }
-            if off + DESCRIPTOR_SIZE > len {
+            // `off` comes from a forged `next` and may lie past the end (or near 2^64).
+            if off.checked_add(DESCRIPTOR_SIZE).is_none_or(|end| end > len) {
                 probs.push(problem(
                     &path,
                     None,
                     Some(off),
-                    format!(
-                        "segment truncated: section descriptor cut off ({} of 76 bytes)",
-                        len - off
-                    ),
+                    if off > len {
+                        format!(
+                            "a section is said to start past the end of the segment ({len} bytes)"
+                        )
+                    } else {
+                        format!(
+                            "segment truncated: section descriptor cut off ({} of 76 bytes)",
+                            len - off
+                        )
+                    },
                 ));
                 break;
             }

@@ -17,9 +17,11 @@ pub struct RescueOptions {
     /// Output base name: the image is `BASE.raw`, the map `BASE.map`, the hash logs
     /// `BASE.md5`, `BASE.sha1`, `BASE.sha256`, the record `BASE.yaml` (written by
     /// [`rescue`], not by [`rescue_from`]).
+    #[serde(with = "crate::text::path")]
     pub output: PathBuf,
     /// Write the image to this block device instead of `BASE.raw` (its first `size` bytes;
     /// unreadable sectors are written as zeros, unread areas are left as they were).
+    #[serde(with = "crate::text::path::option")]
     pub target: Option<PathBuf>,
     /// Bytes per read in the copy phase; 0 means 64 KiB (GNU ddrescue's default cluster),
     /// at least one sector. Rounded up to whole sectors. Larger blocks copy healthy areas

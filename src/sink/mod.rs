@@ -41,6 +41,7 @@ pub struct MediaSummary {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutputFile {
     /// Path as given (relative or absolute).
+    #[serde(with = "crate::text::path")]
     pub path: PathBuf,
     /// Size in bytes when finished.
     pub size: u64,

@@ -30,6 +30,7 @@ use crate::progress::Progress;
 mod e01;
 mod plan;
 pub mod refs;
+mod segments;
 pub mod stream;
 
 use plan::{is_record, plan_for_image, plans_from_record, Plan};
@@ -154,6 +155,7 @@ pub struct ImageResult {
     /// The format.
     pub format: ImageFormat,
     /// Its files (segments in order).
+    #[serde(serialize_with = "crate::text::path::vec::serialize")]
     pub files: Vec<PathBuf>,
     /// Media bytes read.
     pub media_bytes: u64,
@@ -167,6 +169,7 @@ pub struct ImageResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
     /// The path given.
+    #[serde(serialize_with = "crate::text::path::serialize")]
     pub path: PathBuf,
     /// Each image read.
     pub images: Vec<ImageResult>,
@@ -260,6 +263,7 @@ fn run_plan(
     checks: &mut Vec<Check>,
 ) -> Result<ImageResult> {
     let clock = Instant::now();
+    let first_check = checks.len();
     let piece_size = plan.pieces.as_ref().map(|(_, p)| p.piece_size);
     let mut refs = plan.refs.clone();
     let (files, hashes, pieces, bytes) = match plan.format {
@@ -318,6 +322,9 @@ fn run_plan(
     if let (Some((list_path, stored)), Some(computed)) = (&plan.pieces, &pieces) {
         compare_pieces(&what, list_path, stored, computed, &plan, &files, checks);
     }
+    if bytes == 0 && plan.expected_size != Some(0) {
+        nothing_decoded(&what, &mut checks[first_check..]);
+    }
     Ok(ImageResult {
         format: plan.format,
         files,
@@ -325,6 +332,21 @@ fn run_plan(
         computed: hashes.hex(),
         seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// A pass that decoded no media byte (an E01 without its volume or tables, an empty file
+/// where media was expected) proves nothing about the media: what would have passed on the
+/// way (the same empty `error2` as the record, the hashes of zero bytes) becomes a note.
+fn nothing_decoded(what: &str, checks: &mut [Check]) {
+    for c in checks {
+        if c.verdict == Verdict::Pass && !matches!(c.topic, Topic::Record | Topic::Output) {
+            c.verdict = Verdict::Note;
+            c.message = format!(
+                "{}; not a pass: no media byte of {what} was decoded",
+                c.message
+            );
+        }
+    }
 }
 
 fn compare_hashes(what: &str, refs: &[Reference], hashes: &MediaHashes, checks: &mut Vec<Check>) {
@@ -408,13 +430,17 @@ fn compare_pieces(
         return;
     }
     let media_end = stored.media_size.max(computed.media_size);
-    let sizes: Vec<u64> = if matches!(plan.format, ImageFormat::Raw | ImageFormat::SplitRaw) {
+    // The layout the pass read: recorded sizes when known (a missing or short segment was
+    // read as zeros up to its size), else the files as they are.
+    let sizes: Vec<u64> = if !matches!(plan.format, ImageFormat::Raw | ImageFormat::SplitRaw) {
+        Vec::new()
+    } else if let Some(recorded) = &plan.recorded_sizes {
+        recorded.clone()
+    } else {
         files
             .iter()
             .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
             .collect()
-    } else {
-        Vec::new()
     };
     let total: usize = runs.iter().map(|r| r.1 - r.0).sum();
     for (k, &(a, b)) in runs.iter().enumerate() {
@@ -429,7 +455,22 @@ fn compare_pieces(
         let ps = u64::from(stored.piece_size);
         let start = a as u64 * ps;
         let end = (b as u64 * ps).min(media_end);
-        let place = file_places(files, &sizes, start, end);
+        let place = match segments::first_short(&sizes) {
+            Some(k) if plan.recorded_sizes.is_none() && plan.format == ImageFormat::SplitRaw => {
+                let cut = sizes[..=k].iter().sum::<u64>();
+                let mut place = file_places(&files[..=k], &sizes[..=k], start, end.min(cut));
+                if end > cut {
+                    place.push_str(&format!(
+                        "{}media after {} is out of place: it is shorter than {}",
+                        if place.is_empty() { ": " } else { "; " },
+                        file_name(&files[k]),
+                        file_name(&files[0])
+                    ));
+                }
+                place
+            }
+            _ => file_places(files, &sizes, start, end),
+        };
         checks.push(
             Check::new(
                 Verdict::Fail,

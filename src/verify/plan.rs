@@ -62,6 +62,7 @@ pub(super) fn plan_for_image(
         if record_path.exists() {
             match AuditRecord::read(&record_path) {
                 Ok(record) => {
+                    super::segments::recorded_checks(&plan, &record, checks);
                     same_media = raw_output_names(&record);
                     plan.recorded_unreadable = Some(unreadable_runs(&record));
                     record_outcome_check(&record, &record_path, checks);
@@ -106,6 +107,7 @@ pub(super) fn plan_for_image(
             }
         }
     }
+    super::segments::gap(&plan, checks);
     Ok(plan)
 }
 

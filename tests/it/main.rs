@@ -18,6 +18,7 @@ mod hostile_files;
 mod image;
 mod mount;
 mod partition;
+mod readable;
 mod rescue_cli;
 mod rescue_device;
 mod verify_e01;
