@@ -293,6 +293,16 @@ pub fn acquire(
     let (report, sinks, pieces, digests) = match pass {
         Ok(p) => p,
         Err((error, outputs)) => {
+            if let Error::SourceStopped { offset, .. } = &error {
+                // Nothing read from `offset` on: what the dead stretch called bad is left
+                // untried, so a rescue or a re-run reads it again.
+                map.set(*offset, source.size(), BlockState::NonTried);
+                map.current_pos = *offset;
+                unreadable.retain_mut(|r| {
+                    r.length = r.length.min(offset.saturating_sub(r.offset));
+                    r.length > 0
+                });
+            }
             map.current_status = '?';
             let header = map_header(&record.record().times.started_utc);
             let _ = write_map(&map, &side.map(), &header);

@@ -20,6 +20,7 @@ use io_uring::{opcode, types, IoUring};
 use crate::block::Block;
 use crate::buffer::{BufferPool, PooledBuf};
 use crate::error::{Error, Result};
+use crate::reader::liveness::Liveness;
 use crate::reader::recover::recover_range;
 use crate::reader::{is_media_error, round_up, ReaderOptions};
 use crate::source::Source;
@@ -60,6 +61,9 @@ pub(super) struct UringReader<'a> {
     opts: &'a ReaderOptions,
     fixed_buffers: bool,
     inflight: BTreeMap<u64, InFlight>,
+    /// Whether the source still answers (narrowing only: a rescue's stream leaves failures
+    /// to its own passes).
+    alive: Liveness,
 }
 
 impl<'a> UringReader<'a> {
@@ -97,6 +101,7 @@ impl<'a> UringReader<'a> {
             opts,
             fixed_buffers,
             inflight: BTreeMap::new(),
+            alive: Liveness::new(opts.give_up),
         })
     }
 
@@ -307,13 +312,18 @@ impl<'a> UringReader<'a> {
             stalled = false;
             while let Some(mut c) = done.remove(&next_emit) {
                 match (c.failed, on_failure) {
-                    (None, _) => emit(Block::new(next_emit, c.offset, c.buf, c.len, vec![]))?,
+                    (None, _) => {
+                        self.alive.read_ok();
+                        emit(Block::new(next_emit, c.offset, c.buf, c.len, vec![]))?
+                    }
                     (Some(_), OnFailure::Narrow) => {
                         if !self.inflight.is_empty() {
                             done.insert(next_emit, c);
                             stalled = true;
                             break;
                         }
+                        self.alive
+                            .read_failed(self.source, c.offset, c.len as u64)?;
                         let unreadable = recover_range(
                             self.source,
                             &mut c.buf[..c.len],
@@ -321,6 +331,7 @@ impl<'a> UringReader<'a> {
                             c.len,
                             sector,
                             self.opts.retries,
+                            &mut self.alive,
                         )?;
                         emit(Block::new(next_emit, c.offset, c.buf, c.len, unreadable))?;
                     }

@@ -20,6 +20,7 @@ use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState};
+use crate::reader::liveness::Liveness;
 use crate::sink::{open_target, OutputFile};
 
 /// Settled bytes worth waking the hash threads for at once.
@@ -48,6 +49,8 @@ pub(super) struct Job<'a, R: SectorReader + ?Sized> {
     pub(super) buf: AlignedBuf,
     /// What this run read and what failed.
     pub(super) log: ReadLog,
+    /// Whether the source still answers.
+    pub(super) alive: Liveness,
 }
 
 impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
@@ -111,6 +114,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             // Room for the largest read: copy reads grow up to FAST_BLOCK_SIZE.
             buf: AlignedBuf::new(geo.block_size.max(FAST_BLOCK_SIZE) as usize),
             log: ReadLog::default(),
+            alive: Liveness::new(opts.give_up),
         };
         if !resumed {
             job.save_map()?;
@@ -122,6 +126,15 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// job, so that a resumed run keeps everything read since the last save.
     pub(super) fn run_saving(&mut self) -> Result<()> {
         let result = self.run();
+        if let (Err(Error::SourceStopped { .. }), Some(span)) =
+            (&result, self.alive.failing_span())
+        {
+            // Nothing has read since the failing stretch began: what it marked (non-trimmed,
+            // non-scraped, bad) may be the dead source, not the disk. Left untried, a rescue
+            // of the source, once it is back, reads it all again.
+            self.state.map.reset_unfinished(span.start, span.end);
+            self.state.changed();
+        }
         if let Err(e) = &result {
             if !matches!(e, Error::Interrupted(_)) {
                 // Best effort: the map never claims more than the image holds, even if this

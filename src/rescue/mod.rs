@@ -189,6 +189,7 @@ pub fn rescue(
         engine: opts.io,
         retries: 0,
         direct: true,
+        give_up: opts.give_up,
     };
     let pool = (!opts.careful && opts.io != EngineChoice::Sync)
         .then(|| BufferPool::new(fast.pool_buffers(), fast.block_size));
