@@ -235,6 +235,10 @@ impl Source {
     pub fn gone(&self) -> Option<String> {
         let name = self.path.display();
         let Some(rdev) = self.device else {
+            // fstat alone can be answered from a cache (FUSE); statfs reaches the filesystem.
+            if let Err(e) = sys::filesystem_answers(&self.file) {
+                return Some(format!("{name} cannot be reached: {e}"));
+            }
             return match self.file.metadata() {
                 Err(e) => Some(format!("{name} cannot be reached: {e}")),
                 Ok(m) if m.len() != self.size => Some(format!(
@@ -265,21 +269,24 @@ impl Source {
                     return Some(format!("{name} no longer has a backing file"))
                 }
                 Some(now) if &now != backing => {
-                    return Some(format!(
-                        "{name} is now backed by {now}, {backing} at open"
-                    ))
+                    return Some(format!("{name} is now backed by {now}, {backing} at open"))
                 }
                 _ => {}
             }
             // A deleted backing file (ENOENT) still serves the loop device; one that cannot be
             // reached is a dead connection or device under it.
-            if let Err(e) = std::fs::metadata(backing) {
+            // (statfs, not stat: FUSE answers a stat from its attribute cache.)
+            let reached = sys::filesystem_at_answers(Path::new(backing))
+                .and_then(|()| std::fs::metadata(backing));
+            if let Err(e) = reached {
                 let unreachable = matches!(
                     e.raw_os_error(),
                     Some(libc::ENOTCONN | libc::EIO | libc::ENODEV | libc::ENXIO | libc::ESTALE)
                 );
                 if unreachable {
-                    return Some(format!("{name}: its backing file {backing} cannot be reached: {e}"));
+                    return Some(format!(
+                        "{name}: its backing file {backing} cannot be reached: {e}"
+                    ));
                 }
             }
         }

@@ -307,8 +307,7 @@ mod tests {
             after_seconds: 0,
         });
         let mut out = vec![0u8; 128 * 512];
-        let e = recover_range(&src, &mut out, 64 * 512, 128 * 512, 512, 0, &mut alive)
-            .unwrap_err();
+        let e = recover_range(&src, &mut out, 64 * 512, 128 * 512, 512, 0, &mut alive).unwrap_err();
         match e {
             Error::SourceStopped { offset, .. } => assert_eq!(offset, 100 * 512),
             other => panic!("{other}"),

@@ -126,8 +126,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// job, so that a resumed run keeps everything read since the last save.
     pub(super) fn run_saving(&mut self) -> Result<()> {
         let result = self.run();
-        if let (Err(Error::SourceStopped { .. }), Some(span)) =
-            (&result, self.alive.failing_span())
+        if let (Err(Error::SourceStopped { .. }), Some(span)) = (&result, self.alive.failing_span())
         {
             // Nothing has read since the failing stretch began: what it marked (non-trimmed,
             // non-scraped, bad) may be the dead source, not the disk. Left untried, a rescue

@@ -16,6 +16,7 @@ mod e01_write;
 mod image;
 mod rescue_cli;
 mod rescue_device;
+mod vanish;
 mod verify_e01;
 mod verify_fuzz;
 mod verify_raw;

@@ -1,0 +1,206 @@
+//! A hostile world, part "one job, one source": a source that vanishes mid-run (the faulty
+//! device's FUSE connection aborted, so every read fails with EIO as from an unplugged disk),
+//! one that never reads again while still present (the `--give-up-after` bound), a resume
+//! from another disk, a rescue image shorter than its map, and signals in the phases before
+//! the read loop. Each ends promptly with exit 2, one line saying why, a record that says
+//! so and a map whose unread rest is `?`.
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use exhibit::map::BlockState;
+
+use crate::support::*;
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
+fn wait_bounded(mut child: Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the device has served at least `n` reads (the run is in its read loop).
+fn wait_for_reads(dev: &FaultyDevice, n: usize) {
+    let started = Instant::now();
+    while dev.read_log().len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run never started reading"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The byte in "source stopped responding at byte X".
+fn stopped_at(stderr: &str) -> u64 {
+    let tail = stderr
+        .split("source stopped responding at byte ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no 'source stopped responding' in:\n{stderr}"));
+    tail.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Everything before `at` finished, everything from `at` untried: nothing called bad.
+fn assert_map_split_at(base: &Path, at: u64, size: u64) {
+    let map = load_map(&with_ext(base, "map"));
+    let text = std::fs::read_to_string(with_ext(base, "map")).unwrap();
+    assert_eq!(map.size(), size);
+    assert_eq!(map.bytes_in(BlockState::Finished), at, "{text}");
+    assert_eq!(map.bytes_in(BlockState::NonTried), size - at, "{text}");
+    if at < size {
+        assert_eq!(map.state_at(at), Some(BlockState::NonTried), "{text}");
+    }
+}
+
+/// The record says failed, with the reason.
+fn assert_record_failed(base: &Path, needle: &str) {
+    let rec = record(base);
+    assert_eq!(rec["outcome"]["status"].as_str(), Some("failed"), "{rec:?}");
+    let reason = rec["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("source stopped responding at byte"),
+        "{reason}"
+    );
+    assert!(reason.contains(needle), "{reason}");
+}
+
+/// The one-line error of a stopped run.
+fn assert_one_line(out: &Output, needle: &str) -> u64 {
+    assert_eq!(out.status.code(), Some(2), "{}", text(out));
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected:\n{err}");
+    assert!(lines[0].starts_with("exhibit: error: "), "{err}");
+    assert!(err.contains(needle), "{err}");
+    stopped_at(&err)
+}
+
+/// A slow device (so the run is in the middle when the connection goes) aborted after some
+/// reads; the run must end within seconds.
+fn vanish_mid_run(cmd: &mut std::process::Command, dev: &FaultyDevice) -> Output {
+    let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_reads(dev, 40);
+    dev.abort();
+    let (out, took) = wait_bounded(child, Duration::from_secs(60));
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?} after the abort"
+    );
+    out
+}
+
+#[test]
+fn acquire_stops_when_the_source_vanishes() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(64 << 20)
+        .read_delay(Duration::from_millis(5))
+        .build();
+    let base = dev.dir.join("ev");
+    let mut cmd = exhibit();
+    cmd.arg("acquire")
+        .arg(&dev.device)
+        .arg("-o")
+        .arg(&base)
+        .arg("--quiet");
+    let out = vanish_mid_run(&mut cmd, &dev);
+    let at = assert_one_line(&out, "the source vanished");
+    assert!(
+        stderr(&out).contains("cannot be reached"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(at > 0 && at < dev.size, "stopped at {at}");
+    assert_eq!(at % (1 << 20), 0, "a block boundary: {at}");
+    assert_map_split_at(&base, at, dev.size);
+    assert_record_failed(&base, "vanished");
+    // What was read before is the source's.
+    let raw = std::fs::read(with_ext(&base, "raw")).unwrap();
+    assert!(raw[..at as usize] == dev.data()[..at as usize]);
+}
+
+#[test]
+fn acquire_pread_engine_stops_when_the_source_vanishes() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(64 << 20)
+        .read_delay(Duration::from_millis(5))
+        .build();
+    let base = dev.dir.join("ev");
+    let mut cmd = exhibit();
+    cmd.arg("acquire")
+        .arg(&dev.device)
+        .arg("-o")
+        .arg(&base)
+        .args(["--quiet", "--io", "sync"]);
+    let out = vanish_mid_run(&mut cmd, &dev);
+    let at = assert_one_line(&out, "the source vanished");
+    assert!(at > 0 && at < dev.size, "stopped at {at}");
+    assert_map_split_at(&base, at, dev.size);
+    assert_record_failed(&base, "vanished");
+}
+
+#[test]
+fn rescue_stops_when_the_source_vanishes() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(64 << 20)
+        .read_delay(Duration::from_millis(5))
+        .build();
+    let base = dev.dir.join("res");
+    let out = vanish_mid_run(&mut rescue_cmd(&dev.device, &base, &[]), &dev);
+    let at = assert_one_line(&out, "the source vanished");
+    assert!(at > 0 && at < dev.size, "stopped at {at}");
+    assert_map_split_at(&base, at, dev.size);
+    assert_record_failed(&base, "vanished");
+    let raw = std::fs::read(with_ext(&base, "raw")).unwrap();
+    assert!(raw[..at as usize] == dev.data()[..at as usize]);
+}
+
+/// A device whose bytes 4 MiB..12 MiB never read while it stays present: with
+/// `--give-up-after 1M` both jobs stop inside that stretch and leave it all untried.
+#[test]
+fn a_source_that_never_reads_again_is_given_up_on() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(16 << 20)
+        .fault_bytes(4 << 20, 8 << 20, Fault::Always(libc::EIO))
+        .build();
+    let base = dev.dir.join("ev");
+    let started = Instant::now();
+    let out = exhibit()
+        .arg("acquire")
+        .arg(&dev.device)
+        .arg("-o")
+        .arg(&base)
+        .args(["--quiet", "--give-up-after", "1M"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let at = assert_one_line(&out, "no good read across");
+    assert_eq!(at, 4 << 20);
+    assert_map_split_at(&base, at, dev.size);
+    assert_record_failed(&base, "--give-up-after 1M");
+
+    let rbase = dev.dir.join("res");
+    let out = rescue_cmd(&dev.device, &rbase, &["--give-up-after", "1M"])
+        .output()
+        .unwrap();
+    let at = assert_one_line(&out, "no good read across");
+    assert_eq!(at, 4 << 20);
+    assert_map_split_at(&rbase, at, dev.size);
+    assert_record_failed(&rbase, "--give-up-after 1M");
+}
