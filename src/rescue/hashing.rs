@@ -183,7 +183,12 @@ impl RunningHash {
 
     /// Hashes what is left up to `size` and returns the digests, publishing the bytes
     /// hashed in `progress` meanwhile.
-    pub(super) fn finish(mut self, size: u64, progress: &AtomicU64) -> Result<MediaHashes> {
+    pub(super) fn finish(
+        mut self,
+        size: u64,
+        progress: &AtomicU64,
+        interrupted: &std::sync::atomic::AtomicBool,
+    ) -> Result<MediaHashes> {
         // Nothing else is reading now: every core for the rest.
         self.confine(false);
         self.advance(size, false)?;
@@ -192,6 +197,13 @@ impl RunningHash {
             return Err(Error::Internal("the hash feeder stopped".into()));
         };
         while !feeder.is_finished() {
+            if interrupted.load(Ordering::Relaxed) {
+                // Hashing the rest of a large image takes minutes: a signal ends it too. The
+                // map is complete; the next run hashes the image again.
+                self.shared.cancel.store(true, Ordering::Relaxed);
+                let _ = feeder.join();
+                return Err(Error::Interrupted("a signal (SIGINT or SIGTERM)"));
+            }
             progress.store(self.hashed(), Ordering::Relaxed);
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

@@ -223,7 +223,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         self.image.flush()?;
         let size = self.geo.size;
         let hashes = match self.hash.take() {
-            Some(h) => h.finish(size, &self.progress.hashed)?,
+            Some(h) => h.finish(size, &self.progress.hashed, self.interrupted)?,
             None => MediaHashes::default(),
         };
         let logs = hash_logs::write(

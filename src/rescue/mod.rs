@@ -230,14 +230,20 @@ pub fn rescue(
         return Err(e);
     }
     let output = job.output_file();
-    let report = job.finish(started.utc.into())?;
     record.record_mut().outputs = vec![output];
+    let report = match job.finish(started.utc.into()) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = record.finish(&Outcome::from_error(&e));
+            return Err(e);
+        }
+    };
     if let (Some(settings), true) = (&opts.e01, report.complete) {
         match seal_into_e01(source, opts, settings, &report, interrupted) {
             Ok(files) => record.record_mut().outputs.extend(files),
             Err(e) => {
                 // Sealing starts again from the finished image: not a resume of the map.
-                let _ = record.finish(&Outcome::Failed(e.to_string()));
+                let _ = record.finish(&Outcome::from_error(&e));
                 return Err(e);
             }
         }

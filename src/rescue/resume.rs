@@ -82,6 +82,7 @@ impl MapState {
                         image_path.display()
                     )));
                 }
+                refuse_short_image(&map, &map_path, &image_path, on_device)?;
                 align_to_sectors(&mut map, geo.ss);
                 (map, true, retry_done_in(&text))
             }
@@ -149,6 +150,34 @@ fn retry_done_in(text: &str) -> u32 {
         .filter_map(|v| v.trim().parse().ok())
         .next_back()
         .unwrap_or(0)
+}
+
+/// An image shorter than the map's finished area would be extended with zeros where the map
+/// says data was rescued, and the rescue would end "complete" over them: refused.
+fn refuse_short_image(
+    map: &SectorMap,
+    map_path: &Path,
+    image_path: &Path,
+    on_device: bool,
+) -> Result<()> {
+    let Some(finished_end) = map.blocks_in(BlockState::Finished).last().map(|b| b.end()) else {
+        return Ok(());
+    };
+    if on_device {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::metadata(image_path) else {
+        return Ok(());
+    };
+    if meta.is_file() && meta.len() < finished_end {
+        return Err(Error::Refused(format!(
+            "the image {} is {} bytes, but {} says data was rescued up to byte {finished_end}:              it is not this map's image, or it was cut short",
+            image_path.display(),
+            meta.len(),
+            map_path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Without a map, an existing image, hash log or record belongs to some other run: refused.

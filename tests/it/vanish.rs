@@ -204,3 +204,56 @@ fn a_source_that_never_reads_again_is_given_up_on() {
     assert_map_split_at(&rbase, at, dev.size);
     assert_record_failed(&rbase, "--give-up-after 1M");
 }
+
+/// A rescue whose map says everything is read only hashes (and with `--format e01` seals) the
+/// image it describes: a 1 GiB one (sparse) takes seconds in either phase. A SIGTERM there
+/// ends the run within a second or two, with an `interrupted` record.
+#[test]
+fn a_signal_while_hashing_or_sealing_ends_the_rescue() {
+    let dir = tempdir();
+    let size: u64 = 1 << 30;
+    let source = dir.path().join("disk.img");
+    std::fs::File::create(&source)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let base = dir.path().join("res");
+    std::fs::write(
+        with_ext(&base, "map"),
+        format!("# Mapfile. Created by GNU ddrescue\n0x00000000 +\n0x00000000 {size:#x} +\n"),
+    )
+    .unwrap();
+    std::fs::File::create(with_ext(&base, "raw"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let e01 = with_ext(&base, "E01");
+    for sealing in [false, true] {
+        let args: &[&str] = if sealing { &["--format", "e01"] } else { &[] };
+        let child = rescue_cmd(&source, &base, args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        if sealing {
+            while !e01.exists() {
+                assert!(started.elapsed() < Duration::from_secs(120), "never sealed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        } else {
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        send_signal(&child, libc::SIGTERM);
+        let (out, took) = wait_bounded(child, Duration::from_secs(120));
+        assert!(took < Duration::from_secs(3), "took {took:?} after SIGTERM");
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+        let rec = record(&base);
+        assert_eq!(
+            rec["outcome"]["status"].as_str(),
+            Some("interrupted"),
+            "{rec:?}"
+        );
+    }
+}
