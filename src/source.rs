@@ -214,6 +214,10 @@ impl Source {
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
+    /// (st_dev, st_ino) of the path opened: for a file, which file it is.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.file_id
+    }
 
     /// Positioned read; may return fewer bytes than asked (at the end, or from a FUSE file).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {

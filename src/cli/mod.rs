@@ -186,6 +186,11 @@ pub struct RescueArgs {
     #[command(flatten)]
     pub give_up: GiveUpArgs,
 
+    /// Resume a map that names another source than this one (refused without it: the image
+    /// would mix two disks).
+    #[arg(long)]
+    pub force_source: bool,
+
     /// Hashes.
     #[command(flatten)]
     pub hash: HashArgs,
@@ -216,6 +221,7 @@ impl RescueArgs {
             careful: self.careful,
             io: self.io.into(),
             give_up: (&self.give_up).into(),
+            force_source: self.force_source,
             overwrite: self.overwrite,
             map_interval: Duration::try_from_secs_f64(self.map_interval.max(0.1)).map_err(
                 |_| {

@@ -61,6 +61,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         progress: &'a RescueProgress,
         interrupted: &'a AtomicBool,
         stretch: Option<&'a mut dyn StretchReader>,
+        source_id: Option<String>,
     ) -> Result<Self> {
         let geo = Geometry::new(opts, reader.size(), reader.sector_size())?;
         let existing = existing_map(opts)?;
@@ -70,7 +71,14 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             Some(dev) => Some(open_target(dev, geo.size, true, "--target")?),
             None => None,
         };
-        let state = MapState::load(existing, opts, &geo, source_path, target.is_some())?;
+        let state = MapState::load(
+            existing,
+            opts,
+            &geo,
+            source_path,
+            target.is_some(),
+            source_id,
+        )?;
         // Only streamed blocks are written through O_DIRECT.
         let image = Image::open(
             opts,

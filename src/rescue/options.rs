@@ -60,6 +60,9 @@ pub struct RescueOptions {
     /// When a source that keeps failing is given up on, as in acquire (see
     /// [`crate::reader::liveness`]); a vanished source always stops the run.
     pub give_up: GiveUp,
+    /// Resume a map that names another source (default: refused, since the image would mix
+    /// two disks).
+    pub force_source: bool,
 }
 
 /// Largest read of the copy pass on a healthy stretch. Reads are `block_size` until
@@ -100,6 +103,7 @@ impl RescueOptions {
             careful: false,
             io: EngineChoice::Auto,
             give_up: GiveUp::default(),
+            force_source: false,
         }
     }
 

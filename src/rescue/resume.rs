@@ -9,13 +9,20 @@ use std::time::{Duration, Instant};
 
 use super::options::Geometry;
 use super::RescueOptions;
-use crate::audit::write_map;
+use crate::audit::{write_map, RunInfo};
 use crate::error::{Error, Result};
 use crate::hash::HashAlgorithm;
 use crate::map::{BlockState, SectorMap};
 
 /// Map header line that records how many retry passes are done.
 const RETRY_DONE_KEY: &str = "exhibit-retry-passes-done:";
+/// Map header line naming the source the map belongs to (a comment: GNU ddrescue ignores it).
+const SOURCE_KEY: &str = "exhibit-source:";
+/// Map header line per earlier run of the job.
+const RUN_KEY: &str = "exhibit-run:";
+/// A run's source when its map did not say.
+const UNKNOWN_SOURCE: &str =
+    "unknown (the map has no exhibit-source line: written by GNU ddrescue or an older exhibit)";
 
 /// The map and what a resumed run needs to know beside it.
 #[derive(Debug)]
@@ -30,6 +37,14 @@ pub(super) struct MapState {
     pub retry_done: u32,
     /// Extra header lines (the options' `map_header`).
     header: Vec<String>,
+    /// The source the map belongs to, as stored in it (or this run's, for a new map).
+    source_id: Option<String>,
+    /// Earlier runs, from the map; this run is added on every save.
+    runs: Vec<RunInfo>,
+    /// This run.
+    run: RunInfo,
+    /// Bytes finished when this run began.
+    finished_at_start: u64,
     dirty: bool,
     last_save: Instant,
 }
@@ -52,19 +67,22 @@ impl MapState {
     /// size, a map whose image is missing, and (without `--overwrite`) an image, hash log or
     /// record with no map to resume from. `on_device`: the image is a target device (which
     /// always exists and is never truncated).
+    /// `source_id`: this run's source (see `rescue::source_identity`); a map that names
+    /// another is refused unless `opts.force_source`.
     pub fn load(
         existing: Option<String>,
         opts: &RescueOptions,
         geo: &Geometry,
         source_path: &Path,
         on_device: bool,
+        source_id: Option<String>,
     ) -> Result<Self> {
         let size = geo.size;
         let map_path = opts.map_path();
         let image_path = opts.image_path();
-        let (map, resumed, retry_done) = match existing {
+        let (map, resumed, retry_done) = match &existing {
             Some(text) => {
-                let mut map = SectorMap::parse(&text, &map_path)?;
+                let mut map = SectorMap::parse(text, &map_path)?;
                 if map.size() != size {
                     return Err(Error::Refused(format!(
                         "{} maps {} bytes but {} has {size}; is it the map of another source?",
@@ -83,8 +101,18 @@ impl MapState {
                     )));
                 }
                 refuse_short_image(&map, &map_path, &image_path, on_device)?;
+                if let (Some(stored), Some(now)) = (header_value(text, SOURCE_KEY), &source_id) {
+                    if !same_source(&stored, now) && !opts.force_source {
+                        return Err(Error::Refused(format!(
+                            "{} belongs to another source ({stored}), not {} ({now}); resuming \
+                             would mix two disks in one image (--force-source to resume anyway)",
+                            map_path.display(),
+                            source_path.display()
+                        )));
+                    }
+                }
                 align_to_sectors(&mut map, geo.ss);
-                (map, true, retry_done_in(&text))
+                (map, true, retry_done_in(text))
             }
             None => {
                 if !opts.overwrite {
@@ -93,12 +121,36 @@ impl MapState {
                 (SectorMap::new(size, BlockState::NonTried), false, 0)
             }
         };
+        let (stored, mut runs) = match &existing {
+            Some(text) => (header_value(text, SOURCE_KEY), runs_in(text)),
+            None => (None, Vec::new()),
+        };
+        if resumed && runs.is_empty() {
+            // A map from GNU ddrescue or an older exhibit: its runs are one unknown one.
+            runs.push(RunInfo {
+                started: String::new(),
+                ended: String::new(),
+                source: UNKNOWN_SOURCE.into(),
+                rescued_bytes: map.bytes_in(BlockState::Finished),
+            });
+        }
+        let now = utc_now();
+        let finished_at_start = map.bytes_in(BlockState::Finished);
         Ok(MapState {
             map,
             path: map_path,
             resumed,
             retry_done,
             header: opts.map_header.clone(),
+            source_id: stored.or(source_id.clone()),
+            runs,
+            run: RunInfo {
+                started: now.clone(),
+                ended: now,
+                source: source_id.unwrap_or_else(|| source_path.display().to_string()),
+                rescued_bytes: 0,
+            },
+            finished_at_start,
             dirty: false,
             last_save: Instant::now(),
         })
@@ -132,11 +184,83 @@ impl MapState {
     pub fn save(&mut self) -> Result<()> {
         let mut header = self.header.clone();
         header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
+        if let Some(id) = &self.source_id {
+            header.push(format!("{SOURCE_KEY} {id}"));
+        }
+        self.run.ended = utc_now();
+        self.run.rescued_bytes = self
+            .map
+            .bytes_in(BlockState::Finished)
+            .saturating_sub(self.finished_at_start);
+        for r in self.runs.iter().chain(std::iter::once(&self.run)) {
+            header.push(format!(
+                "{RUN_KEY} started={}; ended={}; rescued={}; source={}",
+                r.started, r.ended, r.rescued_bytes, r.source
+            ));
+        }
         write_map(&self.map, &self.path, &header)?;
         self.last_save = Instant::now();
         self.dirty = false;
         Ok(())
     }
+
+    /// Every run of the job, this one last, for the record.
+    pub fn runs(&self) -> Vec<RunInfo> {
+        let mut runs = self.runs.clone();
+        runs.push(self.run.clone());
+        runs
+    }
+}
+
+fn utc_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The value of the last header line `key` (a comment), if any.
+fn header_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .last()
+}
+
+/// The earlier runs, from their header lines.
+fn runs_in(text: &str) -> Vec<RunInfo> {
+    text.lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix(RUN_KEY))
+        .filter_map(|v| {
+            let (head, source) = v.split_once("; source=")?;
+            let mut r = RunInfo {
+                started: String::new(),
+                ended: String::new(),
+                source: source.trim().to_string(),
+                rescued_bytes: 0,
+            };
+            for part in head.split("; ") {
+                match part.trim().split_once('=') {
+                    Some(("started", x)) => r.started = x.into(),
+                    Some(("ended", x)) => r.ended = x.into(),
+                    Some(("rescued", x)) => r.rescued_bytes = x.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            Some(r)
+        })
+        .collect()
+}
+
+/// Two source identities name the same source when everything but the path (device names
+/// change between boots and attachments) is equal.
+fn same_source(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> Vec<String> {
+        s.split("; ")
+            .filter(|p| !p.starts_with("path="))
+            .map(str::to_string)
+            .collect()
+    };
+    key(a) == key(b)
 }
 
 /// The retry passes done, from our header line (absent in GNU ddrescue's maps: none).

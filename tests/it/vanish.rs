@@ -257,3 +257,73 @@ fn a_signal_while_hashing_or_sealing_ends_the_rescue() {
         );
     }
 }
+
+/// A rescue resumed with another disk of the same size (same bytes even) is refused: its map
+/// names the first disk. `--force-source` resumes anyway, and the record lists both runs; a
+/// map without our identity line (GNU ddrescue's) still resumes, as one unknown earlier run.
+#[test]
+fn a_rescue_refuses_to_resume_from_another_disk() {
+    require_faulty_device!();
+    let first = FaultyDevice::builder(2048 * 512).bad(100).build();
+    let other = FaultyDevice::builder(2048 * 512).bad(100).build();
+    let base = first.dir.join("res");
+    rescue_cmd(&first.device, &base, &[]).exits(1);
+    let map_path = with_ext(&base, "map");
+    let map = std::fs::read_to_string(&map_path).unwrap();
+    assert!(map.contains("# exhibit-source: size=1048576"), "{map}");
+    assert!(map.contains("loop-backing-file="), "{map}");
+    if have("ddrescuelog") {
+        let out = std::process::Command::new("ddrescuelog")
+            .arg("-t")
+            .arg(&map_path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    let out = rescue_cmd(&other.device, &base, &[]).exits(2);
+    let err = stderr(&out);
+    assert!(err.contains("belongs to another source"), "{err}");
+    assert!(err.contains("--force-source"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&map_path).unwrap(),
+        map,
+        "map untouched"
+    );
+
+    rescue_cmd(&other.device, &base, &["--force-source"]).exits(1);
+    let rec = record(&base);
+    let runs = rec["runs"].as_sequence().expect("runs");
+    assert_eq!(runs.len(), 2, "{rec:?}");
+    let sources: Vec<&str> = runs.iter().map(|r| r["source"].as_str().unwrap()).collect();
+    assert_ne!(sources[0], sources[1]);
+    assert_eq!(runs[0]["rescued_bytes"].as_u64(), Some(2047 * 512));
+
+    // A map as GNU ddrescue writes it (no exhibit lines) resumes, and the record says so.
+    let gnu: String = std::fs::read_to_string(&map_path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("# exhibit-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&map_path, gnu).unwrap();
+    rescue_cmd(&first.device, &base, &[]).exits(1);
+    let rec = record(&base);
+    let runs = rec["runs"].as_sequence().expect("runs");
+    assert_eq!(runs.len(), 2, "{rec:?}");
+    assert!(runs[0]["source"].as_str().unwrap().contains("GNU ddrescue"));
+}
+
+/// An image cut shorter than what its map says was rescued is refused, naming both sizes.
+#[test]
+fn a_rescue_image_shorter_than_its_map_is_refused() {
+    let dir = tempdir();
+    let source = make_source(dir.path(), "disk.img", 4 << 20, 7);
+    let base = dir.path().join("res");
+    rescue_cmd(&source, &base, &[]).exits(0);
+    truncate(&with_ext(&base, "raw"), 1 << 20);
+    let out = rescue_cmd(&source, &base, &[]).exits(2);
+    let err = stderr(&out);
+    assert!(err.contains("is 1048576 bytes"), "{err}");
+    assert!(err.contains("up to byte 4194304"), "{err}");
+}
