@@ -187,7 +187,7 @@ impl RunningHash {
         mut self,
         size: u64,
         progress: &AtomicU64,
-        interrupted: &std::sync::atomic::AtomicBool,
+        interrupted: &AtomicBool,
     ) -> Result<MediaHashes> {
         // Nothing else is reading now: every core for the rest.
         self.confine(false);
@@ -407,7 +407,13 @@ mod tests {
         h.advance(100, false).unwrap();
         h.advance(50, false).unwrap(); // behind: nothing
         h.advance(2_000_001, true).unwrap();
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         for alg in HashAlgorithm::ALL {
             assert_eq!(out.get(alg).unwrap(), digest_of(alg, &data), "{alg}");
         }
@@ -431,7 +437,13 @@ mod tests {
         assert_eq!(h.position(), 1_600_000);
         h.changed_at(2_100_000).unwrap(); // ahead of the hashes: nothing to undo
         assert_eq!(h.position(), 1_600_000);
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         for alg in HashAlgorithm::ALL {
             assert_eq!(out.get(alg).unwrap(), digest_of(alg, &data), "{alg}");
         }
@@ -447,7 +459,13 @@ mod tests {
         file.write_all_at(&data[10..11], 10).unwrap();
         h.changed_at(10).unwrap();
         assert_eq!(h.position(), 0);
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         assert_eq!(
             out.get(HashAlgorithm::Md5).unwrap(),
             digest_of(HashAlgorithm::Md5, &data)
@@ -459,6 +477,8 @@ mod tests {
         let data = vec![0u8; 1000];
         let (_dir, file, path) = image_with(&data);
         let h = RunningHash::start(&[HashAlgorithm::Sha256], &file, &path).unwrap();
-        assert!(h.finish(5000, &AtomicU64::new(0)).is_err());
+        assert!(h
+            .finish(5000, &AtomicU64::new(0), &AtomicBool::new(false))
+            .is_err());
     }
 }
