@@ -106,6 +106,9 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             state.map.blocks_in(BlockState::BadSector).count() as u64,
             Ordering::Relaxed,
         );
+        if state.resumed {
+            state.check_first_mib(reader, source_path, geo.ss as usize, opts.force_source)?;
+        }
         let resumed = state.resumed;
         let mut job = Job {
             reader,
@@ -210,6 +213,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         self.image.flush()?;
         self.progress.update_from(&self.state.map);
         self.image.sync()?;
+        self.state.note_first_mib(self.image.file())?;
         self.state.save()
     }
 

@@ -20,6 +20,29 @@ const RETRY_DONE_KEY: &str = "exhibit-retry-passes-done:";
 const SOURCE_KEY: &str = "exhibit-source:";
 /// Map header line per earlier run of the job.
 const RUN_KEY: &str = "exhibit-run:";
+/// The identity field holding the first finished MiB's offset and SHA-256.
+const FIRST_MIB: &str = "first-mib=";
+/// 1 MiB.
+const MIB: u64 = 1 << 20;
+
+/// An identity without its `first-mib=` field, and that field's (offset, hex).
+fn split_first_mib(id: &str) -> (String, Option<(u64, String)>) {
+    let mut first = None;
+    let rest: Vec<&str> = id
+        .split("; ")
+        .filter(|p| match p.strip_prefix(FIRST_MIB) {
+            Some(v) => {
+                first = v
+                    .split_once(':')
+                    .and_then(|(at, hex)| Some((at.parse().ok()?, hex.to_string())));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (rest.join("; "), first)
+}
+
 /// A run's source when its map did not say.
 const UNKNOWN_SOURCE: &str =
     "unknown (the map has no exhibit-source line: written by GNU ddrescue or an older exhibit)";
@@ -45,6 +68,9 @@ pub(super) struct MapState {
     run: RunInfo,
     /// Bytes finished when this run began.
     finished_at_start: u64,
+    /// The first whole finished MiB (on the MiB grid) and the SHA-256 of its bytes, part of
+    /// the source's identity: a resumed run reads it from its source and compares.
+    first_mib: Option<(u64, String)>,
     dirty: bool,
     last_save: Instant,
 }
@@ -102,6 +128,7 @@ impl MapState {
                 }
                 refuse_short_image(&map, &map_path, &image_path, on_device)?;
                 if let (Some(stored), Some(now)) = (header_value(text, SOURCE_KEY), &source_id) {
+                    let (stored, _) = split_first_mib(&stored);
                     if !same_source(&stored, now) && !opts.force_source {
                         return Err(Error::Refused(format!(
                             "{} belongs to another source ({stored}), not {} ({now}); resuming \
@@ -124,6 +151,13 @@ impl MapState {
         let (stored, mut runs) = match &existing {
             Some(text) => (header_value(text, SOURCE_KEY), runs_in(text)),
             None => (None, Vec::new()),
+        };
+        let (stored, first_mib) = match stored {
+            Some(id) => {
+                let (id, first) = split_first_mib(&id);
+                (Some(id), first)
+            }
+            None => (None, None),
         };
         if resumed && runs.is_empty() {
             // A map from GNU ddrescue or an older exhibit: its runs are one unknown one.
@@ -151,6 +185,7 @@ impl MapState {
                 rescued_bytes: 0,
             },
             finished_at_start,
+            first_mib,
             dirty: false,
             last_save: Instant::now(),
         })
@@ -185,7 +220,10 @@ impl MapState {
         let mut header = self.header.clone();
         header.push(format!("{RETRY_DONE_KEY} {}", self.retry_done));
         if let Some(id) = &self.source_id {
-            header.push(format!("{SOURCE_KEY} {id}"));
+            match &self.first_mib {
+                Some((at, hex)) => header.push(format!("{SOURCE_KEY} {id}; {FIRST_MIB}{at}:{hex}")),
+                None => header.push(format!("{SOURCE_KEY} {id}")),
+            }
         }
         self.run.ended = utc_now();
         self.run.rescued_bytes = self
@@ -204,12 +242,82 @@ impl MapState {
         Ok(())
     }
 
+    /// Once a whole MiB (on the MiB grid) is finished, hashes it from the image (synced by
+    /// the caller), for the source's identity. Only with an identity to add it to.
+    pub fn note_first_mib(&mut self, image: &std::fs::File) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.first_mib.is_some() || self.source_id.is_none() {
+            return Ok(());
+        }
+        let Some(at) = self
+            .map
+            .blocks_in(BlockState::Finished)
+            .map(|b| (b.pos.div_ceil(MIB) * MIB, b.end()))
+            .find(|&(start, end)| start + MIB <= end)
+            .map(|(start, _)| start)
+        else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; MIB as usize];
+        image
+            .read_exact_at(&mut buf, at)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.first_mib = Some((at, sha256_hex(&buf)));
+        Ok(())
+    }
+
+    /// Reads the map's first finished MiB from `source` and refuses (unless `force`) when its
+    /// bytes are not what the image holds there: another source, or one that changed. A MiB
+    /// that cannot be read now proves nothing either way and is let pass.
+    pub fn check_first_mib<R: crate::reader::recover::ReadAt + ?Sized>(
+        &self,
+        source: &R,
+        source_path: &Path,
+        sector: usize,
+        force: bool,
+    ) -> Result<()> {
+        let Some((at, want)) = &self.first_mib else {
+            return Ok(());
+        };
+        if force || at + MIB > source.size() {
+            return Ok(());
+        }
+        let mut buf = crate::buffer::AlignedBuf::new(MIB as usize);
+        let read = crate::reader::recover::read_counted(
+            source,
+            &mut buf,
+            *at,
+            MIB as usize,
+            sector,
+            &mut |_| {},
+        )?;
+        if let crate::reader::recover::ReadOutcome::Read = read.outcome {
+            let got = sha256_hex(&buf[..MIB as usize]);
+            if &got != want {
+                return Err(Error::Refused(format!(
+                    "{} holds other bytes at {at}..{} than {} says were rescued there (SHA-256 \
+                     {got}, not {want}): another source, or it changed; resuming would mix \
+                     two disks in one image (--force-source to resume anyway)",
+                    source_path.display(),
+                    at + MIB,
+                    self.path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Every run of the job, this one last, for the record.
     pub fn runs(&self) -> Vec<RunInfo> {
         let mut runs = self.runs.clone();
         runs.push(self.run.clone());
         runs
     }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    crate::hash::to_hex(&sha2::Sha256::digest(data))
 }
 
 fn utc_now() -> String {

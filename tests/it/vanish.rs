@@ -327,3 +327,21 @@ fn a_rescue_image_shorter_than_its_map_is_refused() {
     assert!(err.contains("is 1048576 bytes"), "{err}");
     assert!(err.contains("up to byte 4194304"), "{err}");
 }
+
+/// The same file (same device and inode) with other bytes is another source too: the map
+/// keeps the SHA-256 of its first finished MiB, and a resumed run reads it again.
+#[test]
+fn a_rescue_refuses_a_source_whose_first_mib_changed() {
+    let dir = tempdir();
+    let source = make_source(dir.path(), "disk.img", 4 << 20, 11);
+    let base = dir.path().join("res");
+    rescue_cmd(&source, &base, &[]).exits(0);
+    let map = std::fs::read_to_string(with_ext(&base, "map")).unwrap();
+    assert!(map.contains("; first-mib=0:"), "{map}");
+    rescue_cmd(&source, &base, &[]).exits(0);
+    flip(&source, 4096);
+    let out = rescue_cmd(&source, &base, &[]).exits(2);
+    let err = stderr(&out);
+    assert!(err.contains("holds other bytes at 0..1048576"), "{err}");
+    rescue_cmd(&source, &base, &["--force-source"]).exits(0);
+}
