@@ -345,3 +345,42 @@ fn a_rescue_refuses_a_source_whose_first_mib_changed() {
     assert!(err.contains("holds other bytes at 0..1048576"), "{err}");
     rescue_cmd(&source, &base, &["--force-source"]).exits(0);
 }
+
+/// SIGTERM while an acquisition of a slow device has not handed on its first block (opening,
+/// refusals, E01 set-up, the first reads in flight): it ends promptly, `interrupted`, exit 2.
+/// (Reads in flight are waited for, since the kernel writes into their buffers: a shallow
+/// queue keeps that wait short on this 300 ms-per-request device.)
+#[test]
+fn a_signal_before_the_first_block_ends_the_acquisition() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(16 << 20)
+        .read_delay(Duration::from_millis(300))
+        .build();
+    for (i, extra) in [
+        &["--format", "raw,e01", "--queue-depth", "2"][..],
+        &["--io", "sync"][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let base = dev.dir.join(format!("ev{i}"));
+        let child = exhibit()
+            .arg("acquire")
+            .arg(&dev.device)
+            .arg("-o")
+            .arg(&base)
+            .arg("--quiet")
+            .args(*extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        send_signal(&child, libc::SIGTERM);
+        let (out, took) = wait_bounded(child, Duration::from_secs(120));
+        assert!(took < Duration::from_secs(5), "took {took:?} after SIGTERM");
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+        let rec = record(&base);
+        assert_eq!(rec["outcome"]["status"].as_str(), Some("interrupted"));
+    }
+}
