@@ -150,6 +150,20 @@ impl Liveness {
     }
 }
 
+/// A read at `at` failed with something other than a media error (ENODEV, ENOTCONN, an end of
+/// file before the source's size): when the source has vanished, that is what the examiner
+/// needs to hear, as [`Error::SourceStopped`]; else `error` as it is.
+pub fn explain_failure<S: ReadAt + ?Sized>(src: &S, at: u64, error: Error) -> Error {
+    match src.gone() {
+        Some(why) => Error::SourceStopped {
+            path: src.describe(),
+            offset: at,
+            why: format!("{why} (the source vanished; the read said: {error})"),
+        },
+        None => error,
+    }
+}
+
 /// `64M` for whole MiB, else bytes: as the flag is written.
 fn size_name(n: u64) -> String {
     if n % (1 << 20) == 0 {

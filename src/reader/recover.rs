@@ -11,7 +11,7 @@ use std::io;
 use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::map::BadRun;
-use crate::reader::liveness::Liveness;
+use crate::reader::liveness::{explain_failure, Liveness};
 use crate::reader::{is_media_error, round_up};
 use crate::source::Source;
 
@@ -94,14 +94,15 @@ pub(crate) fn read_counted<S: ReadAt + ?Sized>(
         on_read(at);
         match src.read_at(&mut buf[got..got + ask], at) {
             Ok(0) => {
-                return Err(Error::Read {
+                let e = Error::Read {
                     path: src.describe(),
                     offset: at,
                     source: io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the source ended early (did it shrink or go away?)",
                     ),
-                })
+                };
+                return Err(explain_failure(src, at, e));
             }
             Ok(n) => {
                 let n = n.min(want - got);
@@ -130,11 +131,12 @@ pub(crate) fn read_counted<S: ReadAt + ?Sized>(
                     })
                 }
                 _ => {
-                    return Err(Error::Read {
+                    let e = Error::Read {
                         path: src.describe(),
                         offset: at,
                         source: e,
-                    })
+                    };
+                    return Err(explain_failure(src, at, e));
                 }
             },
         }

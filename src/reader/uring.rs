@@ -20,10 +20,14 @@ use io_uring::{opcode, types, IoUring};
 use crate::block::Block;
 use crate::buffer::{BufferPool, PooledBuf};
 use crate::error::{Error, Result};
-use crate::reader::liveness::Liveness;
+use crate::reader::liveness::{explain_failure, Liveness};
 use crate::reader::recover::recover_range;
 use crate::reader::{is_media_error, round_up, ReaderOptions};
 use crate::source::Source;
+
+/// How long a wait for a completion lasts before the source is checked (see `reap`): long
+/// next to any healthy read, short next to a job that would otherwise hang for ever.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct InFlight {
     buf: PooledBuf,
@@ -148,11 +152,46 @@ impl<'a> UringReader<'a> {
     }
 
     /// Submits what is queued and waits for `want` completions; returns the completions.
+    ///
+    /// The wait is in slices of [`STALL_CHECK`]: a read that has not completed by then may
+    /// belong to a source that vanished under it (io_uring reads of a file on an aborted FUSE
+    /// connection never complete), so the source is checked, and a vanished one is abandoned:
+    /// the buffers of the reads in flight are leaked, never reused, since the kernel might
+    /// still write into them.
     fn reap(&mut self, want: usize) -> Result<Vec<(u64, i32)>> {
+        let ts = types::Timespec::new()
+            .sec(STALL_CHECK.as_secs())
+            .nsec(STALL_CHECK.subsec_nanos());
         loop {
-            match self.ring.submit_and_wait(want) {
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(want, &args) {
                 Ok(_) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // A kernel without timed waits (before 5.11): wait without a bound.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    match self.ring.submit_and_wait(want) {
+                        Ok(_) => break,
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                        Err(e) => return Err(self.read_error(0, e)),
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                    if self.ring.completion().is_empty() && !self.inflight.is_empty() {
+                        if let Some(why) = self.source.gone() {
+                            let at = self.inflight.values().map(|io| io.offset).min();
+                            self.abandon();
+                            return Err(Error::SourceStopped {
+                                path: self.source.path().to_path_buf(),
+                                offset: at.unwrap_or(0),
+                                why: format!(
+                                    "{why} (the source vanished; its reads never completed)"
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                    break;
+                }
                 Err(e) => return Err(self.read_error(0, e)),
             }
         }
@@ -161,6 +200,14 @@ impl<'a> UringReader<'a> {
             .completion()
             .map(|c| (c.user_data(), c.result()))
             .collect())
+    }
+
+    /// Gives up on the reads in flight without waiting: their buffers are leaked, never
+    /// returned to the pool, so nothing else can see what the kernel may still write there.
+    fn abandon(&mut self) {
+        for (_, io) in std::mem::take(&mut self.inflight) {
+            std::mem::forget(io.buf);
+        }
     }
 
     /// Waits for every read in flight, discarding results. Called on every early exit so no
@@ -174,11 +221,10 @@ impl<'a> UringReader<'a> {
                     }
                 }
                 Err(_) => {
-                    // The ring itself failed; nothing more can complete. Leak the buffers
-                    // rather than hand out memory the kernel might still write.
-                    for (_, io) in std::mem::take(&mut self.inflight) {
-                        std::mem::forget(io.buf);
-                    }
+                    // The ring itself failed, or the source vanished; nothing more can
+                    // complete. Leak the buffers rather than hand out memory the kernel might
+                    // still write.
+                    self.abandon();
                 }
             }
         }
@@ -211,20 +257,22 @@ impl<'a> UringReader<'a> {
                 if !is_media_error(errno) {
                     let at = io.offset + io.got as u64;
                     drop(io);
-                    return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
+                    let e = self.read_error(at, io::Error::from_raw_os_error(errno));
+                    return Err(explain_failure(self.source, at, e));
                 }
                 media_error = true;
                 done.insert(index, io.completed(Some(errno)));
             } else if res == 0 && io.got < io.want {
                 let at = io.offset + io.got as u64;
                 drop(io);
-                return Err(self.read_error(
+                let e = self.read_error(
                     at,
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the source ended early (did it shrink or go away?)",
                     ),
-                ));
+                );
+                return Err(explain_failure(self.source, at, e));
             } else {
                 io.got += res as usize;
                 if io.got < io.want {
@@ -303,8 +351,18 @@ impl<'a> UringReader<'a> {
             if self.inflight.is_empty() && done.is_empty() {
                 break;
             }
+            // A source that stopped is reported where the unread rest begins: the first
+            // block not handed on, not the read that noticed.
+            let emitted_end = done
+                .values()
+                .map(|c| c.offset)
+                .chain(self.inflight.values().map(|io| io.offset))
+                .min()
+                .unwrap_or(next_offset);
             if !self.inflight.is_empty()
-                && self.complete_some(&mut done)?
+                && self
+                    .complete_some(&mut done)
+                    .map_err(|e| unread_from(e, emitted_end))?
                 && on_failure == OnFailure::Stop
             {
                 halted = true;
@@ -352,6 +410,18 @@ impl<'a> UringReader<'a> {
                 also_failed,
             },
         })
+    }
+}
+
+/// `e`, with a [`Error::SourceStopped`] moved back to `at` if it lies beyond.
+fn unread_from(e: Error, at: u64) -> Error {
+    match e {
+        Error::SourceStopped { path, offset, why } => Error::SourceStopped {
+            path,
+            offset: offset.min(at),
+            why,
+        },
+        e => e,
     }
 }
 

@@ -384,3 +384,28 @@ fn a_signal_before_the_first_block_ends_the_acquisition() {
         assert_eq!(rec["outcome"]["status"].as_str(), Some("interrupted"));
     }
 }
+
+/// A file source whose FUSE filesystem goes away fails its reads with ENOTCONN (not a media
+/// error; through io_uring they never complete at all): the job still says the source
+/// stopped responding, and why, within seconds.
+#[test]
+fn a_file_source_on_a_dead_fuse_mount_stops_the_job() {
+    require_faulty_device!();
+    for engine in ["uring", "sync"] {
+        let dev = FaultyDevice::builder(64 << 20)
+            .read_delay(Duration::from_millis(5))
+            .build();
+        let base = dev.dir.join("ev");
+        let mut cmd = exhibit();
+        cmd.arg("acquire")
+            .arg(dev.backing_file())
+            .arg("-o")
+            .arg(&base)
+            .args(["--quiet", "--io", engine]);
+        let out = vanish_mid_run(&mut cmd, &dev);
+        let at = assert_one_line(&out, "the source vanished");
+        assert!(at > 0 && at < dev.size, "{engine}: stopped at {at}");
+        assert_map_split_at(&base, at, dev.size);
+        assert_record_failed(&base, "vanished");
+    }
+}
