@@ -313,6 +313,16 @@ pub fn acquire(
         Err((error, outputs)) => {
             // The image may have filled the filesystem: the reserved room is for what follows.
             lock.release_room();
+            if let Error::SourceStopped { offset, .. } = &error {
+                // Nothing read from `offset` on: what the dead stretch called bad is left
+                // untried, so a rescue or a re-run reads it again.
+                map.set(*offset, source.size(), BlockState::NonTried);
+                map.current_pos = *offset;
+                unreadable.retain_mut(|r| {
+                    r.length = r.length.min(offset.saturating_sub(r.offset));
+                    r.length > 0
+                });
+            }
             map.current_status = '?';
             let header = map_header(&record.record().times.started_utc);
             let _ = write_map(&map, &side.map(), &header);

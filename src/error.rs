@@ -40,6 +40,19 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The source stopped answering: it vanished (unplugged, its loop device's backing file
+    /// unreachable), or nothing read within the bound set by `--give-up-after` /
+    /// `--give-up-time`. Everything from `offset` on is left unread (`?` in the map).
+    #[error("source stopped responding at byte {offset}: {}: {why}", path.display())]
+    SourceStopped {
+        /// The source.
+        path: PathBuf,
+        /// Where the failing stretch began.
+        offset: u64,
+        /// Why it is taken as gone.
+        why: String,
+    },
+
     /// Writing an output failed (target full, target vanished).
     #[error("writing {} at byte {offset}: {source}", path.display())]
     Write {

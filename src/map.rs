@@ -219,6 +219,22 @@ impl SectorMap {
         end.max(pos)
     }
 
+    /// Makes every byte of `start..end` that is not finished untried again: after a source
+    /// stopped responding, what its dead stretch marked bad says nothing about the disk.
+    pub fn reset_unfinished(&mut self, start: u64, end: u64) {
+        let end = end.min(self.size);
+        let unfinished: Vec<(u64, u64)> = self
+            .blocks
+            .iter()
+            .filter(|b| b.state != BlockState::Finished && b.state != BlockState::NonTried)
+            .filter(|b| b.pos < end && b.end() > start)
+            .map(|b| (b.pos.max(start), b.end().min(end)))
+            .collect();
+        for (from, to) in unfinished {
+            self.set(from, to - from, BlockState::NonTried);
+        }
+    }
+
     /// True if any byte is in one of `states`.
     pub fn any_in(&self, states: &[BlockState]) -> bool {
         self.blocks.iter().any(|b| states.contains(&b.state))

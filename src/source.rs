@@ -214,6 +214,10 @@ impl Source {
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
+    /// (st_dev, st_ino) of the path opened: for a file, which file it is.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.file_id
+    }
 
     /// Positioned read; may return fewer bytes than asked (at the end, or from a FUSE file).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -223,6 +227,74 @@ impl Source {
                 r => return r,
             }
         }
+    }
+
+    /// Why the source is no longer there, or `None` while it is; asked after a failed read
+    /// (see `reader::liveness`), because a vanished device fails reads with EIO just as a
+    /// bad sector does. A block device is gone when its sysfs node is, when BLKGETSIZE64 on
+    /// the open descriptor fails or no longer gives the size it had at open (an unplugged
+    /// disk reports 0), or, for a loop device, when its backing file cannot be reached any
+    /// more (an aborted FUSE connection: ENOTCONN). A file is gone when `fstat` on it fails
+    /// or its size changed.
+    pub fn gone(&self) -> Option<String> {
+        let name = self.path.display();
+        let Some(rdev) = self.device else {
+            // fstat alone can be answered from a cache (FUSE); statfs reaches the filesystem.
+            if let Err(e) = sys::filesystem_answers(&self.file) {
+                return Some(format!("{name} cannot be reached: {e}"));
+            }
+            return match self.file.metadata() {
+                Err(e) => Some(format!("{name} cannot be reached: {e}")),
+                Ok(m) if m.len() != self.size => Some(format!(
+                    "{name} is now {} bytes, {} at open",
+                    m.len(),
+                    self.size
+                )),
+                Ok(_) => None,
+            };
+        };
+        if !sysfs::present(rdev) {
+            return Some(format!(
+                "{name} ({}) is gone from /sys/dev/block (unplugged?)",
+                self.identity.kernel_name.as_deref().unwrap_or("?")
+            ));
+        }
+        match sys::block_device_size(&self.file) {
+            Err(e) => return Some(format!("{name}: BLKGETSIZE64 fails: {e}")),
+            Ok(n) if n != self.size => {
+                return Some(format!("{name} is now {n} bytes, {} at open", self.size))
+            }
+            Ok(_) => {}
+        }
+        if let Some(backing) = &self.identity.loop_backing_file {
+            // (A partition's backing file is its disk's; sysfs names it on the disk only.)
+            match sysfs::loop_backing_file(rdev).filter(|_| self.kind == SourceKind::Disk) {
+                None if self.kind == SourceKind::Disk => {
+                    return Some(format!("{name} no longer has a backing file"))
+                }
+                Some(now) if &now != backing => {
+                    return Some(format!("{name} is now backed by {now}, {backing} at open"))
+                }
+                _ => {}
+            }
+            // A deleted backing file (ENOENT) still serves the loop device; one that cannot be
+            // reached is a dead connection or device under it.
+            // (statfs, not stat: FUSE answers a stat from its attribute cache.)
+            let reached = sys::filesystem_at_answers(Path::new(backing))
+                .and_then(|()| std::fs::metadata(backing));
+            if let Err(e) = reached {
+                let unreachable = matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOTCONN | libc::EIO | libc::ENODEV | libc::ENXIO | libc::ESTALE)
+                );
+                if unreachable {
+                    return Some(format!(
+                        "{name}: its backing file {backing} cannot be reached: {e}"
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// Whether the kernel's read-only flag is set on the source device (`blockdev --getro`);
@@ -471,6 +543,16 @@ pub mod sysfs {
                 .iter()
                 .any(|&x| node(x).and_then(|p| backing_file_id(&p)) == Some(id))
         })
+    }
+
+    /// Whether sysfs still knows the device (an unplugged disk's node goes away).
+    pub fn present(dev: u64) -> bool {
+        Path::new(&format!("/sys/dev/block/{}:{}", major(dev), minor(dev))).exists()
+    }
+
+    /// A loop device's backing file as sysfs names it now.
+    pub fn loop_backing_file(dev: u64) -> Option<String> {
+        read(&node(dev)?.join("loop/backing_file"))
     }
 
     /// The block device a filesystem (by st_dev) lives on, if it is a real one.

@@ -102,6 +102,31 @@ pub fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
     }
 }
 
+/// Asks the filesystem holding the open file whether it still answers (fstatfs). Unlike
+/// `fstat`, which FUSE answers from its attribute cache, a FUSE statfs goes to the server, so
+/// an aborted connection fails it with ENOTCONN.
+pub fn filesystem_answers(fd: impl AsFd) -> io::Result<()> {
+    // SAFETY: all-zero is a valid `statfs` (plain integers).
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for the call; fstatfs writes one `statfs`, and `st` is
+    // one that lives across the call.
+    check(unsafe { libc::fstatfs(fd.as_fd().as_raw_fd(), &mut st) })?;
+    Ok(())
+}
+
+/// [`filesystem_answers`] for the filesystem holding `path` (statfs), without opening it.
+pub fn filesystem_at_answers(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: all-zero is a valid `statfs` (plain integers).
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated string that lives across the call; statfs writes one
+    // `statfs` into `st`, which lives across the call.
+    check(unsafe { libc::statfs(c.as_ptr(), &mut st) })?;
+    Ok(())
+}
+
 /// The block-device ioctls that write one int.
 fn ioctl_get_int(fd: impl AsFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
     let mut v: libc::c_int = 0;

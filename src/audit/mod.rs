@@ -69,8 +69,26 @@ pub struct AuditRecord {
     /// Speed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
+    /// Every run of a resumed rescue, oldest first (kept in its map), this one last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunInfo>,
     /// How it ended.
     pub outcome: OutcomeInfo,
+}
+
+/// One run of a rescue job, as its map remembers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// When it started (UTC).
+    pub started: String,
+    /// When it last saved the map (UTC).
+    pub ended: String,
+    /// The source it read, as `exhibit-source:` in the map says (size, path, model, serial,
+    /// WWID, a loop device's backing file, a file's device and inode); "unknown" for a run
+    /// of GNU ddrescue or an older exhibit.
+    pub source: String,
+    /// Bytes it rescued (finished in the map by this run).
+    pub rescued_bytes: u64,
 }
 
 /// Tool identity.

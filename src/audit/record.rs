@@ -109,6 +109,7 @@ impl RecordBuilder {
             unreadable_not_in_e01: None,
             pieces: None,
             throughput: None,
+            runs: Vec::new(),
             outcome: Outcome::Running.info(kind.noun(), kind.resumable()),
         };
         RecordBuilder {

@@ -88,6 +88,35 @@ pub struct ReaderArgs {
     /// Extra reads of a sector that failed alone before it is called unreadable.
     #[arg(long, value_name = "N", default_value_t = exhibit::reader::DEFAULT_RETRIES)]
     pub retries: u32,
+
+    /// When to give up on a source that keeps failing.
+    #[command(flatten)]
+    pub give_up: GiveUpArgs,
+}
+
+/// When to give up on a source that keeps failing (acquire and rescue). A source that vanished
+/// (unplugged, its loop device's backing file unreachable) always stops the job.
+#[derive(Debug, Args)]
+pub struct GiveUpArgs {
+    /// Stop (exit 2; the rest stays unread in the map, for a rescue or a re-run) after this
+    /// many bytes of newly unreadable sectors in a row with no good read between them; 0:
+    /// never.
+    #[arg(long, value_name = "SIZE",
+          default_value_t = Size(exhibit::reader::liveness::DEFAULT_GIVE_UP_BYTES))]
+    pub give_up_after: Size,
+
+    /// Stop after this many seconds without a good read; 0: never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub give_up_time: u64,
+}
+
+impl From<&GiveUpArgs> for exhibit::reader::GiveUp {
+    fn from(a: &GiveUpArgs) -> Self {
+        exhibit::reader::GiveUp {
+            after_bytes: a.give_up_after.0,
+            after_seconds: a.give_up_time,
+        }
+    }
 }
 
 impl TryFrom<&ReaderArgs> for ReaderOptions {
@@ -100,6 +129,7 @@ impl TryFrom<&ReaderArgs> for ReaderOptions {
             engine: args.io.into(),
             retries: args.retries,
             direct: !args.no_direct,
+            give_up: (&args.give_up).into(),
         })
     }
 }

@@ -15,7 +15,7 @@ use exhibit::reader::ReaderOptions;
 use exhibit::rescue::RescueOptions;
 use exhibit::verify::VerifyOptions;
 
-use groups::{CaseArgs, FormatArgs, HashArgs, IoArg, ReaderArgs, Size};
+use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size};
 
 /// Forensic sector-level disk acquisition.
 #[derive(Debug, Parser)]
@@ -192,6 +192,15 @@ pub struct RescueArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub map_interval: f64,
 
+    /// When to give up on a source that keeps failing.
+    #[command(flatten)]
+    pub give_up: GiveUpArgs,
+
+    /// Resume a map that names another source than this one (refused without it: the image
+    /// would mix two disks).
+    #[arg(long)]
+    pub force_source: bool,
+
     /// Hashes.
     #[command(flatten)]
     pub hash: HashArgs,
@@ -221,6 +230,8 @@ impl RescueArgs {
             retry_passes: self.retry_passes,
             careful: self.careful,
             io: self.io.into(),
+            give_up: (&self.give_up).into(),
+            force_source: self.force_source,
             overwrite: self.overwrite,
             map_interval: Duration::try_from_secs_f64(self.map_interval.max(0.1)).map_err(
                 |_| {

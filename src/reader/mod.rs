@@ -5,6 +5,7 @@
 //! reads one block at a time and is used where io_uring is unavailable or refused. Both
 //! narrow a failed read down to the sectors that really fail (see [`recover`]).
 
+pub mod liveness;
 pub mod recover;
 mod sync;
 mod uring;
@@ -17,6 +18,7 @@ use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
 use crate::source::Source;
+pub use liveness::GiveUp;
 
 /// Which engine to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -54,6 +56,9 @@ pub struct ReaderOptions {
     pub retries: u32,
     /// Use O_DIRECT where the source's filesystem allows it. Default true.
     pub direct: bool,
+    /// When a source that keeps failing is given up on (see [`liveness`]).
+    #[serde(default)]
+    pub give_up: GiveUp,
 }
 
 /// 1 MiB: large enough that per-request overhead vanishes, small enough that a failed read
@@ -73,6 +78,7 @@ impl Default for ReaderOptions {
             engine: EngineChoice::Auto,
             retries: DEFAULT_RETRIES,
             direct: true,
+            give_up: GiveUp::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::io;
 use crate::buffer::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::map::BadRun;
+use crate::reader::liveness::{explain_failure, Liveness};
 use crate::reader::{is_media_error, round_up};
 use crate::source::Source;
 
@@ -22,6 +23,10 @@ pub trait ReadAt {
     fn size(&self) -> u64;
     /// Where errors are reported from.
     fn describe(&self) -> std::path::PathBuf;
+    /// Why the source is no longer there (asked after a failed read), or `None` while it is.
+    fn gone(&self) -> Option<String> {
+        None
+    }
 }
 
 impl ReadAt for Source {
@@ -33,6 +38,9 @@ impl ReadAt for Source {
     }
     fn describe(&self) -> std::path::PathBuf {
         self.path().to_path_buf()
+    }
+    fn gone(&self) -> Option<String> {
+        Source::gone(self)
     }
 }
 
@@ -86,14 +94,15 @@ pub(crate) fn read_counted<S: ReadAt + ?Sized>(
         on_read(at);
         match src.read_at(&mut buf[got..got + ask], at) {
             Ok(0) => {
-                return Err(Error::Read {
+                let e = Error::Read {
                     path: src.describe(),
                     offset: at,
                     source: io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the source ended early (did it shrink or go away?)",
                     ),
-                })
+                };
+                return Err(explain_failure(src, at, e));
             }
             Ok(n) => {
                 let n = n.min(want - got);
@@ -122,11 +131,12 @@ pub(crate) fn read_counted<S: ReadAt + ?Sized>(
                     })
                 }
                 _ => {
-                    return Err(Error::Read {
+                    let e = Error::Read {
                         path: src.describe(),
                         offset: at,
                         source: e,
-                    })
+                    };
+                    return Err(explain_failure(src, at, e));
                 }
             },
         }
@@ -138,7 +148,9 @@ pub(crate) fn read_counted<S: ReadAt + ?Sized>(
 }
 
 /// Re-reads the `len` bytes at `offset` (whose whole read failed) into `out`, range by range,
-/// and returns the unreadable runs, which are left as zeros in `out`.
+/// and returns the unreadable runs, which are left as zeros in `out`. Every read is told to
+/// `alive`, which ends the narrowing with [`Error::SourceStopped`] when the source vanished
+/// or nothing reads any more.
 pub fn recover_range(
     src: &dyn ReadAt,
     out: &mut [u8],
@@ -146,6 +158,7 @@ pub fn recover_range(
     len: usize,
     sector: usize,
     retries: u32,
+    alive: &mut Liveness,
 ) -> Result<Vec<BadRun>> {
     let sectors = len.div_ceil(sector);
     let mut scratch = AlignedBuf::new(round_up(len, sector).max(sector));
@@ -165,8 +178,14 @@ pub fn recover_range(
                 want,
                 sector,
             )? {
-                ReadOutcome::Read => out[start..start + want].copy_from_slice(&scratch[..want]),
-                ReadOutcome::Unreadable(_) => push_halves(&mut todo, first, count),
+                ReadOutcome::Read => {
+                    alive.read_ok();
+                    out[start..start + want].copy_from_slice(&scratch[..want])
+                }
+                ReadOutcome::Unreadable(_) => {
+                    alive.read_failed(src, offset + start as u64, want as u64)?;
+                    push_halves(&mut todo, first, count)
+                }
             }
             continue;
         }
@@ -182,11 +201,13 @@ pub fn recover_range(
                 sector,
             )? {
                 ReadOutcome::Read => {
+                    alive.read_ok();
                     out[start..start + want].copy_from_slice(&scratch[..want]);
                     recovered = true;
                     break;
                 }
                 ReadOutcome::Unreadable(errno) => {
+                    alive.read_failed(src, offset + start as u64, want as u64)?;
                     last_errno = errno;
                     failures += 1;
                 }
@@ -195,8 +216,9 @@ pub fn recover_range(
         if recovered {
             continue;
         }
-        out[start..start + want].fill(0);
         let run_offset = offset + start as u64;
+        alive.found_unreadable(src, run_offset, want as u64)?;
+        out[start..start + want].fill(0);
         match bad.last_mut() {
             Some(prev)
                 if prev.offset + prev.length == run_offset
@@ -231,6 +253,11 @@ fn push_halves(todo: &mut Vec<(usize, usize)>, first: usize, count: usize) {
 mod tests {
     use super::*;
     use crate::fake_disk::FakeDisk;
+    use crate::reader::liveness::GiveUp;
+
+    fn alive() -> Liveness {
+        Liveness::new(GiveUp::default())
+    }
 
     #[test]
     fn finds_exactly_the_bad_sectors() {
@@ -239,7 +266,7 @@ mod tests {
             src = src.bad(s, None, libc::EIO);
         }
         let mut out = vec![0xAAu8; src.data.len()];
-        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 2).unwrap();
+        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 2, &mut alive()).unwrap();
         assert_eq!(out, src.expected(&[0, 17, 18, 19, 63]));
         let runs: Vec<(u64, u64, u32)> = bad
             .iter()
@@ -256,7 +283,7 @@ mod tests {
         // Fails the bisection reads that cover it and its first solo read, then reads.
         let src = FakeDisk::new(16 * 512, 512).bad(5, Some(5), libc::EIO);
         let mut out = vec![0u8; src.data.len()];
-        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 3).unwrap();
+        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 3, &mut alive()).unwrap();
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(out, src.data);
     }
@@ -265,16 +292,35 @@ mod tests {
     fn too_few_retries_leave_it_bad() {
         let src = FakeDisk::new(16 * 512, 512).bad(5, Some(20), libc::EIO);
         let mut out = vec![0u8; src.data.len()];
-        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 1).unwrap();
+        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 1, &mut alive()).unwrap();
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].attempts, 2);
+    }
+
+    #[test]
+    fn a_stretch_that_never_reads_stops_at_the_bound() {
+        // 64 bad sectors in a row; a bound of 16 sectors gives up at the stretch's start.
+        let mut src = FakeDisk::new(256 * 512, 512);
+        for s in 100..164 {
+            src = src.bad(s, None, libc::EIO);
+        }
+        let mut alive = Liveness::new(GiveUp {
+            after_bytes: 16 * 512,
+            after_seconds: 0,
+        });
+        let mut out = vec![0u8; 128 * 512];
+        let e = recover_range(&src, &mut out, 64 * 512, 128 * 512, 512, 0, &mut alive).unwrap_err();
+        match e {
+            Error::SourceStopped { offset, .. } => assert_eq!(offset, 100 * 512),
+            other => panic!("{other}"),
+        }
     }
 
     #[test]
     fn partial_last_sector_and_enodata() {
         let src = FakeDisk::new(10 * 512 + 100, 512).bad(10, None, libc::ENODATA);
         let mut out = vec![0u8; src.data.len()];
-        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 0).unwrap();
+        let bad = recover_range(&src, &mut out, 0, src.data.len(), 512, 0, &mut alive()).unwrap();
         assert_eq!(
             bad,
             vec![BadRun {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::block::Block;
 use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
+use crate::reader::liveness::Liveness;
 use crate::reader::recover::{read_exact_at, recover_range, ReadOutcome};
 use crate::reader::{block_len, ReaderOptions};
 use crate::source::Source;
@@ -21,6 +22,7 @@ pub(super) fn read_all(
     let sector = source.logical_sector_size() as usize;
     let mut offset = 0u64;
     let mut index = 0u64;
+    let mut alive = Liveness::new(opts.give_up);
     while offset < size {
         if stop.load(Ordering::Relaxed) {
             return Err(Error::Interrupted("a signal"));
@@ -28,9 +30,21 @@ pub(super) fn read_all(
         let len = block_len(size, offset, opts.block_size);
         let mut buf = pool.take();
         let unreadable = match read_exact_at(source, &mut buf, offset, len, sector)? {
-            ReadOutcome::Read => Vec::new(),
+            ReadOutcome::Read => {
+                alive.read_ok();
+                Vec::new()
+            }
             ReadOutcome::Unreadable(_) => {
-                recover_range(source, &mut buf[..len], offset, len, sector, opts.retries)?
+                alive.read_failed(source, offset, len as u64)?;
+                recover_range(
+                    source,
+                    &mut buf[..len],
+                    offset,
+                    len,
+                    sector,
+                    opts.retries,
+                    &mut alive,
+                )?
             }
         };
         emit(Block::new(index, offset, buf, len, unreadable))?;

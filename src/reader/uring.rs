@@ -20,9 +20,14 @@ use io_uring::{opcode, types, IoUring};
 use crate::block::Block;
 use crate::buffer::{BufferPool, PooledBuf};
 use crate::error::{Error, Result};
+use crate::reader::liveness::{explain_failure, Liveness};
 use crate::reader::recover::recover_range;
 use crate::reader::{is_media_error, round_up, ReaderOptions};
 use crate::source::Source;
+
+/// How long a wait for a completion lasts before the source is checked (see `reap`): long
+/// next to any healthy read, short next to a job that would otherwise hang for ever.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct InFlight {
     buf: PooledBuf,
@@ -60,6 +65,9 @@ pub(super) struct UringReader<'a> {
     opts: &'a ReaderOptions,
     fixed_buffers: bool,
     inflight: BTreeMap<u64, InFlight>,
+    /// Whether the source still answers (narrowing only: a rescue's stream leaves failures
+    /// to its own passes).
+    alive: Liveness,
 }
 
 impl<'a> UringReader<'a> {
@@ -97,6 +105,7 @@ impl<'a> UringReader<'a> {
             opts,
             fixed_buffers,
             inflight: BTreeMap::new(),
+            alive: Liveness::new(opts.give_up),
         })
     }
 
@@ -143,11 +152,46 @@ impl<'a> UringReader<'a> {
     }
 
     /// Submits what is queued and waits for `want` completions; returns the completions.
+    ///
+    /// The wait is in slices of [`STALL_CHECK`]: a read that has not completed by then may
+    /// belong to a source that vanished under it (io_uring reads of a file on an aborted FUSE
+    /// connection never complete), so the source is checked, and a vanished one is abandoned:
+    /// the buffers of the reads in flight are leaked, never reused, since the kernel might
+    /// still write into them.
     fn reap(&mut self, want: usize) -> Result<Vec<(u64, i32)>> {
+        let ts = types::Timespec::new()
+            .sec(STALL_CHECK.as_secs())
+            .nsec(STALL_CHECK.subsec_nanos());
         loop {
-            match self.ring.submit_and_wait(want) {
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(want, &args) {
                 Ok(_) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // A kernel without timed waits (before 5.11): wait without a bound.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    match self.ring.submit_and_wait(want) {
+                        Ok(_) => break,
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                        Err(e) => return Err(self.read_error(0, e)),
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ETIME) => {
+                    if self.ring.completion().is_empty() && !self.inflight.is_empty() {
+                        if let Some(why) = self.source.gone() {
+                            let at = self.inflight.values().map(|io| io.offset).min();
+                            self.abandon();
+                            return Err(Error::SourceStopped {
+                                path: self.source.path().to_path_buf(),
+                                offset: at.unwrap_or(0),
+                                why: format!(
+                                    "{why} (the source vanished; its reads never completed)"
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                    break;
+                }
                 Err(e) => return Err(self.read_error(0, e)),
             }
         }
@@ -156,6 +200,14 @@ impl<'a> UringReader<'a> {
             .completion()
             .map(|c| (c.user_data(), c.result()))
             .collect())
+    }
+
+    /// Gives up on the reads in flight without waiting: their buffers are leaked, never
+    /// returned to the pool, so nothing else can see what the kernel may still write there.
+    fn abandon(&mut self) {
+        for (_, io) in std::mem::take(&mut self.inflight) {
+            std::mem::forget(io.buf);
+        }
     }
 
     /// Waits for every read in flight, discarding results. Called on every early exit so no
@@ -169,11 +221,10 @@ impl<'a> UringReader<'a> {
                     }
                 }
                 Err(_) => {
-                    // The ring itself failed; nothing more can complete. Leak the buffers
-                    // rather than hand out memory the kernel might still write.
-                    for (_, io) in std::mem::take(&mut self.inflight) {
-                        std::mem::forget(io.buf);
-                    }
+                    // The ring itself failed, or the source vanished; nothing more can
+                    // complete. Leak the buffers rather than hand out memory the kernel might
+                    // still write.
+                    self.abandon();
                 }
             }
         }
@@ -206,20 +257,22 @@ impl<'a> UringReader<'a> {
                 if !is_media_error(errno) {
                     let at = io.offset + io.got as u64;
                     drop(io);
-                    return Err(self.read_error(at, io::Error::from_raw_os_error(errno)));
+                    let e = self.read_error(at, io::Error::from_raw_os_error(errno));
+                    return Err(explain_failure(self.source, at, e));
                 }
                 media_error = true;
                 done.insert(index, io.completed(Some(errno)));
             } else if res == 0 && io.got < io.want {
                 let at = io.offset + io.got as u64;
                 drop(io);
-                return Err(self.read_error(
+                let e = self.read_error(
                     at,
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the source ended early (did it shrink or go away?)",
                     ),
-                ));
+                );
+                return Err(explain_failure(self.source, at, e));
             } else {
                 io.got += res as usize;
                 if io.got < io.want {
@@ -298,8 +351,18 @@ impl<'a> UringReader<'a> {
             if self.inflight.is_empty() && done.is_empty() {
                 break;
             }
+            // A source that stopped is reported where the unread rest begins: the first
+            // block not handed on, not the read that noticed.
+            let emitted_end = done
+                .values()
+                .map(|c| c.offset)
+                .chain(self.inflight.values().map(|io| io.offset))
+                .min()
+                .unwrap_or(next_offset);
             if !self.inflight.is_empty()
-                && self.complete_some(&mut done)?
+                && self
+                    .complete_some(&mut done)
+                    .map_err(|e| unread_from(e, emitted_end))?
                 && on_failure == OnFailure::Stop
             {
                 halted = true;
@@ -307,13 +370,18 @@ impl<'a> UringReader<'a> {
             stalled = false;
             while let Some(mut c) = done.remove(&next_emit) {
                 match (c.failed, on_failure) {
-                    (None, _) => emit(Block::new(next_emit, c.offset, c.buf, c.len, vec![]))?,
+                    (None, _) => {
+                        self.alive.read_ok();
+                        emit(Block::new(next_emit, c.offset, c.buf, c.len, vec![]))?
+                    }
                     (Some(_), OnFailure::Narrow) => {
                         if !self.inflight.is_empty() {
                             done.insert(next_emit, c);
                             stalled = true;
                             break;
                         }
+                        self.alive
+                            .read_failed(self.source, c.offset, c.len as u64)?;
                         let unreadable = recover_range(
                             self.source,
                             &mut c.buf[..c.len],
@@ -321,6 +389,7 @@ impl<'a> UringReader<'a> {
                             c.len,
                             sector,
                             self.opts.retries,
+                            &mut self.alive,
                         )?;
                         emit(Block::new(next_emit, c.offset, c.buf, c.len, unreadable))?;
                     }
@@ -341,6 +410,18 @@ impl<'a> UringReader<'a> {
                 also_failed,
             },
         })
+    }
+}
+
+/// `e`, with a [`Error::SourceStopped`] moved back to `at` if it lies beyond.
+fn unread_from(e: Error, at: u64) -> Error {
+    match e {
+        Error::SourceStopped { path, offset, why } => Error::SourceStopped {
+            path,
+            offset: offset.min(at),
+            why,
+        },
+        e => e,
     }
 }
 

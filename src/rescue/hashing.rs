@@ -183,7 +183,12 @@ impl RunningHash {
 
     /// Hashes what is left up to `size` and returns the digests, publishing the bytes
     /// hashed in `progress` meanwhile.
-    pub(super) fn finish(mut self, size: u64, progress: &AtomicU64) -> Result<MediaHashes> {
+    pub(super) fn finish(
+        mut self,
+        size: u64,
+        progress: &AtomicU64,
+        interrupted: &AtomicBool,
+    ) -> Result<MediaHashes> {
         // Nothing else is reading now: every core for the rest.
         self.confine(false);
         self.advance(size, false)?;
@@ -192,6 +197,13 @@ impl RunningHash {
             return Err(Error::Internal("the hash feeder stopped".into()));
         };
         while !feeder.is_finished() {
+            if interrupted.load(Ordering::Relaxed) {
+                // Hashing the rest of a large image takes minutes: a signal ends it too. The
+                // map is complete; the next run hashes the image again.
+                self.shared.cancel.store(true, Ordering::Relaxed);
+                let _ = feeder.join();
+                return Err(Error::Interrupted("a signal (SIGINT or SIGTERM)"));
+            }
             progress.store(self.hashed(), Ordering::Relaxed);
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -395,7 +407,13 @@ mod tests {
         h.advance(100, false).unwrap();
         h.advance(50, false).unwrap(); // behind: nothing
         h.advance(2_000_001, true).unwrap();
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         for alg in HashAlgorithm::ALL {
             assert_eq!(out.get(alg).unwrap(), digest_of(alg, &data), "{alg}");
         }
@@ -419,7 +437,13 @@ mod tests {
         assert_eq!(h.position(), 1_600_000);
         h.changed_at(2_100_000).unwrap(); // ahead of the hashes: nothing to undo
         assert_eq!(h.position(), 1_600_000);
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         for alg in HashAlgorithm::ALL {
             assert_eq!(out.get(alg).unwrap(), digest_of(alg, &data), "{alg}");
         }
@@ -435,7 +459,13 @@ mod tests {
         file.write_all_at(&data[10..11], 10).unwrap();
         h.changed_at(10).unwrap();
         assert_eq!(h.position(), 0);
-        let out = h.finish(data.len() as u64, &AtomicU64::new(0)).unwrap();
+        let out = h
+            .finish(
+                data.len() as u64,
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+            .unwrap();
         assert_eq!(
             out.get(HashAlgorithm::Md5).unwrap(),
             digest_of(HashAlgorithm::Md5, &data)
@@ -447,6 +477,8 @@ mod tests {
         let data = vec![0u8; 1000];
         let (_dir, file, path) = image_with(&data);
         let h = RunningHash::start(&[HashAlgorithm::Sha256], &file, &path).unwrap();
-        assert!(h.finish(5000, &AtomicU64::new(0)).is_err());
+        assert!(h
+            .finish(5000, &AtomicU64::new(0), &AtomicBool::new(false))
+            .is_err());
     }
 }

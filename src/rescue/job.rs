@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exclusive::BaseLock;
 use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::map::{BadRun, BlockState};
+use crate::reader::liveness::Liveness;
 use crate::sink::{open_target, OutputFile};
 
 /// Settled bytes worth waking the hash threads for at once.
@@ -49,6 +50,8 @@ pub(super) struct Job<'a, R: SectorReader + ?Sized> {
     pub(super) buf: AlignedBuf,
     /// What this run read and what failed.
     pub(super) log: ReadLog,
+    /// Whether the source still answers.
+    pub(super) alive: Liveness,
 }
 
 impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
@@ -59,6 +62,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         progress: &'a RescueProgress,
         interrupted: &'a AtomicBool,
         stretch: Option<&'a mut dyn StretchReader>,
+        source_id: Option<String>,
     ) -> Result<Self> {
         let geo = Geometry::new(opts, reader.size(), reader.sector_size())?;
         let existing = existing_map(opts)?;
@@ -68,7 +72,14 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             Some(dev) => Some(open_target(dev, geo.size, true, "--target")?),
             None => None,
         };
-        let state = MapState::load(existing, opts, &geo, source_path, target.is_some())?;
+        let state = MapState::load(
+            existing,
+            opts,
+            &geo,
+            source_path,
+            target.is_some(),
+            source_id,
+        )?;
         // Only streamed blocks are written through O_DIRECT.
         let image = Image::open(
             opts,
@@ -96,6 +107,9 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             state.map.blocks_in(BlockState::BadSector).count() as u64,
             Ordering::Relaxed,
         );
+        if state.resumed {
+            state.check_first_mib(reader, source_path, geo.ss as usize, opts.force_source)?;
+        }
         let resumed = state.resumed;
         let mut job = Job {
             reader,
@@ -112,6 +126,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
             // Room for the largest read: copy reads grow up to FAST_BLOCK_SIZE.
             buf: AlignedBuf::new(geo.block_size.max(FAST_BLOCK_SIZE) as usize),
             log: ReadLog::default(),
+            alive: Liveness::new(opts.give_up),
         };
         if !resumed {
             job.save_map()?;
@@ -124,6 +139,14 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
     /// The room `lock` reserved is given back first: a full filesystem may be why it failed.
     pub(super) fn run_saving(&mut self, lock: &BaseLock) -> Result<()> {
         let result = self.run();
+        if let (Err(Error::SourceStopped { .. }), Some(span)) = (&result, self.alive.failing_span())
+        {
+            // Nothing has read since the failing stretch began: what it marked (non-trimmed,
+            // non-scraped, bad) may be the dead source, not the disk. Left untried, a rescue
+            // of the source, once it is back, reads it all again.
+            self.state.map.reset_unfinished(span.start, span.end);
+            self.state.changed();
+        }
         if let Err(e) = &result {
             lock.release_room();
             if !matches!(e, Error::Interrupted(_)) {
@@ -193,6 +216,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         self.image.flush()?;
         self.progress.update_from(&self.state.map);
         self.image.sync()?;
+        self.state.note_first_mib(self.image.file())?;
         self.state.save()
     }
 
@@ -214,7 +238,7 @@ impl<'a, R: SectorReader + ?Sized> Job<'a, R> {
         self.image.flush()?;
         let size = self.geo.size;
         let hashes = match self.hash.take() {
-            Some(h) => h.finish(size, &self.progress.hashed)?,
+            Some(h) => h.finish(size, &self.progress.hashed, self.interrupted)?,
             None => MediaHashes::default(),
         };
         let logs = hash_logs::write(

@@ -146,6 +146,37 @@ fn refuse_e01_up_front(source: &Source, opts: &RescueOptions) -> Result<()> {
     Ok(())
 }
 
+/// Who the source is, for the map's `exhibit-source:` line: what a resumed run compares
+/// (everything but the path, which changes between boots) before it reads into the image.
+fn source_identity(source: &Source) -> String {
+    let id = source.identity();
+    // One line of `key=value; ` pairs: values lose what would break it.
+    let clean = |v: &str| v.replace(['\n', '\r', ';', '#'], "_");
+    let mut parts = vec![format!("size={}", source.size())];
+    for (key, value) in [
+        ("model", &id.model),
+        ("serial", &id.serial),
+        ("wwid", &id.wwid),
+        ("loop-backing-file", &id.loop_backing_file),
+    ] {
+        if let Some(v) = value {
+            parts.push(format!("{key}={}", clean(v)));
+        }
+    }
+    if let Some(start) = id.partition_start_sector {
+        parts.push(format!("partition-start={start}"));
+    }
+    if source.kind() == crate::source::SourceKind::File {
+        let (dev, ino) = source.file_id();
+        parts.push(format!("file={dev}:{ino}"));
+    }
+    parts.push(format!(
+        "path={}",
+        clean(&source.path().display().to_string())
+    ));
+    parts.join("; ")
+}
+
 /// Converts the finished image into an E01 set, with the rescue's bad runs in `error2`.
 fn seal_into_e01(
     source: &Source,
@@ -196,6 +227,7 @@ pub fn rescue(
         engine: opts.io,
         retries: 0,
         direct: true,
+        give_up: opts.give_up,
     };
     let pool = (!opts.careful && opts.io != EngineChoice::Sync)
         .then(|| BufferPool::new(fast.pool_buffers(), fast.block_size));
@@ -215,6 +247,7 @@ pub fn rescue(
         progress,
         interrupted,
         streamer.as_mut().map(|s| s as &mut dyn StretchReader),
+        Some(source_identity(source)),
     )?;
     let mut record = RecordBuilder::start(
         JobKind::Rescue,
@@ -235,6 +268,7 @@ pub fn rescue(
         let written = record.finish(&Outcome::from_error(&e));
         e.or_unrecorded(record.path(), written)
     };
+    record.record_mut().runs = job.state.runs();
     if let Err(e) = result {
         record.record_mut().outputs = vec![job.output_file()];
         record.set_unreadable(&job.bad_runs(), sector, job.state.path.clone());
@@ -347,7 +381,15 @@ pub fn rescue_from<'a, R: SectorReader + ?Sized>(
 ) -> Result<RescueReport> {
     let started = SystemTime::now();
     let lock = BaseLock::acquire(&opts.side_files().lock(), "rescue", SIDE_FILE_ROOM)?;
-    let mut job = Job::open(reader, source_path, opts, progress, interrupted, stretch)?;
+    let mut job = Job::open(
+        reader,
+        source_path,
+        opts,
+        progress,
+        interrupted,
+        stretch,
+        None,
+    )?;
     job.run_saving(&lock)?;
     job.finish(started)
 }

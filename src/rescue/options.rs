@@ -8,7 +8,7 @@ use crate::audit::SideFiles;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::HashAlgorithm;
-use crate::reader::EngineChoice;
+use crate::reader::{EngineChoice, GiveUp};
 use crate::sink::E01Settings;
 
 /// Everything the caller decides about a rescue. [`RescueOptions::new`] gives the defaults.
@@ -59,6 +59,12 @@ pub struct RescueOptions {
     /// The engine for healthy stretches: io_uring where available (`Auto`), or never
     /// (`Sync`: the copy pass grows its single reads up to [`FAST_BLOCK_SIZE`] instead).
     pub io: EngineChoice,
+    /// When a source that keeps failing is given up on, as in acquire (see
+    /// [`crate::reader::liveness`]); a vanished source always stops the run.
+    pub give_up: GiveUp,
+    /// Resume a map that names another source (default: refused, since the image would mix
+    /// two disks).
+    pub force_source: bool,
 }
 
 /// Largest read of the copy pass on a healthy stretch. Reads are `block_size` until
@@ -98,6 +104,8 @@ impl RescueOptions {
             e01: None,
             careful: false,
             io: EngineChoice::Auto,
+            give_up: GiveUp::default(),
+            force_source: false,
         }
     }
 

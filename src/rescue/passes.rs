@@ -137,7 +137,10 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
                         self.state.changed();
                         Copied::Clean { end }
                     }
-                    Read::Bad { at } => Copied::Failed { at, end },
+                    Read::Bad { at } => {
+                        self.alive.found_unreadable(self.reader, at, end - at)?;
+                        Copied::Failed { at, end }
+                    }
                 }
             };
             match copied {
@@ -183,6 +186,7 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
         let outcome = result?;
         if let StreamEnd::Failed {
             offset,
+            len,
             also_failed,
             ..
         } = &outcome
@@ -190,6 +194,10 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
             let failed = 1 + also_failed.len() as u64;
             self.log.count_reads(self.progress, failed, *offset);
             self.log.count_failures(self.progress, failed);
+            self.alive.read_failed(self.reader, *offset, *len)?;
+            for &(at, n) in std::iter::once(&(*offset, *len)).chain(also_failed) {
+                self.alive.found_unreadable(self.reader, at, n)?;
+            }
         }
         Ok(outcome)
     }
@@ -197,6 +205,7 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
     /// One block of a healthy stretch, read: into the image, then the map, then the hashes.
     fn take_block(&mut self, block: Block) -> Result<()> {
         self.log.count_reads(self.progress, 1, block.offset);
+        self.alive.read_ok();
         self.image.write_block(block.data(), block.offset)?;
         self.state
             .map
@@ -284,6 +293,9 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
             }
             Read::Bad { .. } => {
                 if self.state.map.state_at(p) != Some(BlockState::BadSector) {
+                    // Sectors already bad failing again say nothing about the source (a retry
+                    // pass reads only those); new ones count towards giving up.
+                    self.alive.found_unreadable(self.reader, p, len)?;
                     self.image.write_zeros(p, len as usize)?;
                     self.state.map.set(p, len, BlockState::BadSector);
                 }
@@ -312,12 +324,17 @@ impl<R: SectorReader + ?Sized> Job<'_, R> {
         )?;
         match read.outcome {
             ReadOutcome::Read => {
+                self.alive.read_ok();
                 self.image.write(&self.buf[..want], pos)?;
                 Ok(Read::Ok)
             }
             ReadOutcome::Unreadable(errno) => {
                 let done = read.got;
                 let at = pos + done as u64;
+                if done > 0 {
+                    self.alive.read_ok();
+                }
+                self.alive.read_failed(self.reader, at, len - done as u64)?;
                 self.log.count_failures(self.progress, 1);
                 // Write what came before the failure (whole sectors, already read).
                 if done > 0 {

@@ -21,6 +21,7 @@ mod partition;
 mod readable;
 mod rescue_cli;
 mod rescue_device;
+mod vanish;
 mod verify_e01;
 mod verify_fuzz;
 mod verify_raw;

@@ -366,6 +366,18 @@ impl FaultyDevice {
         self.disk.set_logging(on);
     }
 
+    /// The FUSE file behind the loop device (a file source that lives on FUSE).
+    pub fn backing_file(&self) -> PathBuf {
+        self.mountpoint.join(FILE_NAME)
+    }
+
+    /// Aborts the FUSE connection, as a hot-unplug or a crashed FUSE server would: from now
+    /// on every read of the loop device fails with EIO, and its backing file cannot be
+    /// reached (ENOTCONN). The device stays attached until it is dropped.
+    pub fn abort(&self) {
+        self.abort_connection();
+    }
+
     fn abort_connection(&self) {
         let Some(conn) = self.connection else { return };
         let base = Path::new("/sys/fs/fuse/connections");
