@@ -1,0 +1,115 @@
+//! Bounded resources on any input (issue 15): descriptors, memory, stale outputs, side files
+//! that are not regular files, hostile records. Every run of the binary has a time bound, so
+//! a regression fails the test instead of hanging the suite.
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// How a bounded run ended.
+struct Ended {
+    code: i32,
+    text: String,
+    /// Peak resident set of the child, KiB (from wait4's rusage).
+    max_rss_kib: i64,
+}
+
+/// Runs `cmd` to its end within `limit`; kills it and fails the test when it takes longer.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Ended {
+    let dir = tempdir();
+    let out_path = dir.path().join("out");
+    let out = fs::File::create(&out_path).unwrap();
+    let err = out.try_clone().unwrap();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}"));
+    let pid = child.id() as i32;
+    let start = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; wait4 on our own child, not yet reaped.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            let st = std::process::ExitStatus::from_raw(status);
+            return Ended {
+                code: st.code().unwrap_or(-1),
+                text: fs::read_to_string(&out_path).unwrap_or_default(),
+                max_rss_kib: usage.ru_maxrss,
+            };
+        }
+        if start.elapsed() > limit {
+            send_signal(&child, libc::SIGKILL);
+            // SAFETY: reaps our own killed child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            panic!(
+                "{cmd:?} still running after {limit:?}; output so far:\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `exhibit ARGS` under `sh -c 'ulimit -n N; exec …'`.
+fn with_fd_limit(limit: u32, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_exhibit"))
+        .args(args);
+    c
+}
+
+fn concatenated(paths: &[PathBuf]) -> Vec<u8> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(fs::read(p).unwrap());
+    }
+    all
+}
+
+/// Every `BASE.<digits>` file in BASE's directory, sorted as `cat BASE.*` would take them.
+fn numbered_segments(base: &Path) -> Vec<PathBuf> {
+    let dir = base.parent().unwrap();
+    let stem = format!("{}.", base.file_name().unwrap().to_str().unwrap());
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.strip_prefix(&stem)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn split_into_hundreds_of_segments_under_a_64_descriptor_limit() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "src.bin", 1 << 20, 15);
+    let base = dir.path().join("ev");
+    let (s, b) = (src.to_str().unwrap(), base.to_str().unwrap());
+    // 256 segments of 4 KiB: two descriptors each would need 512.
+    let ended = run_bounded(
+        &mut with_fd_limit(64, &["acquire", s, "-o", b, "--quiet", "--split", "4096"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(ended.code, 0, "{}", ended.text);
+    let segments = numbered_segments(&base);
+    assert_eq!(segments.len(), 256);
+    assert_eq!(concatenated(&segments), fs::read(&src).unwrap());
+    let rec = record(&base);
+    assert_eq!(rec["outputs"].as_sequence().unwrap().len(), 256);
+    let (code, text) = verify(&segments[0], &[]);
+    assert_eq!(code, 0, "{text}");
+}
