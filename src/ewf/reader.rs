@@ -165,7 +165,7 @@ impl E01Image {
             path: first.to_path_buf(),
             message: "an E01 set is opened by its first segment, named *.E01".into(),
         })?;
-        let file = File::open(first).map_err(|e| Error::io(first, e))?;
+        let file = crate::small_file::open_media(first, false)?;
         let len = file.metadata().map_err(|e| Error::io(first, e))?.len();
         let mut img = E01Image {
             segments: vec![Segment {
@@ -185,7 +185,7 @@ impl E01Image {
         // Discover the rest: consecutive names, and across a gap (reported) if later ones exist.
         let mut n = 2;
         while let Some(p) = naming::sibling_path(&base, lower, n) {
-            if let Ok(f) = File::open(&p) {
+            if let Ok(f) = crate::small_file::open_media(&p, false) {
                 let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                 img.segments.push(Segment {
                     path: p,

@@ -462,7 +462,7 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                     } else {
                         let file = files
                             .entry(seg.clone())
-                            .or_insert_with(|| File::open(&seg).ok());
+                            .or_insert_with(|| crate::small_file::open_media(&seg, false).ok());
                         match file {
                             Some(f) => read_upto(f, &mut data, start),
                             None => Err(std::io::Error::other("cannot open the segment file")),

@@ -61,13 +61,13 @@ impl RawImage {
         let mut parts = Vec::with_capacity(files.len());
         for (i, path) in files.iter().enumerate() {
             let size = recorded.and_then(|r| r.get(i).copied());
-            let (file, actual) = match (File::open(path), size) {
+            let (file, actual) = match (crate::small_file::open_media(path, true), size) {
                 (Ok(mut f), _) => {
                     let actual = size_of(&mut f, path)?;
                     (Some(f), actual)
                 }
                 (Err(_), Some(_)) => (None, 0),
-                (Err(e), None) => return Err(Error::io(path, e)),
+                (Err(e), None) => return Err(e),
             };
             parts.push(Part {
                 path: path.clone(),

@@ -10,6 +10,7 @@ use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::hash::HashAlgorithm;
 use crate::pieces::PieceList;
+use crate::small_file::{read_small, HASH_LOG_LIMIT, PIECE_LIST_LIMIT};
 
 /// One image to read, and what to compare it with.
 #[derive(Debug)]
@@ -213,13 +214,13 @@ fn log_refs(
     same_media: &[String],
     checks: &mut Vec<Check>,
 ) -> Vec<Reference> {
-    let text = match std::fs::read(log) {
+    let text = match read_small(log, HASH_LOG_LIMIT) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
             checks.push(Check::new(
                 Verdict::Fail,
                 Topic::SideFile,
-                format!("{}: cannot be read: {e}", log.display()),
+                cannot_read(log, &e),
             ));
             return Vec::new();
         }
@@ -288,13 +289,13 @@ fn raw_output_names(record: &AuditRecord) -> Vec<String> {
 }
 
 fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_small(path, PIECE_LIST_LIMIT) {
         Ok(b) => b,
         Err(e) => {
             checks.push(Check::new(
                 Verdict::Fail,
                 Topic::SideFile,
-                format!("piece list {}: cannot be read: {e}", path.display()),
+                format!("piece list {}", cannot_read(path, &e)),
             ));
             return None;
         }
@@ -444,4 +445,15 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
         }
     }
     Ok(plans)
+}
+
+/// "PATH: cannot be read: WHY" for a side file that could not be read (missing, unreadable,
+/// or refused by the small-file reader: a FIFO, a device, a symlink, too large).
+fn cannot_read(path: &Path, e: &crate::error::Error) -> String {
+    let why = match e {
+        crate::error::Error::Io { source, .. } => source.to_string(),
+        crate::error::Error::Format { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    format!("{}: cannot be read: {why}", path.display())
 }

@@ -113,3 +113,99 @@ fn split_into_hundreds_of_segments_under_a_64_descriptor_limit() {
     let (code, text) = verify(&segments[0], &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// A good raw + E01 acquisition of 3 MiB in `dir`, as `dir/ev.*`.
+fn acquired(dir: &Path) -> (PathBuf, PathBuf) {
+    let src = make_source(dir, "src.bin", 3 << 20, 7);
+    let base = dir.join("ev");
+    acquire(&src, &base, &["--format", "raw,e01"], 0);
+    (src, base)
+}
+
+fn verify_bounded(path: &Path) -> Ended {
+    let mut c = exhibit();
+    c.arg("verify").arg(path);
+    run_bounded(&mut c, Duration::from_secs(60))
+}
+
+#[test]
+fn a_fifo_or_dev_zero_as_case_file_is_refused_without_blocking() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "src.bin", 1 << 20, 3);
+    let fifo = dir.path().join("case.yaml");
+    mkfifo(&fifo);
+    for case in [fifo.as_path(), Path::new("/dev/zero")] {
+        let base = dir.path().join("ev");
+        let mut c = exhibit();
+        c.arg("acquire").arg(&src).arg("-o").arg(&base);
+        c.arg("--quiet").arg("--case").arg(case);
+        let ended = run_bounded(&mut c, Duration::from_secs(30));
+        assert_eq!(ended.code, 2, "{}", ended.text);
+        assert!(ended.text.contains("not a regular file"), "{}", ended.text);
+        assert!(ended.max_rss_kib < 512 << 10, "{} KiB", ended.max_rss_kib);
+        assert!(!with_ext(&base, "raw").exists());
+    }
+}
+
+#[test]
+fn side_files_that_are_fifos_devices_or_symlinks_are_failed_checks_not_hangs() {
+    let dir = tempdir();
+    let (_, base) = acquired(dir.path());
+    let raw = with_ext(&base, "raw");
+    fs::remove_file(with_ext(&base, "sha256")).unwrap();
+    mkfifo(&with_ext(&base, "sha256"));
+    fs::remove_file(with_ext(&base, "crc64")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", with_ext(&base, "crc64")).unwrap();
+    let ended = verify_bounded(&raw);
+    assert_eq!(ended.code, 1, "{}", ended.text);
+    assert!(
+        ended.text.contains("ev.sha256: cannot be read: is a FIFO"),
+        "{}",
+        ended.text
+    );
+    assert!(
+        ended
+            .text
+            .contains("ev.crc64: cannot be read: is a symbolic link"),
+        "{}",
+        ended.text
+    );
+    // The media hashes still verify against the record.
+    assert!(
+        ended.text.contains("sha256 matches ev.yaml"),
+        "{}",
+        ended.text
+    );
+
+    // The record itself a FIFO: verify of the image ends, and says why.
+    let rec = with_ext(&base, "yaml");
+    fs::remove_file(&rec).unwrap();
+    mkfifo(&rec);
+    let ended = verify_bounded(&rec);
+    assert_ne!(ended.code, 0, "{}", ended.text);
+    assert!(ended.text.contains("is a FIFO"), "{}", ended.text);
+    let ended = verify_bounded(&raw);
+    assert_ne!(ended.code, 0, "{}", ended.text);
+}
+
+#[test]
+fn an_e01_segment_that_is_a_fifo_is_refused_without_blocking() {
+    let dir = tempdir();
+    let (_, base) = acquired(dir.path());
+    let e01 = with_ext(&base, "E01");
+    fs::remove_file(&e01).unwrap();
+    mkfifo(&e01);
+    let ended = verify_bounded(&e01);
+    assert_ne!(ended.code, 0, "{}", ended.text);
+    assert!(ended.text.contains("is a FIFO"), "{}", ended.text);
+    let mut c = exhibit();
+    c.arg("info").arg(&e01);
+    let ended = run_bounded(&mut c, Duration::from_secs(30));
+    assert_ne!(ended.code, 0, "{}", ended.text);
+    assert!(ended.text.contains("is a FIFO"), "{}", ended.text);
+}
