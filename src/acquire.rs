@@ -256,24 +256,28 @@ pub fn acquire(
 
     progress.set_total(source.size());
     progress.set_phase("reading");
-    let pool = BufferPool::new(opts.reader.pool_buffers(), opts.reader.block_size);
     let mut map = SectorMap::new(source.size(), BlockState::NonTried);
     let mut unreadable: Vec<BadRun> = Vec::new();
 
     let cpu = CpuLedger::default();
     let job_cpu_start = crate::cputime::process_seconds();
-    let pass = run_pass(
-        &source,
-        opts,
-        &hashes,
-        &pool,
-        sinks,
-        progress,
-        stop,
-        &mut map,
-        &mut unreadable,
-        &cpu,
-    );
+    // Sized by the source and the memory there is: options alone (256 reads of 64 MiB) must
+    // not ask for more memory than the machine has; a failure is recorded like any other.
+    let pass = match opts.reader.pool_for(source.size()) {
+        Ok(pool) => run_pass(
+            &source,
+            opts,
+            &hashes,
+            &pool,
+            sinks,
+            progress,
+            stop,
+            &mut map,
+            &mut unreadable,
+            &cpu,
+        ),
+        Err(e) => Err((e, sinks.into_iter().flat_map(|s| s.abandon()).collect())),
+    };
     let sector = source.logical_sector_size() as u64;
     // The record's end: the outcome, and the unreadable runs found so far whatever the end.
     let finish = |record: &mut RecordBuilder, outcome: &Outcome, unreadable: &[BadRun]| {

@@ -209,3 +209,56 @@ fn an_e01_segment_that_is_a_fifo_is_refused_without_blocking() {
     assert_ne!(ended.code, 0, "{}", ended.text);
     assert!(ended.text.contains("is a FIFO"), "{}", ended.text);
 }
+
+#[test]
+fn a_huge_queue_of_huge_blocks_on_a_small_source_stays_small() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "src.bin", 16 << 20, 11);
+    let base = dir.path().join("ev");
+    let mut c = exhibit();
+    c.arg("acquire")
+        .arg(&src)
+        .arg("-o")
+        .arg(&base)
+        .arg("--quiet");
+    c.args(["--queue-depth", "256", "--block-size", "64M"]);
+    let ended = run_bounded(&mut c, Duration::from_secs(60));
+    // 256 × 2 + 8 buffers of 64 MiB would be 33 GiB; the source has one block.
+    assert_eq!(ended.code, 0, "{}", ended.text);
+    assert!(
+        ended.max_rss_kib < 400 << 10,
+        "peak RSS {} KiB",
+        ended.max_rss_kib
+    );
+    assert_eq!(
+        fs::read(with_ext(&base, "raw")).unwrap(),
+        fs::read(&src).unwrap()
+    );
+}
+
+#[test]
+fn buffers_that_cannot_be_allocated_fail_the_job_with_a_record() {
+    let dir = tempdir();
+    let src = dir.path().join("sparse.bin");
+    fs::File::create(&src).unwrap().set_len(640 << 20).unwrap();
+    let base = dir.path().join("ev");
+    // Ten 64 MiB buffers under a 400 MB address-space limit.
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("ulimit -v 400000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_exhibit"))
+        .arg("acquire")
+        .arg(&src)
+        .arg("-o")
+        .arg(&base)
+        .args(["--quiet", "--block-size", "64M"]);
+    let ended = run_bounded(&mut c, Duration::from_secs(60));
+    assert_eq!(ended.code, 2, "{}", ended.text);
+    assert!(ended.text.contains("cannot be allocated"), "{}", ended.text);
+    let rec = record(&base);
+    assert_eq!(rec["outcome"]["status"].as_str(), Some("failed"));
+    assert!(rec["outcome"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be allocated"));
+}
