@@ -345,6 +345,19 @@ pub fn acquire(
     if let (None, Err(e)) = (&failure, side_result) {
         failure = Some(e);
     }
+    if failure.is_none() && opts.overwrite {
+        // What an earlier run on this BASE wrote and this one did not (more segments, another
+        // layout) would make the new set fail verify: see sink::stale.
+        let mut keep: Vec<PathBuf> = outputs.iter().map(|o| o.path.clone()).collect();
+        keep.extend(side.all(&hashes));
+        let protect = source.file().metadata().ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        if let Err(e) = crate::sink::stale::remove_stale(&opts.base, &keep, protect) {
+            failure = Some(e);
+        }
+    }
     if let Some(error) = failure {
         record.record_mut().outputs = outputs;
         let _ = finish(

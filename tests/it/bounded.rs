@@ -24,6 +24,8 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> Ended {
     let out_path = dir.path().join("out");
     let out = fs::File::create(&out_path).unwrap();
     let err = out.try_clone().unwrap();
+    // Reaped below by wait4 (for its rusage), which Child::wait cannot give.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdin(Stdio::null())
         .stdout(out)
@@ -261,4 +263,97 @@ fn buffers_that_cannot_be_allocated_fail_the_job_with_a_record() {
         .as_str()
         .unwrap()
         .contains("cannot be allocated"));
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn overwrite_with_another_layout_removes_the_old_sets_files_and_nothing_else() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "src.bin", 4 << 20, 21);
+    let other = make_source(dir.path(), "other.bin", 2 << 20, 22);
+    let base = dir.path().join("ev");
+    // Files that are not exhibit's: a note, an upper-case name that is no E01 segment.
+    fs::write(dir.path().join("ev.notes"), b"examiner's notes").unwrap();
+    fs::write(dir.path().join("ev.DOC"), b"a letter").unwrap();
+    let bystanders = |d: &Path| {
+        assert_eq!(fs::read(d.join("ev.notes")).unwrap(), b"examiner's notes");
+        assert_eq!(fs::read(d.join("ev.DOC")).unwrap(), b"a letter");
+    };
+
+    // Four 1 MiB segments, then two of 2 MiB: ev.003 and ev.004 go.
+    acquire(&src, &base, &["--split", "1M"], 0);
+    assert_eq!(numbered_segments(&base).len(), 4);
+    acquire(&src, &base, &["--split", "2M", "--overwrite"], 0);
+    assert_eq!(numbered_segments(&base).len(), 2);
+    assert_eq!(verify_bounded(&with_ext(&base, "001")).code, 0);
+    bystanders(dir.path());
+
+    // Split to single: every segment goes, and the single image verifies.
+    acquire(&other, &base, &["--overwrite"], 0);
+    assert!(
+        numbered_segments(&base).is_empty(),
+        "{:?}",
+        names_in(dir.path())
+    );
+    assert_eq!(verify_bounded(&with_ext(&base, "raw")).code, 0);
+
+    // E01 in more segments, then in fewer (and no raw): the single raw image and the later
+    // E01 segments go.
+    let small = ["--segment-size", "1M", "--compression", "none"];
+    acquire(
+        &src,
+        &base,
+        &[&["--format", "raw,e01", "--overwrite"], &small[..]].concat(),
+        0,
+    );
+    assert!(with_ext(&base, "E03").exists());
+    acquire(&src, &base, &["--format", "e01", "--overwrite"], 0);
+    let names = names_in(dir.path());
+    for gone in ["ev.raw", "ev.E02", "ev.E03"] {
+        assert!(!names.contains(&gone.to_string()), "{gone} left: {names:?}");
+    }
+    let ended = verify_bounded(&with_ext(&base, "E01"));
+    assert_eq!(ended.code, 0, "{}", ended.text);
+
+    // Single to split with fewer hashes: the single image and the md5/sha1 logs go.
+    acquire(&other, &base, &["--overwrite"], 0);
+    acquire(
+        &src,
+        &base,
+        &["--split", "1M", "--hash", "sha256", "--overwrite"],
+        0,
+    );
+    let names = names_in(dir.path());
+    for gone in ["ev.raw", "ev.E01", "ev.md5", "ev.sha1"] {
+        assert!(!names.contains(&gone.to_string()), "{gone} left: {names:?}");
+    }
+    assert_eq!(
+        concatenated(&numbered_segments(&base)),
+        fs::read(&src).unwrap()
+    );
+    let ended = verify_bounded(&with_ext(&base, "003"));
+    assert_eq!(ended.code, 0, "{}", ended.text);
+    bystanders(dir.path());
+}
+
+#[test]
+fn overwrite_never_removes_the_source_even_when_it_has_the_sets_name() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "src.bin", 3 << 20, 23);
+    let base = dir.path().join("ev");
+    acquire(&src, &base, &["--split", "1M"], 0);
+    // The old third segment is now the evidence acquired, into two segments.
+    let evidence = with_ext(&base, "003");
+    let want = fs::read(&evidence).unwrap();
+    acquire(&evidence, &base, &["--split", "512K", "--overwrite"], 0);
+    assert_eq!(fs::read(&evidence).unwrap(), want);
+    assert!(with_ext(&base, "002").exists());
 }
