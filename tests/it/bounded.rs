@@ -357,3 +357,84 @@ fn overwrite_never_removes_the_source_even_when_it_has_the_sets_name() {
     assert_eq!(fs::read(&evidence).unwrap(), want);
     assert!(with_ext(&base, "002").exists());
 }
+
+/// Rewrites the record at `base`.yaml with `outputs` in place of its own.
+fn forge_outputs(base: &Path, outputs: Vec<serde_yaml::Value>) {
+    let mut rec = record(base);
+    rec["outputs"] = serde_yaml::Value::Sequence(outputs);
+    fs::write(with_ext(base, "yaml"), serde_yaml::to_string(&rec).unwrap()).unwrap();
+}
+
+fn output(path: &str, size: u64, kind: &str) -> serde_yaml::Value {
+    let mut m = serde_yaml::Mapping::new();
+    m.insert("path".into(), path.into());
+    m.insert("size".into(), size.into());
+    m.insert("kind".into(), kind.into());
+    serde_yaml::Value::Mapping(m)
+}
+
+#[test]
+fn a_record_cannot_make_verify_read_files_outside_its_directory() {
+    let dir = tempdir();
+    let (_, base) = acquired(dir.path());
+    let fifo = dir.path().join("pipe");
+    mkfifo(&fifo);
+    forge_outputs(
+        &base,
+        vec![
+            output("/etc/passwd", 100, "raw"),
+            output("../../../../etc/hostname", 10, "raw-segment"),
+            output("/dev/zero", 1 << 30, "device"),
+            output(fifo.to_str().unwrap(), 10, "raw"),
+            output("..", 10, "raw"),
+        ],
+    );
+    let ended = verify_bounded(&with_ext(&base, "yaml"));
+    assert_eq!(ended.code, 1, "{}", ended.text);
+    let t = &ended.text;
+    let d = dir.path().display();
+    // Looked for by file name beside the record, never at the path named.
+    assert!(
+        t.contains(&format!("{d}/passwd (raw) listed in the record")),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("{d}/hostname (raw-segment) listed")),
+        "{t}"
+    );
+    assert!(
+        t.contains("/dev/zero (device) listed in the record is not a block device"),
+        "{t}"
+    );
+    assert!(
+        t.contains("pipe (raw) listed in the record is not a regular file"),
+        "{t}"
+    );
+    assert!(t.contains("has no file name"), "{t}");
+    assert!(!t.contains("root:"), "{t}");
+}
+
+#[test]
+fn a_record_with_thousands_of_outputs_is_checked_in_bounded_time_and_lines() {
+    let dir = tempdir();
+    let (_, base) = acquired(dir.path());
+    let n = 30_000;
+    let outputs = (1..=n)
+        .map(|i| output(&format!("ev.{i:03}"), 0, "raw-segment"))
+        .collect();
+    forge_outputs(&base, outputs);
+    let ended = verify_bounded(&with_ext(&base, "yaml"));
+    assert_eq!(ended.code, 1, "{}", ended.text);
+    assert!(
+        ended.text.lines().count() < 400,
+        "{} lines",
+        ended.text.lines().count()
+    );
+    assert!(
+        ended
+            .text
+            .contains(&format!("and {} more outputs listed in the record", n - 64)),
+        "{}",
+        ended.text
+    );
+}
