@@ -438,3 +438,94 @@ fn a_record_with_thousands_of_outputs_is_checked_in_bounded_time_and_lines() {
         ended.text
     );
 }
+
+/// An E01 set of 4 MiB in 1 MiB segments, stored (not compressed): `dir/ev.E01` … `ev.E05`.
+fn e01_set(dir: &Path) -> PathBuf {
+    let src = make_source(dir, "src.bin", 4 << 20, 31);
+    let base = dir.join("ev");
+    let args = [
+        "--format",
+        "e01",
+        "--compression",
+        "none",
+        "--segment-size",
+        "1M",
+    ];
+    acquire(&src, &base, &args, 0);
+    assert!(with_ext(&base, "E03").exists());
+    base
+}
+
+/// Rewrites the volume section of `segment` through `change`, with a right Adler-32.
+fn forge_volume(segment: &Path, change: impl FnOnce(&mut exhibit::ewf::format::Volume)) {
+    use exhibit::ewf::format::Volume;
+    let (off, _) = section(segment, "volume");
+    let mut b = fs::read(segment).unwrap();
+    let body = off as usize + 76;
+    let (mut v, ok) = Volume::decode(&b[body..]).unwrap();
+    assert!(ok);
+    change(&mut v);
+    let enc = v.encode();
+    b[body..body + enc.len()].copy_from_slice(&enc);
+    fs::write(segment, b).unwrap();
+}
+
+#[test]
+fn a_missing_middle_segment_and_a_forged_sector_count_end_quickly_in_bounded_memory() {
+    let dir = tempdir();
+    let base = e01_set(dir.path());
+    fs::remove_file(with_ext(&base, "E02")).unwrap();
+    fs::remove_file(with_ext(&base, "yaml")).unwrap();
+    forge_volume(&with_ext(&base, "E01"), |v| {
+        v.sector_count = 1 << 50;
+        v.chunk_count = u32::MAX;
+    });
+    for cmd in ["verify", "info"] {
+        let mut c = exhibit();
+        c.arg(cmd).arg(with_ext(&base, "E01"));
+        let ended = run_bounded(&mut c, Duration::from_secs(60));
+        // info describes (exit 0); verify fails the set.
+        assert_eq!(ended.code, (cmd == "verify") as i32, "{}", ended.text);
+        assert!(
+            ended.max_rss_kib < 1 << 20,
+            "{cmd}: peak RSS {} KiB",
+            ended.max_rss_kib
+        );
+        assert!(
+            ended.text.lines().count() < 2000,
+            "{cmd}: {} lines",
+            ended.text.lines().count()
+        );
+        assert!(ended.text.contains("E02"), "{cmd}: {}", ended.text);
+    }
+}
+
+#[test]
+fn a_table_full_of_forged_entries_is_one_line_per_kind_not_one_per_entry() {
+    use exhibit::ewf::format;
+    let dir = tempdir();
+    let base = e01_set(dir.path());
+    let seg = with_ext(&base, "E01");
+    let (off, size) = section(&seg, "table");
+    let mut b = fs::read(&seg).unwrap();
+    let body = off as usize + 76;
+    let t = format::decode_table(&b[body..(off + size) as usize]).unwrap();
+    let n = t.entries.len();
+    assert!(n > 20, "{n} entries");
+    // Every entry points far past the sectors section.
+    let forged = vec![0x7fff_fff0u32; n];
+    let enc = format::encode_table(t.base_offset, &forged);
+    b[body..body + enc.len()].copy_from_slice(&enc);
+    fs::write(&seg, b).unwrap();
+    let ended = verify_bounded(&seg);
+    assert_eq!(ended.code, 1, "{}", ended.text);
+    let per_entry = ended.text.matches("outside its sectors section").count();
+    assert!(per_entry <= 16, "{per_entry} lines:\n{}", ended.text);
+    assert!(
+        ended
+            .text
+            .contains(&format!("and {} more entries of this table", n - 16)),
+        "{}",
+        ended.text
+    );
+}
