@@ -61,6 +61,9 @@ pub(super) fn plan_for_image(
         let base = refs::base_of(path);
         let record_path = side_file(&base, "yaml");
         let mut same_media = Vec::new();
+        // The piece list the record names, so that the usual name is not tried (and failed)
+        // a second time when it is the same file.
+        let mut pieces_tried = None;
         if record_path.exists() {
             match AuditRecord::read(&record_path) {
                 Ok(record) => {
@@ -75,6 +78,7 @@ pub(super) fn plan_for_image(
                     if let Some(p) = &record.pieces {
                         if let Some(file) = beside(&record_path, &p.file) {
                             plan.pieces = load_pieces(&file, checks);
+                            pieces_tried = Some(file);
                         }
                     }
                 }
@@ -104,7 +108,7 @@ pub(super) fn plan_for_image(
         }
         if plan.pieces.is_none() {
             let p = side_file(&base, "crc64");
-            if p.exists() {
+            if pieces_tried.as_ref() != Some(&p) && std::fs::symlink_metadata(&p).is_ok() {
                 plan.pieces = load_pieces(&p, checks);
             }
         }

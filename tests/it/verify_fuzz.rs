@@ -104,7 +104,7 @@ fn mutate(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
 /// Extreme values in the first segment's volume section, with its Adler-32 made right again so
 /// that they are believed (a forged count, not a damaged one), sometimes with a middle segment
 /// gone as well: the sizes the reader bounds by what the files can hold.
-fn forge_volume(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
+fn forge_volume(rng: &mut Rng, segs: &mut [Vec<u8>]) -> String {
     use exhibit::ewf::format::{self, Volume};
     let b = &segs[0];
     let mut off = format::FILE_HEADER_SIZE as usize;
