@@ -394,7 +394,9 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
         std::thread::Builder::new()
             .name("verify-e01-read".into())
             .spawn_scoped(scope, move || {
-                let mut files: HashMap<PathBuf, Option<File>> = HashMap::new();
+                // One segment open at a time (batches go in segment order): a set of
+                // thousands of segments must not take a descriptor for each.
+                let mut open: Option<(PathBuf, Option<File>)> = None;
                 let mut index = 0u64;
                 let mut seq = 0u64;
                 let mut at = 0u64;
@@ -482,10 +484,11 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                     let got = if data.is_empty() {
                         Ok(0)
                     } else {
-                        let file = files
-                            .entry(seg.clone())
-                            .or_insert_with(|| crate::small_file::open_media(&seg, false).ok());
-                        match file {
+                        if open.as_ref().is_none_or(|(p, _)| *p != seg) {
+                            let f = crate::small_file::open_media(&seg, false).ok();
+                            open = Some((seg.clone(), f));
+                        }
+                        match open.as_ref().and_then(|(_, f)| f.as_ref()) {
                             Some(f) => read_upto(f, &mut data, start),
                             None => Err(std::io::Error::other("cannot open the segment file")),
                         }
