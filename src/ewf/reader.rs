@@ -188,28 +188,36 @@ impl E01Image {
         // Discover the rest: consecutive names, and across a gap (reported) if later ones exist.
         let mut n = 2;
         while let Some(p) = naming::sibling_path(&base, lower, n) {
-            if let Ok(f) = crate::small_file::open_media(&p, false) {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                img.segments.push(Segment {
-                    path: p,
-                    file: f,
-                    len,
-                });
-                n += 1;
-                continue;
-            }
+            // A name that exists but is no segment file (a FIFO, a device) is a gap too, and
+            // the problem says what it is.
+            let why = match crate::small_file::open_media(&p, false) {
+                Ok(f) => {
+                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    img.segments.push(Segment {
+                        path: p,
+                        file: f,
+                        len,
+                    });
+                    n += 1;
+                    continue;
+                }
+                Err(e) if std::fs::symlink_metadata(&p).is_ok() => Some(match e {
+                    Error::Format { message, .. } => format!("segment file {message}"),
+                    other => format!("segment file cannot be opened: {other}"),
+                }),
+                Err(_) => None,
+            };
             let later = (n + 1..n + 1 + GAP_PROBE)
                 .find(|&m| naming::sibling_path(&base, lower, m).is_some_and(|p| p.exists()));
             match later {
                 Some(m) => {
                     for missing in n..m {
                         if let Some(p) = naming::sibling_path(&base, lower, missing) {
-                            img.problems.push(problem(
-                                &p,
-                                None,
-                                None,
-                                "segment file missing (later segments exist)".into(),
-                            ));
+                            let message = match (&why, missing == n) {
+                                (Some(w), true) => format!("{w} (later segments exist)"),
+                                _ => "segment file missing (later segments exist)".into(),
+                            };
+                            img.problems.push(problem(&p, None, None, message));
                         }
                     }
                     n = m;

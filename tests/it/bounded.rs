@@ -539,3 +539,21 @@ fn a_table_full_of_forged_entries_is_one_line_per_kind_not_one_per_entry() {
         ended.text
     );
 }
+
+#[test]
+fn a_middle_e01_segment_that_is_a_fifo_is_a_named_gap_not_a_hang() {
+    let dir = tempdir();
+    let base = e01_set(dir.path());
+    let e02 = with_ext(&base, "E02");
+    fs::remove_file(&e02).unwrap();
+    mkfifo(&e02);
+    let ended = verify_bounded(&with_ext(&base, "E01"));
+    assert_eq!(ended.code, 1, "{}", ended.text);
+    assert!(
+        ended
+            .text
+            .contains("segment file is a FIFO, not a regular file"),
+        "{}",
+        ended.text
+    );
+}
