@@ -20,6 +20,9 @@ struct Part {
     actual: u64,
 }
 
+/// Parts held open at once for reads at an offset.
+const OPEN_PARTS: usize = 16;
+
 /// Raw files read as one media, in order.
 pub struct RawImage {
     parts: Vec<Part>,
@@ -28,9 +31,10 @@ pub struct RawImage {
     media_size: u64,
     recorded: bool,
     limit: Option<u64>,
-    /// The one part kept open for reads at an offset: a split set of thousands of segments
-    /// must not hold a descriptor for each (the common limit is 1024).
-    open: Mutex<Option<(usize, Arc<File>)>>,
+    /// The parts kept open for reads at an offset, most recent last: a few, for readers on
+    /// several threads, but not one per segment (a split set of thousands of segments would
+    /// pass the common limit of 1024 descriptors).
+    open: Mutex<Vec<(usize, Arc<File>)>>,
 }
 
 /// The size of an open file or block device (a device's metadata says 0).
@@ -90,7 +94,7 @@ impl RawImage {
             media_size: limit.map_or(total, |l| l.min(total)),
             recorded: recorded.is_some(),
             limit,
-            open: Mutex::new(None),
+            open: Mutex::new(Vec::new()),
         })
     }
 
@@ -101,13 +105,17 @@ impl RawImage {
             return Ok(None);
         }
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((j, f)) = open.as_ref() {
-            if *j == i {
-                return Ok(Some(Arc::clone(f)));
-            }
+        if let Some(k) = open.iter().position(|(j, _)| *j == i) {
+            let entry = open.remove(k);
+            let f = Arc::clone(&entry.1);
+            open.push(entry);
+            return Ok(Some(f));
         }
         let f = Arc::new(crate::small_file::open_media(&part.path, true)?);
-        *open = Some((i, Arc::clone(&f)));
+        if open.len() >= OPEN_PARTS {
+            open.remove(0);
+        }
+        open.push((i, Arc::clone(&f)));
         Ok(Some(f))
     }
 
