@@ -21,6 +21,7 @@ pub mod block;
 #[allow(unsafe_code)]
 pub mod buffer;
 pub mod case;
+pub mod cat;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
@@ -29,6 +30,8 @@ pub mod hash;
 pub mod image;
 pub mod info;
 pub mod map;
+pub mod mount;
+pub mod partition;
 pub mod pieces;
 pub mod pipeline;
 pub mod progress;

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use cli::draw::with_progress;
-use cli::{report, AcquireArgs, Cli, Command, InfoArgs, RescueArgs, VerifyArgs};
+use cli::{
+    report, AcquireArgs, CatArgs, Cli, Command, InfoArgs, MountArgs, RescueArgs, VerifyArgs,
+};
 use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
 use exhibit::rescue::RescueProgress;
@@ -52,6 +54,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => run_verify(args, &stop),
         Command::Info(args) => run_info(args),
         Command::Rescue(args) => run_rescue(args, &stop),
+        Command::Mount(args) => run_mount(args, &stop),
+        Command::Cat(args) => run_cat(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -111,6 +115,34 @@ fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
     } else {
         report::info(&i);
     }
+    Ok(0)
+}
+
+/// `exhibit cat`: the media on standard output (never a terminal), the verdict on stderr.
+fn run_cat(args: CatArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        anyhow::bail!(
+            "standard output is a terminal: pipe it (| sha256sum) or redirect it (> FILE)"
+        );
+    }
+    // The descriptor itself, unbuffered: blocks are megabytes, and Stdout would scan them for
+    // line ends.
+    let out = std::fs::File::from(stdout.as_fd().try_clone_to_owned()?);
+    let report = exhibit::cat::cat(&args.options(), out, &Progress::default(), stop)?;
+    report::cat(&report);
+    Ok(report.exit_code())
+}
+
+/// `exhibit mount`: says what is served, then waits for an unmount or a signal; failed reads
+/// are reported on stderr as they happen.
+fn run_mount(args: MountArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let notice = Box::new(|line: &str| eprintln!("exhibit mount: {line}"));
+    exhibit::mount::mount(&args.options(), stop, notice, &mut |m| {
+        report::mounted(m);
+    })?;
     Ok(0)
 }
 

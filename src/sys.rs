@@ -153,6 +153,12 @@ pub fn gettid() -> libc::pid_t {
     unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
 }
 
+/// The real user and group id of the process (getuid, getgid): who owns what it serves.
+pub fn ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid take no arguments, touch no memory and cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
 /// Sets the nice value of thread `tid` (setpriority; raising priority needs CAP_SYS_NICE).
 pub fn set_thread_nice(tid: libc::pid_t, nice: i32) -> io::Result<()> {
     // SAFETY: setpriority takes plain integers and touches no memory of ours.

@@ -59,6 +59,16 @@ pub enum Command {
     /// retry passes), keeping the map on disk so that running the same command again resumes;
     /// hashes, hash logs and the record when done.
     Rescue(RescueArgs),
+    /// Mount an image read-only (FUSE): MOUNTPOINT/disk.raw is the whole media, p1.raw, … one
+    /// file per partition, info.yaml what `exhibit info` says with the partition table. Runs
+    /// until `umount MOUNTPOINT`, Ctrl-C or SIGTERM. Reads of damaged E01 chunks fail with EIO
+    /// and are reported on stderr.
+    Mount(MountArgs),
+    /// Write an image's media bytes to standard output (for pipes: `| sha256sum`, `| ssh`),
+    /// hashing them on the way; at the end compare with the image's stored hashes and the
+    /// record beside it. Exit codes: 0 sent and every stored hash matches; 1 a hash differs or
+    /// a chunk was damaged (the data sent is then known bad); 2 could not run.
+    Cat(CatArgs),
 }
 
 /// `exhibit acquire`.
@@ -281,6 +291,73 @@ pub struct InfoArgs {
     /// Print as JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `exhibit cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    pub image: PathBuf,
+
+    /// Only part of the media: OFFSET:LENGTH (bytes, or with K/M/G/T suffixes).
+    #[arg(long, value_name = "OFFSET:LENGTH", value_parser = parse_range)]
+    pub range: Option<(u64, u64)>,
+
+    /// Threads that decode E01 chunks (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not OFFSET:LENGTH"))?;
+    Ok((groups::parse_size(a)?, groups::parse_size(b)?))
+}
+
+impl CatArgs {
+    /// The library's options.
+    pub fn options(&self) -> exhibit::cat::CatOptions {
+        exhibit::cat::CatOptions {
+            image: self.image.clone(),
+            range: self.range,
+            workers: self.workers,
+        }
+    }
+}
+
+/// `exhibit mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    pub image: PathBuf,
+
+    /// An existing, empty directory.
+    pub mountpoint: PathBuf,
+
+    /// Memory for decoded E01 chunks, whatever the image's size.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(exhibit::image::DEFAULT_CACHE_BYTES as u64))]
+    pub cache_size: Size,
+
+    /// Threads that answer reads (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Only the user who mounts may read the files (default: everyone may read them, FUSE
+    /// allow_other, so that other tools and users can).
+    #[arg(long)]
+    pub private: bool,
+}
+
+impl MountArgs {
+    /// The library's options.
+    pub fn options(&self) -> exhibit::mount::MountOptions {
+        let mut o = exhibit::mount::MountOptions::new(&self.image, &self.mountpoint);
+        o.cache_bytes = usize::try_from(self.cache_size.0).unwrap_or(usize::MAX);
+        o.threads = self.threads;
+        o.allow_other = !self.private;
+        o
+    }
 }
 
 #[cfg(test)]

@@ -222,3 +222,59 @@ pub fn rescue(report: &RescueReport) {
     }
     println!("map     {}", report.map.display());
 }
+
+/// What a mount serves, once it is visible (stderr: stdout stays free for scripts).
+pub fn mounted(m: &exhibit::mount::Mounted) {
+    let first = m
+        .image_files
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    eprintln!(
+        "exhibit: mounted {first} read-only on {}",
+        m.mountpoint.display()
+    );
+    for f in &m.files {
+        eprintln!(
+            "  {:<12} {:>16} bytes  (media bytes {}..{})",
+            f.name,
+            f.size,
+            f.media_offset,
+            f.media_offset + f.size
+        );
+    }
+    eprintln!(
+        "exhibit: serving until `umount {}`, Ctrl-C or SIGTERM",
+        m.mountpoint.display()
+    );
+}
+
+/// `exhibit cat`'s verdict, on stderr (stdout carries the media).
+pub fn cat(r: &exhibit::cat::CatReport) {
+    for d in &r.damaged {
+        eprintln!("exhibit cat: DAMAGED (sent as zeros): {d}");
+    }
+    for c in &r.checks {
+        if c.matches() {
+            eprintln!("exhibit cat: {} matches {}", c.algorithm, c.source);
+        } else {
+            eprintln!(
+                "exhibit cat: {} MISMATCH: sent {}, {} says {}",
+                c.algorithm, c.computed, c.source, c.stored
+            );
+        }
+    }
+    if r.checks.is_empty() && r.damaged.is_empty() {
+        eprintln!(
+            "exhibit cat: {} bytes sent; no stored hash to compare them with",
+            r.bytes
+        );
+    } else if r.exit_code() == 0 {
+        eprintln!("exhibit cat: {} bytes sent, as stored", r.bytes);
+    } else {
+        eprintln!(
+            "exhibit cat: {} bytes sent, NOT as stored: the data sent is bad",
+            r.bytes
+        );
+    }
+}

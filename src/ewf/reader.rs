@@ -783,6 +783,17 @@ impl E01Image {
         &self.problems
     }
 
+    /// The problems that say a segment file of the set is missing.
+    pub fn missing_segments(&self) -> Vec<&Problem> {
+        self.problems
+            .iter()
+            .filter(|p| {
+                p.message.starts_with("segment file missing")
+                    || p.message.contains("later segments are missing")
+            })
+            .collect()
+    }
+
     /// The segment files found, in order.
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.iter().map(|s| s.path.clone()).collect()

@@ -159,14 +159,24 @@ impl Image {
         Self::open_files(format, &files)
     }
 
+    /// [`Self::open`] with `cache_bytes` of decoded E01 chunks for random reads.
+    pub fn open_cached(path: &Path, cache_bytes: usize) -> Result<Image> {
+        let (format, files) = locate(path)?;
+        Self::open_files_cached(format, &files, cache_bytes)
+    }
+
     /// Opens `files` as an image of `format` (for E01, `files[0]` is the first segment).
     pub fn open_files(format: ImageFormat, files: &[PathBuf]) -> Result<Image> {
+        Self::open_files_cached(format, files, DEFAULT_CACHE_BYTES)
+    }
+
+    fn open_files_cached(format: ImageFormat, files: &[PathBuf], cache: usize) -> Result<Image> {
         Ok(match format {
             ImageFormat::E01 => {
                 let first = files.first().ok_or_else(|| {
                     Error::InvalidOption("an E01 image needs its first segment".into())
                 })?;
-                Image::E01(Box::new(E01Media::open(first, DEFAULT_CACHE_BYTES)?))
+                Image::E01(Box::new(E01Media::open(first, cache)?))
             }
             _ => Image::Raw(format, RawImage::open(files)?),
         })

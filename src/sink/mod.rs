@@ -18,6 +18,7 @@ pub mod e01;
 pub mod image_file;
 pub mod raw;
 pub mod stale;
+pub mod stream;
 pub mod target;
 
 pub use e01::E01Settings;

@@ -1,0 +1,237 @@
+//! The FUSE side of a mount: a root directory with the image's files, all read-only, every
+//! read answered from the image reader.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
+};
+
+use super::{MountOptions, MountedFile, Notice};
+use crate::error::{Error, Result};
+use crate::image::Image;
+
+/// Nothing changes while mounted: the kernel may keep names and attributes.
+const TTL: Duration = Duration::from_secs(3600);
+const ROOT: u64 = 1;
+/// Inode of the first file; `info.yaml` comes last.
+const FIRST: u64 = 2;
+
+pub(super) struct ImageFs {
+    image: Image,
+    /// Media files (`disk.raw`, `pN.raw`), then `info.yaml` as the last inode.
+    files: Vec<MountedFile>,
+    info_yaml: Arc<[u8]>,
+    mtime: SystemTime,
+    uid: u32,
+    gid: u32,
+    notice: Box<Notice<'static>>,
+}
+
+impl ImageFs {
+    pub(super) fn new(
+        image: Image,
+        mut files: Vec<MountedFile>,
+        info_yaml: Vec<u8>,
+        mtime: SystemTime,
+        notice: Box<Notice<'static>>,
+    ) -> Self {
+        files.push(MountedFile {
+            name: "info.yaml".into(),
+            media_offset: 0,
+            size: info_yaml.len() as u64,
+        });
+        let (uid, gid) = crate::sys::ids();
+        ImageFs {
+            image,
+            files,
+            info_yaml: Arc::from(info_yaml),
+            mtime,
+            uid,
+            gid,
+            notice,
+        }
+    }
+
+    fn file(&self, ino: INodeNo) -> Option<&MountedFile> {
+        let i = u64::from(ino).checked_sub(FIRST)?;
+        self.files.get(usize::try_from(i).ok()?)
+    }
+
+    fn is_info(&self, ino: INodeNo) -> bool {
+        u64::from(ino) == FIRST + self.files.len() as u64 - 1
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let (kind, size, perm, nlink) = if ino == ROOT {
+            (FileType::Directory, 0, 0o555, 2)
+        } else {
+            (
+                FileType::RegularFile,
+                self.file(INodeNo(ino))?.size,
+                0o444,
+                1,
+            )
+        };
+        Some(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.mtime,
+            mtime: self.mtime,
+            ctime: self.mtime,
+            crtime: self.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            flags: 0,
+            blksize: 4096,
+        })
+    }
+
+    /// `len` bytes of `file` at `offset`: all of them, the good ones before a damaged
+    /// chunk, or the error when the read starts in one.
+    fn read_media(&self, file: &MountedFile, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let at = file.media_offset + offset;
+        let mut buf = vec![0u8; len];
+        match self.image.read_at(&mut buf, at) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(Error::Damaged { range, detail }) if range.start > at => {
+                let good = (range.start - at) as usize;
+                self.image.read_at(&mut buf[..good], at)?;
+                buf.truncate(good);
+                let _ = detail;
+                Ok(buf)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Filesystem for ImageFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let found = (u64::from(parent) == ROOT)
+            .then(|| self.files.iter().position(|f| OsStr::new(&f.name) == name))
+            .flatten();
+        match found.and_then(|i| self.attr(FIRST + i as u64)) {
+            Some(a) => reply.entry(&TTL, &a, fuser::Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(u64::from(ino)) {
+            Some(a) => reply.attr(&TTL, &a),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.file(ino).is_none() {
+            reply.error(if u64::from(ino) == ROOT {
+                Errno::EISDIR
+            } else {
+                Errno::ENOENT
+            });
+            return;
+        }
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            reply.error(Errno::EROFS);
+            return;
+        }
+        // Direct I/O: a short read reaches the reader as a short read, never as zeros.
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(file) = self.file(ino) else {
+            reply.error(Errno::ENOENT);
+            return;
+        };
+        if offset >= file.size {
+            reply.data(&[]);
+            return;
+        }
+        let len = (file.size - offset).min(u64::from(size)) as usize;
+        if self.is_info(ino) {
+            reply.data(&self.info_yaml[offset as usize..offset as usize + len]);
+            return;
+        }
+        match self.read_media(file, offset, len) {
+            Ok(bytes) => reply.data(&bytes),
+            Err(e) => {
+                (self.notice)(&format!(
+                    "EIO: {} bytes {offset}..{}: {e}",
+                    file.name,
+                    offset + len as u64
+                ));
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        if u64::from(ino) != ROOT {
+            reply.error(Errno::ENOTDIR);
+            return;
+        }
+        let mut entries = vec![
+            (ROOT, FileType::Directory, ".".to_string()),
+            (ROOT, FileType::Directory, "..".to_string()),
+        ];
+        for (i, f) in self.files.iter().enumerate() {
+            entries.push((FIRST + i as u64, FileType::RegularFile, f.name.clone()));
+        }
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+}
+
+/// Mounts `fs` on `opts.mountpoint` with one thread per core (or `opts.threads`).
+pub(super) fn spawn(fs: ImageFs, opts: &MountOptions) -> Result<fuser::BackgroundSession> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::NoExec,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::FSName(format!("exhibit:{}", opts.image.display())),
+        MountOption::Subtype("exhibit".into()),
+    ];
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(crate::image::workers(opts.threads));
+    config.clone_fd = true;
+    fuser::spawn_mount(fs, &opts.mountpoint, &config).map_err(|e| Error::io(&opts.mountpoint, e))
+}
