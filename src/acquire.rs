@@ -274,24 +274,28 @@ pub fn acquire(
 
     progress.set_total(source.size());
     progress.set_phase("reading");
-    let pool = BufferPool::new(opts.reader.pool_buffers(), opts.reader.block_size);
     let mut map = SectorMap::new(source.size(), BlockState::NonTried);
     let mut unreadable: Vec<BadRun> = Vec::new();
 
     let cpu = CpuLedger::default();
     let job_cpu_start = crate::cputime::process_seconds();
-    let pass = run_pass(
-        &source,
-        opts,
-        &hashes,
-        &pool,
-        sinks,
-        progress,
-        stop,
-        &mut map,
-        &mut unreadable,
-        &cpu,
-    );
+    // Sized by the source and the memory there is: options alone (256 reads of 64 MiB) must
+    // not ask for more memory than the machine has; a failure is recorded like any other.
+    let pass = match opts.reader.pool_for(source.size()) {
+        Ok(pool) => run_pass(
+            &source,
+            opts,
+            &hashes,
+            &pool,
+            sinks,
+            progress,
+            stop,
+            &mut map,
+            &mut unreadable,
+            &cpu,
+        ),
+        Err(e) => Err((e, sinks.into_iter().flat_map(|s| s.abandon()).collect())),
+    };
     let sector = source.logical_sector_size() as u64;
     // The record's end: the outcome, and the unreadable runs found so far whatever the end.
     let finish = |record: &mut RecordBuilder, outcome: &Outcome, unreadable: &[BadRun]| {
@@ -371,6 +375,19 @@ pub fn acquire(
     })();
     if let (None, Err(e)) = (&failure, side_result) {
         failure = Some(e);
+    }
+    if failure.is_none() && opts.overwrite {
+        // What an earlier run on this BASE wrote and this one did not (more segments, another
+        // layout) would make the new set fail verify: see sink::stale.
+        let mut keep: Vec<PathBuf> = outputs.iter().map(|o| o.path.clone()).collect();
+        keep.extend(side.all(&hashes));
+        let protect = source.file().metadata().ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
+        if let Err(e) = crate::sink::stale::remove_stale(&opts.base, &keep, protect) {
+            failure = Some(e);
+        }
     }
     if let Some(error) = failure {
         record.record_mut().outputs = outputs;

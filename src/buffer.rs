@@ -31,12 +31,18 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     /// Allocates `len` zeroed bytes (rounded up to a whole [`ALIGN`] for the allocation).
     pub fn new(len: usize) -> Self {
-        let cap = len.max(1).div_ceil(ALIGN) * ALIGN;
-        let layout = Layout::from_size_align(cap, ALIGN).expect("buffer layout");
+        Self::try_new(len).unwrap_or_else(|| {
+            alloc::handle_alloc_error(Layout::from_size_align(len, ALIGN).expect("layout"))
+        })
+    }
+
+    /// As [`AlignedBuf::new`], or `None` when the memory cannot be had.
+    pub fn try_new(len: usize) -> Option<Self> {
+        let cap = len.max(1).checked_next_multiple_of(ALIGN)?;
+        let layout = Layout::from_size_align(cap, ALIGN).ok()?;
         // SAFETY: layout has a non-zero size.
         let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        AlignedBuf { ptr, len }
+        NonNull::new(raw).map(|ptr| AlignedBuf { ptr, len })
     }
 
     /// Raw pointer for handing to the kernel.
@@ -92,15 +98,25 @@ pub struct BufferPool {
 impl BufferPool {
     /// Makes `count` buffers of `buffer_len` bytes each.
     pub fn new(count: usize, buffer_len: usize) -> Self {
-        let mut free = Vec::with_capacity(count);
-        let mut addresses = Vec::with_capacity(count);
+        Self::try_new(count, buffer_len).unwrap_or_else(|| {
+            alloc::handle_alloc_error(Layout::from_size_align(buffer_len, ALIGN).expect("layout"))
+        })
+    }
+
+    /// As [`BufferPool::new`], or `None` (with nothing kept) when the memory cannot be had:
+    /// a job turns that into a failure it can record instead of an abort.
+    pub fn try_new(count: usize, buffer_len: usize) -> Option<Self> {
+        let mut free = Vec::new();
+        free.try_reserve_exact(count).ok()?;
+        let mut addresses = Vec::new();
+        addresses.try_reserve_exact(count).ok()?;
         for index in 0..count {
-            let mut buf = AlignedBuf::new(buffer_len);
+            let mut buf = AlignedBuf::try_new(buffer_len)?;
             addresses.push((buf.as_mut_ptr() as usize, buffer_len));
             free.push((index, buf));
         }
         free.reverse();
-        BufferPool {
+        Some(BufferPool {
             shared: Arc::new(Shared {
                 free: Mutex::new(free),
                 available: Condvar::new(),
@@ -108,7 +124,7 @@ impl BufferPool {
             buffer_len,
             count,
             addresses: Arc::new(addresses),
-        }
+        })
     }
 
     /// Length of every buffer.
@@ -155,6 +171,15 @@ impl BufferPool {
             home: Arc::clone(&self.shared),
         })
     }
+}
+
+/// Bytes of memory the kernel says can be had without swapping (`MemAvailable`), if it says.
+pub fn available_memory() -> Option<u64> {
+    let text =
+        crate::small_file::read_small_text(std::path::Path::new("/proc/meminfo"), 1 << 20).ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// A buffer on loan from a [`BufferPool`]; returns itself on drop.

@@ -29,7 +29,7 @@ pub struct CaseMetadata {
 impl CaseMetadata {
     /// Reads a `--case FILE.yaml` with the same field names as the record's `case:` block.
     pub fn from_yaml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::small_file::read_small_text(path, crate::small_file::CASE_LIMIT)?;
         serde_yaml::from_str(&text).map_err(|e| Error::Format {
             path: path.to_path_buf(),
             message: format!("not a case file: {e}"),

@@ -259,7 +259,8 @@ pub fn info(path: &Path) -> Result<ImageInfo> {
     }
     for alg in HashAlgorithm::ALL {
         let log = side_file(&base, alg.name());
-        if let Ok(text) = std::fs::read_to_string(&log) {
+        let text = crate::small_file::read_small_text(&log, crate::small_file::HASH_LOG_LIMIT);
+        if let Ok(text) = text {
             for e in parse_log(alg, &text).0 {
                 out.stored_hashes.push(StoredHash {
                     algorithm: alg,

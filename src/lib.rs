@@ -39,6 +39,7 @@ pub mod progress;
 pub mod reader;
 pub mod rescue;
 pub mod sink;
+pub mod small_file;
 pub mod source;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -340,7 +340,7 @@ impl AuditRecord {
 
     /// Reads a record.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::small_file::read_small_text(path, crate::small_file::RECORD_LIMIT)?;
         let record: AuditRecord = serde_yaml::from_str(&text).map_err(|e| Error::Format {
             path: path.to_path_buf(),
             message: format!("not an exhibit record: {e}"),

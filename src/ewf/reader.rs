@@ -28,6 +28,9 @@ const MAX_HEADER_TEXT: usize = 16 << 20;
 const MAX_BODY: u64 = 16 << 20;
 /// Largest chunk we decode (the writer's limit; EnCase's largest is 32768 × 512 = 16 MiB).
 pub(crate) const MAX_CHUNK: u64 = 64 << 20;
+/// Table entries with a problem of their own listed one by one; the rest of a table's are
+/// merged into one problem with a count (a forged table has millions).
+const MAX_ENTRY_PROBLEMS: usize = 16;
 /// How many names past a missing segment we look for later segments.
 const GAP_PROBE: u32 = 16;
 
@@ -165,7 +168,7 @@ impl E01Image {
             path: first.to_path_buf(),
             message: "an E01 set is opened by its first segment, named *.E01".into(),
         })?;
-        let file = File::open(first).map_err(|e| Error::io(first, e))?;
+        let file = crate::small_file::open_media(first, false)?;
         let len = file.metadata().map_err(|e| Error::io(first, e))?.len();
         let mut img = E01Image {
             segments: vec![Segment {
@@ -185,28 +188,36 @@ impl E01Image {
         // Discover the rest: consecutive names, and across a gap (reported) if later ones exist.
         let mut n = 2;
         while let Some(p) = naming::sibling_path(&base, lower, n) {
-            if let Ok(f) = File::open(&p) {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                img.segments.push(Segment {
-                    path: p,
-                    file: f,
-                    len,
-                });
-                n += 1;
-                continue;
-            }
+            // A name that exists but is no segment file (a FIFO, a device) is a gap too, and
+            // the problem says what it is.
+            let why = match crate::small_file::open_media(&p, false) {
+                Ok(f) => {
+                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    img.segments.push(Segment {
+                        path: p,
+                        file: f,
+                        len,
+                    });
+                    n += 1;
+                    continue;
+                }
+                Err(e) if std::fs::symlink_metadata(&p).is_ok() => Some(match e {
+                    Error::Format { message, .. } => format!("segment file {message}"),
+                    other => format!("segment file cannot be opened: {other}"),
+                }),
+                Err(_) => None,
+            };
             let later = (n + 1..n + 1 + GAP_PROBE)
                 .find(|&m| naming::sibling_path(&base, lower, m).is_some_and(|p| p.exists()));
             match later {
                 Some(m) => {
                     for missing in n..m {
                         if let Some(p) = naming::sibling_path(&base, lower, missing) {
-                            img.problems.push(problem(
-                                &p,
-                                None,
-                                None,
-                                "segment file missing (later segments exist)".into(),
-                            ));
+                            let message = match (&why, missing == n) {
+                                (Some(w), true) => format!("{w} (later segments exist)"),
+                                _ => "segment file missing (later segments exist)".into(),
+                            };
+                            img.problems.push(problem(&p, None, None, message));
                         }
                     }
                     n = m;
@@ -655,8 +666,26 @@ impl E01Image {
         }
         let first_chunk = self.chunks.len() as u64;
         let mut prev: Option<u64> = None;
-        let abs: Vec<u64> = chosen
-            .entries
+        // Every chunk takes at least one byte of its sectors section: entries past that are
+        // forged (a 16 MiB table of 4 M entries over a few bytes of data), and not kept.
+        let room = usize::try_from(data_end.saturating_sub(data_start)).unwrap_or(usize::MAX);
+        if chosen.entries.len() > room {
+            probs.push(problem(
+                path,
+                Some("table"),
+                Some(p.offset),
+                format!(
+                    "table lists {} chunks but its sectors section holds only {room} bytes; \
+                     the entries past {room} are not used",
+                    chosen.entries.len()
+                ),
+            ));
+        }
+        let entries = &chosen.entries[..chosen.entries.len().min(room)];
+        // Problems with single entries: the first few one by one, the rest in one line.
+        let mut listed = 0usize;
+        let mut more: Option<(u64, u64, usize)> = None; // first chunk, last chunk, count
+        let abs: Vec<u64> = entries
             .iter()
             .map(|e| {
                 chosen
@@ -664,7 +693,7 @@ impl E01Image {
                     .saturating_add(u64::from(e & !COMPRESSED_FLAG))
             })
             .collect();
-        for (k, e) in chosen.entries.iter().enumerate() {
+        for (k, e) in entries.iter().enumerate() {
             let a = abs[k];
             let end = abs.get(k + 1).copied().unwrap_or(p.offset);
             let chunk = first_chunk + k as u64;
@@ -679,14 +708,21 @@ impl E01Image {
                 ));
             }
             if let Some(m) = bad {
-                probs.push(Problem {
-                    segment: path.to_path_buf(),
-                    section: Some("table".into()),
-                    offset: Some(p.offset),
-                    chunk: Some(chunk),
-                    media_range: None,
-                    message: m,
-                });
+                if listed < MAX_ENTRY_PROBLEMS {
+                    listed += 1;
+                    probs.push(Problem {
+                        segment: path.to_path_buf(),
+                        section: Some("table".into()),
+                        offset: Some(p.offset),
+                        chunk: Some(chunk),
+                        media_range: None,
+                        message: m,
+                    });
+                } else {
+                    let m = more.get_or_insert((chunk, chunk, 0));
+                    m.1 = chunk;
+                    m.2 += 1;
+                }
             }
             prev = Some(a);
             self.chunks.push(ChunkLoc {
@@ -694,6 +730,19 @@ impl E01Image {
                 offset: a,
                 size: end.saturating_sub(a),
                 compressed: e & COMPRESSED_FLAG != 0,
+            });
+        }
+        if let Some((a, b, n)) = more {
+            probs.push(Problem {
+                segment: path.to_path_buf(),
+                section: Some("table".into()),
+                offset: Some(p.offset),
+                chunk: Some(a),
+                media_range: None,
+                message: format!(
+                    "and {n} more entries of this table out of place or out of order \
+                     (chunks {a}..={b})"
+                ),
             });
         }
     }

@@ -96,7 +96,7 @@ impl E01Media {
             .volume()
             .map_or((0, 0), |v| (v.chunk_size(), v.media_size()));
         let gap = if (1..=MAX_CHUNK).contains(&chunk) {
-            missing_gap(&img, first, media.div_ceil(chunk))
+            missing_gap(&img, first, media.div_ceil(chunk), chunk)
         } else {
             None
         };
@@ -291,7 +291,12 @@ fn chunk_problem(item: &Item, chunk_size: u64, message: String) -> Problem {
 /// segment present. Returns (first table chunk after the gap, chunks missing, first missing
 /// segment's path). With two separate gaps the split between them is unknown: `None`, and
 /// the shortfall is reported at the end as before.
-fn missing_gap(img: &E01Image, first: &Path, needed: u64) -> Option<(u64, u64, PathBuf)> {
+fn missing_gap(
+    img: &E01Image,
+    first: &Path,
+    needed: u64,
+    chunk: u64,
+) -> Option<(u64, u64, PathBuf)> {
     let (base, lower) = naming::base_of_first_segment(first)?;
     let mut numbers: HashMap<PathBuf, u32> = HashMap::new();
     let mut missing: Vec<u32> = Vec::new();
@@ -314,6 +319,23 @@ fn missing_gap(img: &E01Image, first: &Path, needed: u64) -> Option<(u64, u64, P
     }
     let listed = img.chunk_count();
     if needed <= listed {
+        return None;
+    }
+    // The shortfall comes from the volume's sector count, which may be forged: a missing
+    // segment holds no more than the largest one present, and each chunk in it at least its
+    // table entry and a deflate stream (deflate stores at most ~1032 media bytes per byte).
+    // A shortfall beyond that is no gap but a count the files cannot hold; reading then
+    // stops where the tables end, with one problem, instead of feeding zeros for days.
+    let largest = img
+        .segment_paths()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    let per_chunk = 4 + (chunk / 1032).max(1);
+    let room = (missing.len() as u64).saturating_mul(largest) / per_chunk;
+    if needed - listed > room {
         return None;
     }
     // First table chunk stored in a segment after the gap (chunks are in segment order).
@@ -372,7 +394,9 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
         std::thread::Builder::new()
             .name("verify-e01-read".into())
             .spawn_scoped(scope, move || {
-                let mut files: HashMap<PathBuf, Option<File>> = HashMap::new();
+                // One segment open at a time (batches go in segment order): a set of
+                // thousands of segments must not take a descriptor for each.
+                let mut open: Option<(PathBuf, Option<File>)> = None;
                 let mut index = 0u64;
                 let mut seq = 0u64;
                 let mut at = 0u64;
@@ -460,10 +484,11 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                     let got = if data.is_empty() {
                         Ok(0)
                     } else {
-                        let file = files
-                            .entry(seg.clone())
-                            .or_insert_with(|| File::open(&seg).ok());
-                        match file {
+                        if open.as_ref().is_none_or(|(p, _)| *p != seg) {
+                            let f = crate::small_file::open_media(&seg, false).ok();
+                            open = Some((seg.clone(), f));
+                        }
+                        match open.as_ref().and_then(|(_, f)| f.as_ref()) {
                             Some(f) => read_upto(f, &mut data, start),
                             None => Err(std::io::Error::other("cannot open the segment file")),
                         }

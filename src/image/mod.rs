@@ -10,7 +10,6 @@
 //! Damage is never silent: a pass hands a damaged E01 chunk on as zeros and reports it with
 //! its place; `read_at` fails with [`crate::Error::Damaged`] for exactly its bytes.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -63,9 +62,7 @@ impl ImageFormat {
 /// Sniffs the first bytes for the EWF signature.
 pub fn looks_like_e01(path: &Path) -> bool {
     let mut sig = [0u8; 8];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut sig))
-        .is_ok()
+    crate::small_file::open_media(path, true).is_ok_and(|mut f| f.read_exact(&mut sig).is_ok())
         && &sig == b"EVF\x09\x0d\x0a\xff\x00"
 }
 

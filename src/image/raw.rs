@@ -5,19 +5,23 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::pipeline::Feed;
 
 struct Part {
     path: PathBuf,
-    /// `None` for a file that is missing (only with recorded sizes).
-    file: Option<File>,
+    /// False for a file that is missing (only with recorded sizes).
+    present: bool,
     /// Its size (as recorded, when sizes were recorded).
     len: u64,
     /// Bytes the file really holds.
     actual: u64,
 }
+
+/// Parts held open at once for reads at an offset.
+const OPEN_PARTS: usize = 16;
 
 /// Raw files read as one media, in order.
 pub struct RawImage {
@@ -27,6 +31,10 @@ pub struct RawImage {
     media_size: u64,
     recorded: bool,
     limit: Option<u64>,
+    /// The parts kept open for reads at an offset, most recent last: a few, for readers on
+    /// several threads, but not one per segment (a split set of thousands of segments would
+    /// pass the common limit of 1024 descriptors).
+    open: Mutex<Vec<(usize, Arc<File>)>>,
 }
 
 /// The size of an open file or block device (a device's metadata says 0).
@@ -61,17 +69,15 @@ impl RawImage {
         let mut parts = Vec::with_capacity(files.len());
         for (i, path) in files.iter().enumerate() {
             let size = recorded.and_then(|r| r.get(i).copied());
-            let (file, actual) = match (File::open(path), size) {
-                (Ok(mut f), _) => {
-                    let actual = size_of(&mut f, path)?;
-                    (Some(f), actual)
-                }
-                (Err(_), Some(_)) => (None, 0),
-                (Err(e), None) => return Err(Error::io(path, e)),
+            // Opened to check it and learn its size, then closed until it is read.
+            let (present, actual) = match (crate::small_file::open_media(path, true), size) {
+                (Ok(mut f), _) => (true, size_of(&mut f, path)?),
+                (Err(_), Some(_)) => (false, 0),
+                (Err(e), None) => return Err(e),
             };
             parts.push(Part {
                 path: path.clone(),
-                file,
+                present,
                 len: size.unwrap_or(actual),
                 actual,
             });
@@ -88,7 +94,29 @@ impl RawImage {
             media_size: limit.map_or(total, |l| l.min(total)),
             recorded: recorded.is_some(),
             limit,
+            open: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Part `i`'s file, open (`None` when it is missing).
+    fn file(&self, i: usize) -> Result<Option<Arc<File>>> {
+        let part = &self.parts[i];
+        if !part.present {
+            return Ok(None);
+        }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = open.iter().position(|(j, _)| *j == i) {
+            let entry = open.remove(k);
+            let f = Arc::clone(&entry.1);
+            open.push(entry);
+            return Ok(Some(f));
+        }
+        let f = Arc::new(crate::small_file::open_media(&part.path, true)?);
+        if open.len() >= OPEN_PARTS {
+            open.remove(0);
+        }
+        open.push((i, Arc::clone(&f)));
+        Ok(Some(f))
     }
 
     /// The files, in order.
@@ -124,7 +152,7 @@ impl RawImage {
                     part.len
                 ),
             };
-            let Some(file) = &part.file else {
+            let Some(file) = self.file(i)? else {
                 return Err(missing(within));
             };
             let mut got = 0;
@@ -151,14 +179,17 @@ impl RawImage {
     /// or short file is read as zeros up to its recorded size.
     pub fn stream(&self, feed: &mut Feed<'_>) -> Result<()> {
         let mut total_left = self.limit.unwrap_or(u64::MAX);
-        for part in &self.parts {
+        for (i, part) in self.parts.iter().enumerate() {
             if total_left == 0 {
                 break;
             }
             let size = self.recorded.then_some(part.len);
-            let mut left = size.unwrap_or(u64::MAX).min(total_left);
+            // Never past the size the file had when opened (or was recorded with): a file
+            // that grows while read does not make the pass longer than the media.
+            let mut left = part.len.min(total_left);
             let mut offset = 0u64;
-            let mut f = part.file.as_ref();
+            let file = self.file(i)?;
+            let mut f = file.as_deref();
             while left > 0 {
                 let mut buf = feed.take();
                 let want = (buf.len() as u64).min(left) as usize;

@@ -117,6 +117,37 @@ impl ReaderOptions {
     pub fn pool_buffers(&self) -> usize {
         self.queue_depth * 2 + 8
     }
+
+    /// Buffers for reading `media_size` bytes with `available` bytes of memory to spare:
+    /// [`ReaderOptions::pool_buffers`], but never more than the source has blocks (each block
+    /// takes one buffer, so more are never used) and never more than a quarter of the
+    /// available memory; at least one. Fewer buffers than the queue depth only means fewer
+    /// reads in flight.
+    pub fn pool_buffers_for(&self, media_size: u64, available: Option<u64>) -> usize {
+        let blocks = media_size.div_ceil(self.block_size.max(1) as u64).max(1);
+        let mut count = (self.pool_buffers() as u64).min(blocks);
+        if let Some(avail) = available {
+            count = count.min(avail / 4 / self.block_size.max(1) as u64);
+        }
+        count.max(1) as usize
+    }
+
+    /// The pool for reading `media_size` bytes (see [`ReaderOptions::pool_buffers_for`]); an
+    /// allocation that fails is an error the job records, not an abort.
+    pub fn pool_for(&self, media_size: u64) -> Result<BufferPool> {
+        let available = crate::buffer::available_memory();
+        let count = self.pool_buffers_for(media_size, available);
+        BufferPool::try_new(count, self.block_size).ok_or_else(|| {
+            Error::InvalidOption(format!(
+                "--block-size {} with --queue-depth {}: {count} buffers ({} bytes) cannot be \
+                 allocated{}",
+                self.block_size,
+                self.queue_depth,
+                count as u64 * self.block_size as u64,
+                available.map_or(String::new(), |a| format!(" ({a} bytes available)")),
+            ))
+        })
+    }
 }
 
 /// What the reader did, for the record.
@@ -242,5 +273,27 @@ impl<'a> RangeStreamer<'a> {
     /// Bytes per read.
     pub fn block_size(&self) -> u64 {
         self.engine.block_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_sized_by_the_source_and_the_memory_there_is() {
+        let opts = ReaderOptions {
+            queue_depth: 256,
+            block_size: 64 << 20,
+            ..ReaderOptions::default()
+        };
+        assert_eq!(opts.pool_buffers_for(16 << 20, None), 1);
+        assert_eq!(opts.pool_buffers_for(0, None), 1);
+        assert_eq!(opts.pool_buffers_for(1 << 40, None), 520);
+        // A quarter of 1 GiB holds four 64 MiB buffers.
+        assert_eq!(opts.pool_buffers_for(1 << 40, Some(1 << 30)), 4);
+        assert_eq!(opts.pool_buffers_for(1 << 40, Some(1)), 1);
+        let default = ReaderOptions::default();
+        assert_eq!(default.pool_buffers_for(1 << 40, Some(16 << 30)), 24);
     }
 }

@@ -17,6 +17,7 @@ use crate::map::BadRun;
 pub mod e01;
 pub mod image_file;
 pub mod raw;
+pub mod stale;
 pub mod stream;
 pub mod target;
 

@@ -63,10 +63,15 @@ struct Segment {
     written: u64,
 }
 
-/// The raw writer.
+/// The raw writer. Only the segment being written is open: a finished segment is synced and
+/// closed before the next one is created, so a split into thousands of segments needs two
+/// descriptors, not two per segment (the common limit of 1024 would stop it at ~510).
 pub struct RawSink {
     layout: RawLayout,
-    segments: Vec<Segment>,
+    /// The open segment and its number (0-based).
+    current: Option<(u64, Segment)>,
+    /// Segments already closed, for the listing.
+    closed: Vec<OutputFile>,
     overwrite: bool,
     media_size: u64,
 }
@@ -92,16 +97,15 @@ impl RawSink {
         }
         let mut sink = RawSink {
             layout,
-            segments: Vec::new(),
+            current: None,
+            closed: Vec::new(),
             overwrite,
             media_size,
         };
         match &sink.layout {
             RawLayout::Device(path) => {
-                sink.segments.push(Segment {
-                    image: open_target(path, media_size, false, "--clone")?,
-                    written: 0,
-                });
+                let image = open_target(path, media_size, false, "--clone")?;
+                sink.current = Some((0, Segment { image, written: 0 }));
             }
             _ => {
                 if !overwrite {
@@ -110,35 +114,76 @@ impl RawSink {
                     }
                 }
                 // The first segment exists even for an empty source.
-                let first = sink.layout.paths(media_size)[0].clone();
-                sink.segments.push(open_file(&first, overwrite)?);
+                let first = sink.path_of(0);
+                sink.current = Some((0, open_file(&first, overwrite)?));
             }
         }
         Ok(sink)
     }
 
-    fn segment(&mut self, number: usize) -> Result<&mut Segment> {
-        while self.segments.len() <= number {
-            let path = self.layout.paths(self.media_size)[self.segments.len()].clone();
-            self.segments.push(open_file(&path, self.overwrite)?);
+    /// The file of segment `number` (0-based), named directly.
+    fn path_of(&self, number: u64) -> PathBuf {
+        match &self.layout {
+            RawLayout::Single(p) | RawLayout::Device(p) => p.clone(),
+            RawLayout::Split { base, .. } => split_name(base, number + 1),
         }
-        Ok(&mut self.segments[number])
     }
 
-    fn listing(&self) -> Vec<OutputFile> {
+    fn segment_count(&self) -> u64 {
+        match &self.layout {
+            RawLayout::Split { segment_size, .. } => self.media_size.div_ceil(*segment_size).max(1),
+            _ => 1,
+        }
+    }
+
+    /// The open segment `number`; blocks arrive in order, so moving on to a later segment
+    /// closes the open one (synced first: its data is final) and opens every one up to it.
+    fn segment(&mut self, number: u64) -> Result<&mut Segment> {
+        loop {
+            match &self.current {
+                Some((n, _)) if *n == number => break,
+                Some((n, _)) if *n > number => {
+                    return Err(Error::Internal(format!(
+                        "raw output got segment {} after segment {}",
+                        number + 1,
+                        n + 1
+                    )))
+                }
+                _ => {}
+            }
+            let next = match self.current.take() {
+                Some((n, seg)) => {
+                    seg.sync()?;
+                    self.closed.push(self.describe(&seg));
+                    n + 1
+                }
+                None => 0,
+            };
+            let path = self.path_of(next);
+            self.current = Some((next, open_file(&path, self.overwrite)?));
+        }
+        Ok(&mut self.current.as_mut().expect("segment just opened").1)
+    }
+
+    fn describe(&self, s: &Segment) -> OutputFile {
         let kind = match self.layout {
             RawLayout::Single(_) => "raw",
             RawLayout::Split { .. } => "raw-segment",
             RawLayout::Device(_) => "device",
         };
-        self.segments
-            .iter()
-            .map(|s| OutputFile {
-                path: s.image.path().to_path_buf(),
-                size: s.written,
-                kind: kind.to_string(),
-            })
-            .collect()
+        OutputFile {
+            path: s.image.path().to_path_buf(),
+            size: s.written,
+            kind: kind.to_string(),
+        }
+    }
+
+    fn listing(mut self) -> Vec<OutputFile> {
+        if let Some((_, seg)) = self.current.take() {
+            let last = self.describe(&seg);
+            self.closed.push(last);
+        }
+        self.closed
     }
 }
 
@@ -205,7 +250,7 @@ impl Sink for RawSink {
         let mut data = block.data();
         let mut pos = block.offset;
         while !data.is_empty() {
-            let number = (pos / seg_size) as usize;
+            let number = pos / seg_size;
             let within = pos % seg_size;
             let take = ((seg_size - within) as usize).min(data.len());
             self.segment(number)?.write_at(&data[..take], within)?;
@@ -217,18 +262,18 @@ impl Sink for RawSink {
 
     fn finish(mut self: Box<Self>, _summary: &MediaSummary) -> Result<Vec<OutputFile>> {
         // Segments that received no data (an empty source) still exist, so open them all.
-        let n = self.layout.paths(self.media_size).len();
+        let n = self.segment_count();
         if !matches!(self.layout, RawLayout::Device(_)) {
             self.segment(n - 1)?;
         }
-        for s in &self.segments {
+        if let Some((_, s)) = &self.current {
             s.sync()?;
         }
         Ok(self.listing())
     }
 
     fn abandon(self: Box<Self>) -> Vec<OutputFile> {
-        for s in &self.segments {
+        if let Some((_, s)) = &self.current {
             let _ = s.sync();
         }
         self.listing()

@@ -2,6 +2,7 @@
 //! name and the side files beside it (record, hash logs, piece list), or from a record and
 //! every output it lists.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::refs::{self, file_name, normal_hex, parse_log, side_file, Reference};
@@ -10,6 +11,7 @@ use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::hash::HashAlgorithm;
 use crate::pieces::PieceList;
+use crate::small_file::{read_small, HASH_LOG_LIMIT, PIECE_LIST_LIMIT};
 
 /// One image to read, and what to compare it with.
 #[derive(Debug)]
@@ -59,6 +61,9 @@ pub(super) fn plan_for_image(
         let base = refs::base_of(path);
         let record_path = side_file(&base, "yaml");
         let mut same_media = Vec::new();
+        // The piece list the record names, so that the usual name is not tried (and failed)
+        // a second time when it is the same file.
+        let mut pieces_tried = None;
         if record_path.exists() {
             match AuditRecord::read(&record_path) {
                 Ok(record) => {
@@ -72,8 +77,10 @@ pub(super) fn plan_for_image(
                     }
                     plan.refs.extend(record_refs(&record, &record_path));
                     if let Some(p) = &record.pieces {
-                        let file = beside(&record_path, &p.file);
-                        plan.pieces = load_pieces(&file, checks);
+                        if let Some(file) = beside(&record_path, &p.file) {
+                            plan.pieces = load_pieces(&file, checks);
+                            pieces_tried = Some(file);
+                        }
                     }
                 }
                 Err(e) => checks.push(Check::new(
@@ -102,7 +109,7 @@ pub(super) fn plan_for_image(
         }
         if plan.pieces.is_none() {
             let p = side_file(&base, "crc64");
-            if p.exists() {
+            if pieces_tried.as_ref() != Some(&p) && std::fs::symlink_metadata(&p).is_ok() {
                 plan.pieces = load_pieces(&p, checks);
             }
         }
@@ -111,17 +118,39 @@ pub(super) fn plan_for_image(
     Ok(plan)
 }
 
-/// A file the record names, looked for beside the record first (records name outputs as
-/// given on the command line, relative to where acquire ran).
-fn beside(record_path: &Path, named: &Path) -> PathBuf {
+/// A file the record names, always taken by its file name in the record's own directory:
+/// records name outputs as given on the command line (relative to where acquire ran, or
+/// absolute), and everything a job writes lands beside its record. A record is input like any
+/// other, so `/etc/passwd` or `../../x` never lead out of that directory: they are looked for
+/// as `DIR/passwd` and `DIR/x`. A name with no file name (`..`, `/`) is `None`.
+fn beside(record_path: &Path, named: &Path) -> Option<PathBuf> {
     let dir = record_path.parent().unwrap_or(Path::new(""));
-    if let Some(name) = named.file_name() {
-        let b = dir.join(name);
-        if b.exists() || !named.exists() {
-            return b;
-        }
+    let name = named.file_name()?;
+    Some(dir.join(name))
+}
+
+/// The file a record names, when it can be read as one: beside the record (see [`beside`])
+/// and a regular file (not a FIFO, a device or a symlink that could lead anywhere); otherwise
+/// a failed check that says why.
+fn recorded_file(record_path: &Path, named: &Path, what: &str) -> Result<PathBuf, String> {
+    let Some(p) = beside(record_path, named) else {
+        return Err(format!(
+            "{what} '{}' named in {} has no file name; not read",
+            named.display(),
+            file_name(record_path)
+        ));
+    };
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.file_type().is_file() => Ok(p),
+        Ok(_) => Err(format!(
+            "{} ({what}) listed in the record is not a regular file; not read",
+            p.display()
+        )),
+        Err(e) => Err(format!(
+            "{} ({what}) listed in the record: {e}",
+            p.display()
+        )),
     }
-    named.to_path_buf()
 }
 
 fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Check>) {
@@ -215,13 +244,13 @@ fn log_refs(
     same_media: &[String],
     checks: &mut Vec<Check>,
 ) -> Vec<Reference> {
-    let text = match std::fs::read(log) {
+    let text = match read_small(log, HASH_LOG_LIMIT) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
             checks.push(Check::new(
                 Verdict::Fail,
                 Topic::SideFile,
-                format!("{}: cannot be read: {e}", log.display()),
+                cannot_read(log, &e),
             ));
             return Vec::new();
         }
@@ -290,13 +319,13 @@ fn raw_output_names(record: &AuditRecord) -> Vec<String> {
 }
 
 fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_small(path, PIECE_LIST_LIMIT) {
         Ok(b) => b,
         Err(e) => {
             checks.push(Check::new(
                 Verdict::Fail,
                 Topic::SideFile,
-                format!("piece list {}: cannot be read: {e}", path.display()),
+                format!("piece list {}", cannot_read(path, &e)),
             ));
             return None;
         }
@@ -321,7 +350,8 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
     let pieces = record
         .pieces
         .as_ref()
-        .and_then(|p| load_pieces(&beside(path, &p.file), checks));
+        .and_then(|p| beside(path, &p.file))
+        .and_then(|p| load_pieces(&p, checks));
     // Hash logs the record lists (or, failing that, the usual names beside it).
     let mut logs: Vec<(HashAlgorithm, PathBuf)> = Vec::new();
     if let Some(h) = &record.hashes {
@@ -330,83 +360,94 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
                 .extension()
                 .and_then(|e| e.to_str())
                 .and_then(|e| e.parse::<HashAlgorithm>().ok());
-            if let Some(alg) = alg {
-                logs.push((alg, beside(path, l)));
+            if let (Some(alg), Some(log)) = (alg, beside(path, l)) {
+                logs.push((alg, log));
             }
         }
     }
 
-    // Every output: present, and its size as recorded.
+    // Every output: present, and its size as recorded. Each file goes with its recorded size
+    // (one pass: a record may list thousands of outputs).
     let mut raw_single = Vec::new();
     let mut raw_segments = Vec::new();
     let mut devices = Vec::new();
     let mut e01_segments = Vec::new();
+    let mut output_checks = OutputChecks::default();
     for o in &record.outputs {
         let p = if o.kind == "device" {
-            o.path.clone()
+            // A clone target is a block device wherever it is; nothing else is read as one.
+            match std::fs::metadata(&o.path) {
+                Ok(m) if m.file_type().is_block_device() => o.path.clone(),
+                Ok(_) => {
+                    output_checks.fail(format!(
+                        "{} (device) listed in the record is not a block device; not read",
+                        o.path.display()
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    output_checks.fail(format!(
+                        "{} (device) listed in the record: {e}",
+                        o.path.display()
+                    ));
+                    continue;
+                }
+            }
         } else {
-            beside(path, &o.path)
+            match recorded_file(path, &o.path, &o.kind) {
+                Ok(p) => {
+                    match std::fs::metadata(&p) {
+                        Ok(m) if m.len() == o.size => output_checks.pass(format!(
+                            "{} is present with its recorded size ({} bytes)",
+                            file_name(&p),
+                            o.size
+                        )),
+                        Ok(m) => output_checks.fail(format!(
+                            "{} is {} bytes, the record says {}",
+                            file_name(&p),
+                            m.len(),
+                            o.size
+                        )),
+                        Err(e) => output_checks.fail(format!(
+                            "{} ({}) listed in the record: {e}",
+                            p.display(),
+                            o.kind
+                        )),
+                    }
+                    p
+                }
+                Err(message) => {
+                    output_checks.fail(message);
+                    // A missing file is read as zeros up to its recorded size, so that the
+                    // piece list names exactly what is missing; anything else is not read.
+                    match beside(path, &o.path) {
+                        Some(p) if !p.exists() && std::fs::symlink_metadata(&p).is_err() => p,
+                        _ => continue,
+                    }
+                }
+            }
         };
-        match std::fs::metadata(&p) {
-            Err(e) => {
-                checks.push(Check::new(
-                    Verdict::Fail,
-                    Topic::Output,
-                    format!("{} ({}) listed in the record: {e}", p.display(), o.kind),
-                ));
-            }
-            Ok(_) if o.kind == "device" => {}
-            Ok(m) if m.len() == o.size => {
-                checks.push(Check::new(
-                    Verdict::Pass,
-                    Topic::Output,
-                    format!(
-                        "{} is present with its recorded size ({} bytes)",
-                        file_name(&p),
-                        o.size
-                    ),
-                ));
-            }
-            Ok(m) => {
-                checks.push(Check::new(
-                    Verdict::Fail,
-                    Topic::Output,
-                    format!(
-                        "{} is {} bytes, the record says {}",
-                        file_name(&p),
-                        m.len(),
-                        o.size
-                    ),
-                ));
-            }
-        }
+        let p = (p, o.size);
         match o.kind.as_str() {
             "raw" => raw_single.push(p),
             "raw-segment" => raw_segments.push(p),
             "device" => devices.push(p),
             k if k.starts_with("e01-segment") => e01_segments.push(p),
-            other => checks.push(Check::new(
-                Verdict::Note,
-                Topic::Output,
-                format!("{}: output kind '{other}' is not verified", p.display()),
+            other => output_checks.note(format!(
+                "{}: output kind '{other}' is not verified",
+                p.0.display()
             )),
         }
     }
+    output_checks.into_checks(checks);
 
     let mut plans = Vec::new();
-    let size_of = |p: &PathBuf| {
-        record
-            .outputs
-            .iter()
-            .find(|o| beside(path, &o.path) == *p)
-            .map_or(0, |o| o.size)
-    };
-    let mk = |format, files: Vec<PathBuf>, limit| Plan {
+    let mk = |format, files: Vec<(PathBuf, u64)>, limit| Plan {
         format,
         recorded_sizes: (format != ImageFormat::Device)
-            .then(|| files.iter().map(size_of).collect()),
+            .then(|| files.iter().map(|f| f.1).collect()),
         recorded_unreadable: Some(unreadable_runs(&record)),
-        files,
+        files: files.into_iter().map(|f| f.0).collect(),
         limit,
         expected_size: Some(record.source.size),
         refs: refs.clone(),
@@ -446,4 +487,74 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
         }
     }
     Ok(plans)
+}
+
+/// "PATH: cannot be read: WHY" for a side file that could not be read (missing, unreadable,
+/// or refused by the small-file reader: a FIFO, a device, a symlink, too large).
+fn cannot_read(path: &Path, e: &crate::error::Error) -> String {
+    let why = match e {
+        crate::error::Error::Io { source, .. } => source.to_string(),
+        crate::error::Error::Format { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    format!("{}: cannot be read: {why}", path.display())
+}
+
+/// The per-output lines of a record's check, each kind listed up to [`MAX_LISTED_OUTPUTS`]
+/// and the rest merged into one line with a count: a record may list thousands of outputs
+/// (split segments), and a hostile one millions.
+#[derive(Default)]
+struct OutputChecks {
+    lines: Vec<(Verdict, String)>,
+    more: [usize; 3],
+}
+
+/// Lines of each verdict listed one by one before the rest are counted.
+const MAX_LISTED_OUTPUTS: usize = 64;
+
+impl OutputChecks {
+    fn add(&mut self, v: Verdict, slot: usize, message: String) {
+        let listed = self.lines.iter().filter(|l| l.0 == v).count();
+        if listed < MAX_LISTED_OUTPUTS {
+            self.lines.push((v, message));
+        } else {
+            self.more[slot] += 1;
+        }
+    }
+    fn pass(&mut self, message: String) {
+        self.add(Verdict::Pass, 0, message);
+    }
+    fn fail(&mut self, message: String) {
+        self.add(Verdict::Fail, 1, message);
+    }
+    fn note(&mut self, message: String) {
+        self.add(Verdict::Note, 2, message);
+    }
+    fn into_checks(self, checks: &mut Vec<Check>) {
+        for (v, m) in self.lines {
+            checks.push(Check::new(v, Topic::Output, m));
+        }
+        let [pass, fail, note] = self.more;
+        if pass > 0 {
+            checks.push(Check::new(
+                Verdict::Pass,
+                Topic::Output,
+                format!("and {pass} more outputs are present with their recorded sizes"),
+            ));
+        }
+        if fail > 0 {
+            checks.push(Check::new(
+                Verdict::Fail,
+                Topic::Output,
+                format!("and {fail} more outputs listed in the record are missing, of another size or not read"),
+            ));
+        }
+        if note > 0 {
+            checks.push(Check::new(
+                Verdict::Note,
+                Topic::Output,
+                format!("and {note} more outputs of kinds that are not verified"),
+            ));
+        }
+    }
 }

@@ -45,6 +45,9 @@ impl Rng {
 fn mutate(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
     let s = rng.below(segs.len() as u64) as usize;
     let len = segs[s].len() as u64;
+    if len == 0 || segs[s] == MISSING {
+        return format!("seg {s} left as it is (empty or missing)");
+    }
     // Structures live at both ends of a segment: bias positions there.
     let pos = match rng.below(3) {
         0 => rng.below(len.min(2048)),
@@ -52,7 +55,7 @@ fn mutate(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
         _ => rng.below(len),
     } as usize;
     let nsegs = segs.len();
-    match rng.below(8) {
+    match rng.below(10) {
         0..=2 => {
             let bit = rng.below(8);
             segs[s][pos] ^= 1 << bit;
@@ -83,6 +86,13 @@ fn mutate(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
             segs.remove(s);
             format!("seg {s} removed")
         }
+        7 => {
+            // Tiny files: nothing, part of the file header, a header and a descriptor's start.
+            let n = [0usize, 1, 8, 12, 13, 40, 89][rng.below(7) as usize].min(segs[s].len());
+            segs[s].truncate(n);
+            format!("seg {s} cut to a tiny {n} bytes")
+        }
+        8 => forge_volume(rng, segs),
         _ => {
             let v = rng.next() as u8;
             segs[s][pos] = v;
@@ -91,11 +101,77 @@ fn mutate(rng: &mut Rng, segs: &mut Vec<Vec<u8>>) -> String {
     }
 }
 
+/// Extreme values in the first segment's volume section, with its Adler-32 made right again so
+/// that they are believed (a forged count, not a damaged one), sometimes with a middle segment
+/// gone as well: the sizes the reader bounds by what the files can hold.
+fn forge_volume(rng: &mut Rng, segs: &mut [Vec<u8>]) -> String {
+    use exhibit::ewf::format::{self, Volume};
+    let b = &segs[0];
+    let mut off = format::FILE_HEADER_SIZE as usize;
+    let mut body = None;
+    while off + 76 <= b.len() {
+        let Ok(d) = format::decode_descriptor(&b[off..off + 76]) else {
+            break;
+        };
+        if d.type_name == "volume" || d.type_name == "disk" {
+            body = Some(off + 76);
+            break;
+        }
+        if d.next as usize <= off {
+            break;
+        }
+        off = d.next as usize;
+    }
+    let Some(body) = body else {
+        return "no volume section to forge".into();
+    };
+    let Ok((mut v, _)) = Volume::decode(&segs[0][body..]) else {
+        return "volume section too short to forge".into();
+    };
+    let extreme = |rng: &mut Rng| match rng.below(4) {
+        0 => u64::MAX,
+        1 => 1 << 50,
+        2 => 0,
+        _ => rng.next(),
+    };
+    let what = match rng.below(4) {
+        0 => {
+            v.sector_count = extreme(rng);
+            format!("sector count {:#x}", v.sector_count)
+        }
+        1 => {
+            v.chunk_count = extreme(rng) as u32;
+            format!("chunk count {:#x}", v.chunk_count)
+        }
+        2 => {
+            v.sectors_per_chunk = extreme(rng) as u32;
+            format!("sectors per chunk {:#x}", v.sectors_per_chunk)
+        }
+        _ => {
+            v.bytes_per_sector = extreme(rng) as u32;
+            format!("bytes per sector {:#x}", v.bytes_per_sector)
+        }
+    };
+    let enc = v.encode();
+    segs[0][body..body + enc.len()].copy_from_slice(&enc);
+    if segs.len() > 2 && rng.below(2) == 0 {
+        segs[1] = MISSING.to_vec();
+        return format!("volume {what} (checksum right), segment 1 missing (a gap in the names)");
+    }
+    format!("volume {what} (checksum right)")
+}
+
+/// A segment that [`write_set`] leaves out, so that later ones are found across the gap.
+const MISSING: &[u8] = b"\0missing segment\0";
+
 fn write_set(dir: &Path, segs: &[Vec<u8>]) -> PathBuf {
     for n in 1..=9 {
         let _ = std::fs::remove_file(dir.join(format!("f.E{n:02}")));
     }
     for (i, s) in segs.iter().enumerate() {
+        if s == MISSING {
+            continue;
+        }
         std::fs::write(dir.join(format!("f.E{:02}", i + 1)), s).unwrap();
     }
     dir.join("f.E01")
