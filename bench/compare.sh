@@ -20,6 +20,8 @@
 #   EXHIBIT=target/release/exhibit            the binary; its rows are skipped when it is missing
 #   BENCH_TOOLS="dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01 exhibit-rescue"   which rows to run
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
+#   BENCH_MOUNT=1           also run bench/mount.sh (exhibit mount vs ewfmount, sequential read of
+#                           an E01 of the same source through the mount, one and two readers)
 #   BENCH_RESCUE=1          also run bench/rescue.sh (exhibit rescue vs ddrescue on a faulty device,
 #                           512- and 4096-byte sectors) and put its tables in the report
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
@@ -36,6 +38,7 @@ report=${BENCH_OUT:-$repo/docs/benchmarks.md}
 exhibit=${EXHIBIT:-$repo/target/release/exhibit}
 tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01 exhibit-rescue}
 do_rescue=${BENCH_RESCUE:-1}
+do_mount=${BENCH_MOUNT:-1}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -277,6 +280,17 @@ if ((do_rescue && have_exhibit)); then
     done
 fi
 
+# Mount: bench/mount.sh on the same source file, same run.
+mount_table=""
+if ((do_mount && have_exhibit)) && "$exhibit" mount --help >/dev/null 2>&1; then
+    log "mount: exhibit mount vs ewfmount"
+    if OUT="$work/mount.md" EXHIBIT="$exhibit" "$repo/bench/mount.sh" "$src" "$reps" >"$work/log.mount" 2>&1; then
+        mount_table=$work/mount.md
+    else
+        notes+=("bench/mount.sh failed: $(tail -n 1 "$work/log.mount")")
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else print "-" }'; }
@@ -344,6 +358,12 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
             echo
             sed -e 's/^### /### /' "$f"
         done
+    fi
+    if [[ -n $mount_table ]]; then
+        echo
+        echo "## Mount (bench/mount.sh)"
+        echo
+        cat "$mount_table"
     fi
     if ((${#verify_rows[@]})); then
         echo
