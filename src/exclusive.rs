@@ -349,6 +349,58 @@ fn holder(file: &File) -> String {
     }
 }
 
+/// Opens an image output (raw file, split segment, E01 segment, a rescue's image) for
+/// writing. Without `replace` it must not exist (`O_EXCL`); with it (`--overwrite`, or a
+/// rescue resuming its own image) an existing file is opened, but never through a symbolic
+/// link (`O_NOFOLLOW`) and never one with other names (hard links): writing there would change
+/// a file that is not the output, perhaps evidence. `truncate` empties a replaced file.
+pub fn open_output(path: &Path, replace: bool, truncate: bool, read: bool) -> Result<File> {
+    if replace {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Refused(format!(
+                    "{}: is a symbolic link; exhibit does not write through it (remove it or choose another -o)",
+                    path.display()
+                )))
+            }
+            Ok(m) if m.is_file() && m.nlink() > 1 => {
+                return Err(Error::Refused(format!(
+                    "{}: has {} names (hard links); replacing it would change the other names too",
+                    path.display(),
+                    m.nlink()
+                )))
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(Error::Refused(format!(
+                    "{}: exists and is not a regular file",
+                    path.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    let mut oo = OpenOptions::new();
+    oo.write(true)
+        .read(read)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    if replace {
+        oo.create(true).truncate(truncate);
+    } else {
+        oo.create_new(true);
+    }
+    oo.open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => Error::Refused(format!(
+            "{} already exists (use --overwrite to replace it)",
+            path.display()
+        )),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Error::Refused(format!(
+            "{}: is a symbolic link; exhibit does not write through it",
+            path.display()
+        )),
+        _ => Error::io(path, e),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

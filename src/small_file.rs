@@ -20,6 +20,8 @@ pub const HASH_LOG_LIMIT: u64 = 1 << 20;
 pub const CASE_LIMIT: u64 = 1 << 20;
 /// A piece list is 8 bytes per MiB of media: 1 GiB covers 128 TiB.
 pub const PIECE_LIST_LIMIT: u64 = 1 << 30;
+/// A rescue's map: a line per area, so millions of lines on a disk with scattered damage.
+pub const MAP_LIMIT: u64 = 1 << 30;
 
 /// Opens `path` for reading as a regular file: no final symlink followed, no blocking open of
 /// a FIFO, and anything but a regular file refused (a device, a FIFO, a socket, a directory).

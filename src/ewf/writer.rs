@@ -2,7 +2,7 @@
 //! files written section by section.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -198,20 +198,7 @@ impl SegmentWriter {
         })?;
         let seg_no = u16::try_from(number)
             .map_err(|_| Error::InvalidOption("more than 65535 segments".into()))?;
-        let mut oo = OpenOptions::new();
-        oo.write(true);
-        if self.overwrite {
-            oo.create(true).truncate(true);
-        } else {
-            oo.create_new(true);
-        }
-        let file = oo.open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Refused(format!("{} exists (overwrite not allowed)", path.display()))
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+        let file = crate::exclusive::open_output(&path, self.overwrite, self.overwrite, false)?;
         self.file = Some(BufWriter::with_capacity(1 << 20, file));
         self.path = path;
         self.number = number;

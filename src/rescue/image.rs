@@ -2,7 +2,7 @@
 //! writer ([`ImageFile`]). Trimming and scraping read a sector at a time, forwards or
 //! backwards: such neighbouring small pieces are gathered and written together.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
 use super::RescueOptions;
@@ -48,12 +48,9 @@ impl Image {
             Some(device) => device.buffered_only(),
             None => {
                 let path = opts.image_path();
-                let mut oo = OpenOptions::new();
-                oo.read(true).write(true).create(true);
-                if !resumed {
-                    oo.truncate(true);
-                }
-                let f = oo.open(&path).map_err(|e| Error::io(&path, e))?;
+                // Rescue always writes into an existing image of its own (its map says what is
+                // in it), but never through a link to another file.
+                let f = crate::exclusive::open_output(&path, true, !resumed, true)?;
                 let len = f.metadata().map_err(|e| Error::io(&path, e))?.len();
                 if len != size {
                     // Sparse: unread areas take no space and read as zeros.

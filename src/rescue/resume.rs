@@ -81,10 +81,10 @@ pub(super) fn existing_map(opts: &RescueOptions) -> Result<Option<String>> {
         return Ok(None);
     }
     let path = opts.map_path();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text)),
+    match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
+        // A FIFO, a device or a link there is refused, never read until memory runs out.
+        _ => crate::small_file::read_small_text(&path, crate::small_file::MAP_LIMIT).map(Some),
     }
 }
 

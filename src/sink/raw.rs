@@ -4,9 +4,7 @@
 //! Writes go through the one image writer, [`ImageFile`] (O_DIRECT where the target allows
 //! it); a device is opened by the one target opener, [`open_target`].
 
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -200,20 +198,7 @@ pub fn refuse_existing(path: &Path) -> Result<()> {
 }
 
 fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).custom_flags(libc::O_CLOEXEC);
-    if overwrite {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let buffered = opts.open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => Error::Refused(format!(
-            "{} already exists (use --overwrite to replace it)",
-            path.display()
-        )),
-        _ => Error::io(path, e),
-    })?;
+    let buffered = crate::exclusive::open_output(path, overwrite, overwrite, false)?;
     if let Ok(meta) = buffered.metadata() {
         if !meta.file_type().is_file() {
             return Err(Error::Refused(format!(

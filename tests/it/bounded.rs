@@ -365,7 +365,11 @@ fn overwrite_never_removes_the_source_even_when_it_has_the_sets_name() {
     let want = fs::read(&evidence).unwrap();
     // A name the run would replace or remove as stale: refused before anything is written.
     let out = acquire(&evidence, &base, &["--split", "512K", "--overwrite"], 2);
-    assert!(stderr(&out).contains("is the source itself"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is the source itself"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(fs::read(&evidence).unwrap(), want);
     assert!(with_ext(&base, "002").exists());
 }

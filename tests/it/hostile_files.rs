@@ -528,3 +528,86 @@ fn a_full_target_ends_with_a_failed_record_and_no_temporary_files() {
     }
     assert!(unrecorded > 0, "no inode count left the record stale");
 }
+
+/// With `--overwrite`, an image output that is a symbolic link or a file with other names
+/// (hard links) is refused: writing through it would change a bystander, perhaps evidence.
+/// Raw, split, E01 and a rescue's image alike.
+#[test]
+fn overwrite_never_writes_through_a_link_at_an_image_name() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = make_source(d, "src.bin", 1 << 20, 31);
+    let bystander = d.join("bystander.dat");
+    std::fs::write(&bystander, b"not an output").unwrap();
+    let base = d.join("ev");
+    for (name, args) in [
+        ("ev.raw", vec!["acquire"]),
+        ("ev.001", vec!["acquire", "--split", "512K"]),
+        ("ev.E01", vec!["acquire", "--format", "e01"]),
+        ("ev.raw", vec!["rescue"]),
+    ] {
+        for how in ["symlink", "hard link"] {
+            let at = d.join(name);
+            let _ = std::fs::remove_file(&at);
+            if how == "symlink" {
+                symlink(&bystander, &at).unwrap();
+            } else {
+                std::fs::hard_link(&bystander, &at).unwrap();
+            }
+            let mut argv = args.clone();
+            argv.extend([s(&src), "-o", s(&base), "--overwrite", "--quiet"]);
+            let why = if how == "symlink" {
+                "symbolic link"
+            } else {
+                "hard links"
+            };
+            let out = run_exit(2, &argv);
+            let err = stderr(&out);
+            assert!(err.contains(why), "{argv:?} with a {how} at {name}: {err}");
+            assert_eq!(
+                std::fs::read(&bystander).unwrap(),
+                b"not an output",
+                "{argv:?}"
+            );
+            std::fs::remove_file(&at).unwrap();
+        }
+        for side in [
+            "ev.yaml",
+            "ev.map",
+            "ev.crc64",
+            "ev.md5",
+            "ev.sha1",
+            "ev.sha256",
+            "ev.lock",
+        ] {
+            let _ = std::fs::remove_file(d.join(side));
+        }
+    }
+}
+
+/// A FIFO where a rescue's map goes is refused at once, not read forever.
+#[test]
+fn a_fifo_as_the_map_of_a_rescue_is_refused_not_read() {
+    let dir = tempdir();
+    let d = dir.path();
+    let src = make_source(d, "src.bin", 1 << 20, 32);
+    let base = d.join("r");
+    let fifo = with_ext(&base, "map");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let out = exhibit()
+        .args(["rescue", s(&src), "-o", s(&base), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FIFO") || stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
