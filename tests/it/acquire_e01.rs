@@ -1,14 +1,9 @@
 //! `exhibit acquire --format e01` through the binary, read back by other people's readers:
 //! libewf's ewfverify/ewfinfo/ewfexport and The Sleuth Kit.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::*;
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.img")
-}
 
 #[test]
 fn raw_and_e01_from_one_read_agree_with_libewf_and_the_sleuth_kit() {

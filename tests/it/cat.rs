@@ -1,14 +1,9 @@
 //! `exhibit cat`: the media of any image on standard output, hashed on the way and compared
 //! with what the image stores; a damaged or tampered image gives exit 1 after the data.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::support::*;
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.img")
-}
 
 fn cat(args: &[&str]) -> Output {
     exhibit().arg("cat").args(args).output().unwrap()
@@ -18,19 +13,7 @@ fn cat(args: &[&str]) -> Output {
 fn an_e01_set_comes_out_byte_for_byte_and_as_stored() {
     let dir = tempdir();
     let base = dir.path().join("ev");
-    acquire(
-        &sample(),
-        &base,
-        &[
-            "--format",
-            "e01",
-            "--compression",
-            "none",
-            "--segment-size",
-            "300K",
-        ],
-        0,
-    );
+    segmented_e01_of_sample(&base);
     // By a later segment's name.
     let out = cat(&[with_ext(&base, "E03").to_str().unwrap()]);
     let err = stderr(&out);

@@ -10,10 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.img")
-}
-
 fn is_mounted(dir: &Path) -> bool {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     std::fs::read_to_string("/proc/self/mounts")
@@ -96,22 +92,7 @@ impl Drop for Mounted {
 }
 
 fn e01_of_sample(dir: &Path) -> PathBuf {
-    let base = dir.join("ev");
-    acquire(
-        &sample(),
-        &base,
-        &[
-            "--format",
-            "e01",
-            "--compression",
-            "none",
-            "--segment-size",
-            "300K",
-        ],
-        0,
-    );
-    assert!(with_ext(&base, "E02").exists(), "several segments");
-    with_ext(&base, "E01")
+    segmented_e01_of_sample(&dir.join("ev"))
 }
 
 #[test]

@@ -9,6 +9,27 @@ use exhibit::map::{BlockState, SectorMap};
 /// Sector-marked mixed content (the fake disk's): see [`exhibit::fake_disk::pattern`].
 pub use exhibit::fake_disk::pattern;
 
+/// `testdata/sample.img`: an MBR disk with an ext4 and a FAT12 partition (testdata/README.md).
+pub fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sample.img")
+}
+
+/// An uncompressed E01 of the sample in segments of 300 KiB (three or more) at `base`;
+/// returns `base.E01`.
+pub fn segmented_e01_of_sample(base: &Path) -> PathBuf {
+    let args = [
+        "--format",
+        "e01",
+        "--compression",
+        "none",
+        "--segment-size",
+        "300K",
+    ];
+    super::process::acquire(&sample(), base, &args, 0);
+    assert!(with_ext(base, "E03").exists(), "several segments");
+    with_ext(base, "E01")
+}
+
 /// A temporary directory under `${TMPDIR:-/tmp}/exhibit-test-*` (the CI sweep knows the prefix).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
