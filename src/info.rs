@@ -138,6 +138,9 @@ pub struct ImageInfo {
     /// The record's summary, if a record was found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<RecordSummary>,
+    /// The partition table on the media (exhibit's own reader), if there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<crate::partition::PartitionTable>,
 }
 
 fn file_info(p: &Path) -> FileInfo {
@@ -173,6 +176,7 @@ pub fn info(path: &Path) -> Result<ImageInfo> {
         acquisition_errors: Vec::new(),
         e01: None,
         record: None,
+        partitions: None,
     };
     let record_path = if ext == "yaml" || ext == "yml" {
         Some(path.to_path_buf())
@@ -184,6 +188,11 @@ pub fn info(path: &Path) -> Result<ImageInfo> {
     } else {
         Some(Image::open(path)?)
     };
+    // A few sectors of the media; a table that cannot be read is simply not shown (verify
+    // is where damage is reported).
+    out.partitions = image
+        .as_ref()
+        .and_then(|i| crate::partition::of_image(i).ok().flatten());
     if let Some(Image::E01(media)) = &image {
         let img = media.structure();
         out.format = Some(ImageFormat::E01);

@@ -53,7 +53,8 @@ pub enum Command {
     /// truncated file); 2 could not run.
     Verify(VerifyArgs),
     /// Show what an image holds: format, segments, media and sector size, case metadata,
-    /// stored hashes, acquisition errors and the record's summary (media is not read).
+    /// stored hashes, acquisition errors, the partition table and the record's summary (of
+    /// the media only the partition table's sectors are read).
     Info(InfoArgs),
     /// Rescue a failing disk the way GNU ddrescue does (copy skipping trouble, trim, scrape,
     /// retry passes), keeping the map on disk so that running the same command again resumes;

@@ -166,6 +166,37 @@ pub fn info(i: &ImageInfo) {
             t(&h.source)
         );
     }
+    if let Some(table) = &i.partitions {
+        println!(
+            "partitions    {} (disk id {}, {}-byte sectors)",
+            match table.scheme {
+                exhibit::partition::Scheme::Mbr => "MBR",
+                exhibit::partition::Scheme::Gpt => "GPT",
+            },
+            t(&table.disk_id),
+            table.sector_size
+        );
+        for q in &table.partitions {
+            println!(
+                "  p{:<3} {:<9} sectors {}..{} ({} bytes at byte {})  {}{}{}",
+                q.number,
+                format!("{:?}", q.role).to_lowercase(),
+                q.start,
+                q.start.saturating_add(q.sectors),
+                q.bytes,
+                q.offset,
+                t(&q.type_id),
+                q.type_name.map(|n| format!(" {n}")).unwrap_or_default(),
+                q.name
+                    .as_ref()
+                    .map(|n| format!(" \"{}\"", t(n)))
+                    .unwrap_or_default()
+            );
+        }
+        for problem in &table.problems {
+            println!("  PROBLEM     {}", t(problem));
+        }
+    }
     if i.acquisition_errors.is_empty() {
         println!("acq. errors   none recorded");
     }

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::partition::{PartitionTable, Role};
+use crate::partition::Role;
 
 mod fs;
 
@@ -80,8 +80,8 @@ pub struct Mounted {
 /// The contents of `info.yaml`.
 #[derive(Serialize)]
 struct InfoDoc<'a> {
+    /// What `exhibit info` says, its partition table included.
     image: &'a crate::info::ImageInfo,
-    partitions: Option<&'a PartitionTable>,
     files: &'a [MountedFile],
 }
 
@@ -108,13 +108,14 @@ pub fn mount(
     }
     check_mountpoint(&opts.mountpoint)?;
     let media = image.media_size();
-    let table = crate::partition::of_image(&image).ok().flatten();
+    let info = crate::info::info(&opts.image)?;
+    let table = info.partitions.as_ref();
     let mut files = vec![MountedFile {
         name: "disk.raw".into(),
         media_offset: 0,
         size: media,
     }];
-    if let Some(t) = &table {
+    if let Some(t) = table {
         for p in t.partitions.iter().filter(|p| p.role != Role::Extended) {
             let range = p.byte_range(media);
             files.push(MountedFile {
@@ -124,10 +125,8 @@ pub fn mount(
             });
         }
     }
-    let info = crate::info::info(&opts.image)?;
     let doc = InfoDoc {
         image: &info,
-        partitions: table.as_ref(),
         files: &files,
     };
     let info_yaml = serde_yaml::to_string(&doc)

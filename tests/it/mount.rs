@@ -132,7 +132,9 @@ fn the_media_and_each_partition_are_files_byte_for_byte() {
     // info.yaml: the partition table and the E01's stored hash.
     let info: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(mnt.join("info.yaml")).unwrap()).unwrap();
-    let parts = info["partitions"]["partitions"].as_sequence().unwrap();
+    let parts = info["image"]["partitions"]["partitions"]
+        .as_sequence()
+        .unwrap();
     assert_eq!(parts.len(), 2);
     assert_eq!(parts[0]["start"].as_u64(), Some(2048));
     assert_eq!(parts[1]["type_id"].as_str(), Some("0x01"));

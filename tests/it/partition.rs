@@ -225,3 +225,25 @@ fn gpt_on_4096_byte_sectors() {
     assert_eq!(ours(&t), rows);
     assert_eq!(t.partitions[0].offset, rows[0].1 * 4096);
 }
+
+#[test]
+fn info_shows_the_partition_table_of_an_image() {
+    let s = sample();
+    let (code, json) = run_text(&["info", "--json", s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let parts = v["partitions"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0]["start"].as_u64(), Some(2048));
+    assert_eq!(parts[1]["type_id"].as_str(), Some("0x01"));
+    let (code, text) = run_text(&["info", s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("partitions    MBR (disk id 0x45584849"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p2   primary   sectors 8192..11264"),
+        "{text}"
+    );
+}
