@@ -105,11 +105,11 @@ impl ImageFs {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Err(Error::Damaged { range, detail }) if range.start > at => {
+            Err(Error::Damaged { range, .. }) if range.start > at => {
+                // The good chunks before it are in the cache now: no second decode.
                 let good = (range.start - at) as usize;
                 self.image.read_at(&mut buf[..good], at)?;
                 buf.truncate(good);
-                let _ = detail;
                 Ok(buf)
             }
             Err(e) => Err(e),

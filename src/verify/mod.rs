@@ -286,9 +286,11 @@ fn run_plan(
         _ => {
             let raw =
                 RawImage::open_recorded(&plan.files, plan.recorded_sizes.as_deref(), plan.limit)?;
-            let pass = stream::run(algorithms, piece_size, progress, stop, |feed| {
-                raw.stream(feed)
-            })?;
+            let (len, count) = (crate::image::BLOCK_SIZE, crate::image::POOL_BLOCKS);
+            let pass =
+                stream::run_sized(algorithms, piece_size, len, count, progress, stop, |feed| {
+                    raw.stream(feed)
+                })?;
             (plan.files.clone(), pass.hashes, pass.pieces, pass.bytes)
         }
     };

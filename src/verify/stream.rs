@@ -1,5 +1,6 @@
 //! Verify's pass over an image's media: [`crate::pipeline::run`] with hash threads and the
-//! piece list and no sink, fed from pooled buffers of [`BLOCK_SIZE`] bytes.
+//! piece list and no sink, fed from the buffers the image asks for
+//! ([`crate::image::Image::pass_buffers`]).
 
 use std::sync::atomic::AtomicBool;
 
@@ -9,11 +10,6 @@ use crate::hash::{HashAlgorithm, MediaHashes};
 use crate::pieces::PieceList;
 use crate::pipeline::{self, Consumers, Feed, Tuning};
 use crate::progress::Progress;
-
-/// Bytes per block handed to the hashers.
-pub const BLOCK_SIZE: usize = 4 << 20;
-/// Blocks in flight (the memory bound: 8 × 4 MiB).
-pub const POOL_BLOCKS: usize = 8;
 
 /// What one pass computed.
 #[derive(Debug)]
@@ -52,23 +48,4 @@ pub fn run_sized<T>(
         bytes: p.bytes,
         value: p.value,
     })
-}
-
-/// [`run_sized`] with [`POOL_BLOCKS`] buffers of [`BLOCK_SIZE`] bytes.
-pub fn run<T>(
-    algorithms: &[HashAlgorithm],
-    piece_size: Option<u32>,
-    progress: &Progress,
-    stop: &AtomicBool,
-    produce: impl FnOnce(&mut Feed<'_>) -> Result<T>,
-) -> Result<PassResult<T>> {
-    run_sized(
-        algorithms,
-        piece_size,
-        BLOCK_SIZE,
-        POOL_BLOCKS,
-        progress,
-        stop,
-        produce,
-    )
 }
