@@ -370,17 +370,89 @@ pub fn open(volume: Volume) -> Result<Box<dyn FileSystem>> {
         .read_exact_at(0, &mut head)
         .map_err(|e| volume.error("file system", &[], e))?;
     volume.begin(0);
-    match identify(&head) {
-        Found::Ext4 => Ok(Box::new(ext4::Ext4Fs::open(volume)?)),
-        Found::Fat => Ok(Box::new(fat::FatFs::open(volume)?)),
-        Found::Ntfs => Ok(Box::new(ntfs::NtfsFs::open(volume)?)),
-        Found::Other(what) => Err(Error::Format {
-            path: volume.image_path(),
-            message: format!(
-                "{}: {what}; exhibit reads ext2/3/4, FAT12/16/32 and NTFS",
-                volume.label()
-            ),
-        }),
+    let label = volume.label().to_string();
+    let image = volume.image_path();
+    let fs: Box<dyn FileSystem> = match identify(&head) {
+        Found::Ext4 => guard(&label, "ext4", &image, || {
+            Ok(Box::new(ext4::Ext4Fs::open(volume)?))
+        })?,
+        Found::Fat => guard(&label, "FAT", &image, || {
+            Ok(Box::new(fat::FatFs::open(volume)?))
+        })?,
+        Found::Ntfs => guard(&label, "NTFS", &image, || {
+            Ok(Box::new(ntfs::NtfsFs::open(volume)?))
+        })?,
+        Found::Other(what) => {
+            return Err(Error::Format {
+                path: volume.image_path(),
+                message: format!(
+                    "{}: {what}; exhibit reads ext2/3/4, FAT12/16/32 and NTFS",
+                    volume.label()
+                ),
+            })
+        }
+    };
+    Ok(Box::new(Guarded {
+        inner: fs,
+        label,
+        image,
+    }))
+}
+
+/// Runs `f`, turning a panic inside a file system reader (a check it lacks) into an error:
+/// the readers are other people's code fed hostile bytes.
+fn guard<T>(
+    label: &str,
+    fs: &str,
+    image: &std::path::Path,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Format {
+            path: image.to_path_buf(),
+            message: format!("{label} ({fs}): the reader gave up on damaged structures ({why})"),
+        })
+    })
+}
+
+/// A file system whose every call goes through [`guard`].
+struct Guarded {
+    inner: Box<dyn FileSystem>,
+    label: String,
+    image: PathBuf,
+}
+
+impl FileSystem for Guarded {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn id_label(&self) -> &'static str {
+        self.inner.id_label()
+    }
+    fn stat(&mut self, path: &FsPath) -> Result<Entry> {
+        let name = self.inner.name();
+        guard(&self.label, name, &self.image, || self.inner.stat(path))
+    }
+    fn list(&mut self, path: &FsPath) -> Result<Vec<Entry>> {
+        let name = self.inner.name();
+        guard(&self.label, name, &self.image, || self.inner.list(path))
+    }
+    fn read(&mut self, path: &FsPath, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
+        let name = self.inner.name();
+        guard(&self.label, name, &self.image, || {
+            self.inner.read(path, out)
+        })
+    }
+    fn read_link(&mut self, path: &FsPath) -> Result<Vec<u8>> {
+        let name = self.inner.name();
+        guard(&self.label, name, &self.image, || {
+            self.inner.read_link(path)
+        })
     }
 }
 
