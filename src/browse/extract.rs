@@ -378,6 +378,14 @@ impl Run<'_> {
             self.fail(item, why);
             return Ok(());
         }
+        if std::fs::symlink_metadata(dest).is_ok() {
+            let why = format!(
+                "{} exists already: two names in the image (or two targets) lead to it",
+                rel(self.out_dir, dest)
+            );
+            self.fail(item, why);
+            return Ok(());
+        }
         let mut file = match crate::exclusive::open_output(dest, false, false, false) {
             Ok(f) => f,
             Err(err) => {

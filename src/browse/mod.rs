@@ -121,7 +121,14 @@ fn volume_fs(image: &Arc<Image>, label: &str, offset: u64, bytes: u64) -> Result
 /// exhibit reads, or of the whole media when there is no partition table.
 pub fn open_fs(image: &Arc<Image>, number: Option<u32>) -> Result<Opened> {
     let media = image.media_size();
-    let table = partition::of_image(image)?;
+    let mut head = vec![0u8; fs::HEAD_BYTES.min(media) as usize];
+    let n = image.read_at(&mut head, 0)?;
+    head.truncate(n);
+    // A file system on the whole media: its boot sector's 55 AA is not a partition table.
+    let table = match fs::identify_strict(&head) {
+        Some(_) => None,
+        None => partition::of_image(image)?,
+    };
     let image_name =
         || crate::text::printable_path(&image.files().into_iter().next().unwrap_or_default());
     let Some(table) = table else {

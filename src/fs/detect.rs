@@ -21,16 +21,27 @@ fn at(head: &[u8], offset: usize, magic: &[u8]) -> bool {
     head.get(offset..offset + magic.len()) == Some(magic)
 }
 
-/// Identifies the file system whose first bytes are `head`.
-pub fn identify(head: &[u8]) -> Found {
+/// A file system that starts at byte 0 by its unmistakable signatures only (no guessing
+/// from a boot sector's numbers): how a file system on the whole media, whose boot sector
+/// also ends in 55 AA, is told from a partition table.
+pub fn identify_strict(head: &[u8]) -> Option<Found> {
     if head.len() >= 1082 && head[1080..1082] == [0x53, 0xEF] {
-        return Found::Ext4;
+        return Some(Found::Ext4);
     }
     if at(head, 3, b"NTFS    ") {
-        return Found::Ntfs;
+        return Some(Found::Ntfs);
     }
     let boot_sig = at(head, 510, &[0x55, 0xAA]);
-    if boot_sig && (at(head, 54, b"FAT1") || at(head, 82, b"FAT32   ") || plausible_bpb(head)) {
+    (boot_sig && (at(head, 54, b"FAT1") || at(head, 82, b"FAT32   "))).then_some(Found::Fat)
+}
+
+/// Identifies the file system whose first bytes are `head`.
+pub fn identify(head: &[u8]) -> Found {
+    if let Some(f) = identify_strict(head) {
+        return f;
+    }
+    let boot_sig = at(head, 510, &[0x55, 0xAA]);
+    if boot_sig && plausible_bpb(head) {
         return Found::Fat;
     }
     let named: &[(usize, &[u8], &str)] = &[

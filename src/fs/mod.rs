@@ -25,7 +25,7 @@ mod ext4;
 mod fat;
 mod ntfs;
 
-pub use detect::{identify, Found, HEAD_BYTES};
+pub use detect::{identify, identify_strict, Found, HEAD_BYTES};
 
 /// Bytes one operation (open, list, stat, a file's metadata) may read from the volume before
 /// the file system is taken as damaged (a cyclic cluster chain, an index that points back).
@@ -244,8 +244,14 @@ impl Volume {
                     let n = CACHE_BLOCK.min(self.len - at) as usize;
                     cache.1.resize(n, 0);
                     cache.0 = u64::MAX;
-                    self.fill(at, &mut cache.1)?;
-                    cache.0 = block;
+                    if self.fill(at, &mut cache.1).is_ok() {
+                        cache.0 = block;
+                    } else {
+                        // Damage elsewhere in the block is not these bytes' damage.
+                        self.shared.damage.replace(None);
+                        drop(cache);
+                        return self.fill(offset, buf);
+                    }
                 }
                 buf.copy_from_slice(&cache.1[within..within + buf.len()]);
                 return Ok(());

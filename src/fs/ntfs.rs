@@ -22,14 +22,15 @@ pub struct NtfsFs {
     volume: Volume,
 }
 
-fn time(t: NtfsTime) -> Time {
+/// None for 0, which is "never set" (mkntfs leaves the system files' times so).
+fn time(t: NtfsTime) -> Option<Time> {
     const TICKS: u64 = 10_000_000;
     const EPOCH_1601: i64 = 11_644_473_600;
     let n = t.nt_timestamp();
-    Time {
+    (n != 0).then(|| Time {
         secs: (n / TICKS) as i64 - EPOCH_1601,
         nanos: ((n % TICKS) * 100) as u32,
-    }
+    })
 }
 
 impl NtfsFs {
@@ -99,7 +100,7 @@ impl NtfsFs {
             name,
             kind,
             size,
-            modified: Some(time(info.modification_time())),
+            modified: time(info.modification_time()),
             id: Some(file.file_record_number()),
         })
     }
