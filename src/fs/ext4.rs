@@ -1,6 +1,7 @@
 //! ext2/3/4 through `ext4-view`: it forbids unsafe code, checks every number it reads
 //! (block and inode indices, extent trees, directory records, checksums) and bounds symlink
-//! resolution, so a corrupt image is an error from it, not a panic.
+//! resolution, so a corrupt image is an error from it, not a panic. Inode numbers, which it
+//! does not expose, come from [`super::ext4_inodes`].
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read, FileType, Metadata};
 
@@ -88,7 +89,7 @@ impl FileSystem for Ext4Fs {
     }
 
     fn id_label(&self) -> &'static str {
-        ""
+        "inode"
     }
 
     fn stat(&mut self, path: &FsPath) -> Result<Entry> {
@@ -98,12 +99,20 @@ impl FileSystem for Ext4Fs {
             .fs
             .symlink_metadata(p.as_slice())
             .map_err(|e| self.fail(path, e))?;
-        Ok(entry(path.last().cloned().unwrap_or_default(), &m))
+        let mut e = entry(path.last().cloned().unwrap_or_default(), &m);
+        e.id = match path.split_last() {
+            None => super::ext4_inodes::of_dir(&self.volume, path).map(|(ino, _)| ino),
+            Some((last, parent)) => super::ext4_inodes::of_dir(&self.volume, parent)
+                .and_then(|(_, ids)| ids.get(last).copied()),
+        }
+        .map(u64::from);
+        Ok(e)
     }
 
     fn list(&mut self, path: &FsPath) -> Result<Vec<Entry>> {
         self.volume.begin(0);
         let p = path_bytes(path);
+        let ids = super::ext4_inodes::of_dir(&self.volume, path).map(|(_, ids)| ids);
         let mut out = Vec::new();
         let dir = self
             .fs
@@ -120,7 +129,14 @@ impl FileSystem for Ext4Fs {
                 child.push(name.clone());
                 self.fail(&child, err)
             })?;
-            out.push(entry(name, &m));
+            let id = ids
+                .as_ref()
+                .and_then(|i| i.get(&name))
+                .map(|&n| u64::from(n));
+            out.push(Entry {
+                id,
+                ..entry(name, &m)
+            });
             check_count(&self.volume, NAME, path, out.len())?;
         }
         Ok(out)

@@ -22,6 +22,7 @@ use crate::image::Image;
 
 mod detect;
 mod ext4;
+mod ext4_inodes;
 mod fat;
 mod ntfs;
 

@@ -111,6 +111,24 @@ fn ext4_in_a_partition_lists_and_extracts_as_tsk_reads_it_raw_and_e01() {
     tsk.sort();
     tsk.dedup();
     assert_eq!(ours, tsk);
+    // The inode numbers are TSK's.
+    assert_eq!(listing["id_label"], "inode");
+    for e in fls(&disk, Some(PART_START))
+        .iter()
+        .filter(|e| !e.path.contains('/'))
+    {
+        let mine = listing["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == e.path.as_str())
+            .unwrap();
+        assert_eq!(
+            mine["id"].as_u64().map(|n| n.to_string()),
+            Some(e.inode.clone()),
+            "{e:?}"
+        );
+    }
     // Without pN: the first file system is found; the link shows its target.
     let sub = ls_json(&disk, "/sub");
     let link = sub["entries"]
