@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
         Command::Ls(args) => run_ls(args),
-        Command::Extract(args) => run_extract(args),
+        Command::Extract(args) => run_extract(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -154,8 +154,8 @@ fn run_ls(args: cli::browse::LsArgs) -> anyhow::Result<i32> {
 }
 
 /// `exhibit extract`: failures and totals on stderr; 1 when a path could not be extracted.
-fn run_extract(args: cli::browse::ExtractArgs) -> anyhow::Result<i32> {
-    let r = exhibit::browse::extract::extract(&args.options())?;
+fn run_extract(args: cli::browse::ExtractArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let r = exhibit::browse::extract::extract(&args.options(), stop)?;
     cli::browse::extracted(&r, args.quiet);
     Ok(r.exit_code())
 }

@@ -15,6 +15,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use sha2::Digest;
@@ -161,6 +162,10 @@ impl ExtractReport {
     }
 }
 
+fn interrupted() -> Error {
+    Error::Interrupted("a signal (SIGINT or SIGTERM)")
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -207,6 +212,7 @@ fn safe_name(name: &[u8]) -> std::result::Result<&OsStr, String> {
 
 struct Run<'a> {
     out_dir: &'a Path,
+    stop: &'a AtomicBool,
     made: HashSet<PathBuf>,
     items: Vec<Item>,
     totals: Totals,
@@ -267,6 +273,9 @@ impl Run<'_> {
     ) -> Result<()> {
         let mut stack = vec![(path, e, dest, 0usize, Vec::<u64>::new())];
         while let Some((path, e, dest, depth, ancestors)) = stack.pop() {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(interrupted());
+            }
             if self.items.len() >= MAX_ITEMS {
                 let item = self.item(&o.label, &path, &e, None);
                 self.fail(
@@ -395,7 +404,11 @@ impl Run<'_> {
         };
         let mut sha = sha2::Sha256::new();
         let mut write_error = None;
+        let stop = self.stop;
         let read = o.fs.read(path, &mut |chunk: &[u8]| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(interrupted());
+            }
             sha.update(chunk);
             file.write_all(chunk).map_err(|err| {
                 let e = Error::Write {
@@ -407,6 +420,11 @@ impl Run<'_> {
                 e
             })
         });
+        if stop.load(Ordering::Relaxed) {
+            drop(file);
+            let _ = std::fs::remove_file(dest);
+            return Err(interrupted());
+        }
         if let Some(why) = write_error {
             let _ = std::fs::remove_file(dest);
             self.fail(item, why.clone());
@@ -465,8 +483,9 @@ impl Run<'_> {
     }
 }
 
-/// Extracts `opts.targets` into `opts.output`.
-pub fn extract(opts: &ExtractOptions) -> Result<ExtractReport> {
+/// Extracts `opts.targets` into `opts.output`; `stop` (a signal) ends the run between two
+/// chunks, with the record saying so and the file in progress removed.
+pub fn extract(opts: &ExtractOptions, stop: &AtomicBool) -> Result<ExtractReport> {
     let started = now();
     if opts.targets.is_empty() {
         return Err(Error::InvalidOption(
@@ -504,6 +523,7 @@ pub fn extract(opts: &ExtractOptions) -> Result<ExtractReport> {
     }
     let mut run = Run {
         out_dir: &opts.output,
+        stop,
         made: HashSet::new(),
         items: Vec::new(),
         totals: Totals::default(),

@@ -127,3 +127,25 @@ pub fn extracted(r: &ExtractReport, quiet: bool) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cli, Command};
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn ls_defaults_are_the_library_defaults_and_extract_needs_a_path() {
+        let Command::Ls(a) = Cli::try_parse_from(["exhibit", "ls", "img.E01"])
+            .unwrap()
+            .command
+        else {
+            panic!("not ls")
+        };
+        let (got, want) = (a.options(), LsOptions::new("img.E01"));
+        assert_eq!(got.image, want.image);
+        assert_eq!(got.target, want.target);
+        assert_eq!(got.cache_bytes, want.cache_bytes);
+        assert!(Cli::try_parse_from(["exhibit", "extract", "img.E01", "-o", "out"]).is_err());
+    }
+}
