@@ -18,6 +18,7 @@
 pub mod acquire;
 pub mod audit;
 pub mod block;
+pub mod browse;
 #[allow(unsafe_code)]
 pub mod buffer;
 pub mod case;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod ewf;
 pub mod exclusive;
 pub mod fake_disk;
+pub mod fs;
 pub mod hash;
 pub mod image;
 pub mod info;

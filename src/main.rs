@@ -59,6 +59,8 @@ fn main() -> ExitCode {
         Command::Rescue(args) => run_rescue(args, &stop),
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
+        Command::Ls(args) => run_ls(args),
+        Command::Extract(args) => run_extract(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -138,6 +140,24 @@ fn run_cat(args: CatArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let report = exhibit::cat::cat(&args.options(), out, &Progress::default(), stop)?;
     report::cat(&report);
     Ok(report.exit_code())
+}
+
+/// `exhibit ls`: a listing, or JSON with `--json`.
+fn run_ls(args: cli::browse::LsArgs) -> anyhow::Result<i32> {
+    let l = exhibit::browse::ls::ls(&args.options())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&l)?);
+    } else {
+        cli::browse::listing(&l);
+    }
+    Ok(0)
+}
+
+/// `exhibit extract`: failures and totals on stderr; 1 when a path could not be extracted.
+fn run_extract(args: cli::browse::ExtractArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let r = exhibit::browse::extract::extract(&args.options(), stop)?;
+    cli::browse::extracted(&r, args.quiet);
+    Ok(r.exit_code())
 }
 
 /// `exhibit mount`: says what is served, then waits for an unmount or a signal; failed reads

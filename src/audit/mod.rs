@@ -23,7 +23,7 @@ mod host;
 mod outcome;
 mod record;
 pub mod side_files;
-mod yaml;
+pub mod yaml;
 
 pub use crate::exclusive::write_atomically;
 pub use outcome::{exit, Outcome, RESUME_GUIDANCE};

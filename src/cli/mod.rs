@@ -2,6 +2,7 @@
 //! flags turned into the library's options struct in one place (`options`). Printing is in
 //! [`report`], progress drawing in [`draw`].
 
+pub mod browse;
 pub mod draw;
 pub mod groups;
 pub mod report;
@@ -70,6 +71,14 @@ pub enum Command {
     /// record beside it. Exit codes: 0 sent and every stored hash matches; 1 a hash differs or
     /// a chunk was damaged (the data sent is then known bad); 2 could not run.
     Cat(CatArgs),
+    /// List a directory of a file system in the image (ext2/3/4, FAT12/16/32, NTFS), without
+    /// mounting: type, size, modification time, inode or MFT number, name.
+    Ls(browse::LsArgs),
+    /// Copy files or whole directories out of a file system in the image into DIR/pN/PATH,
+    /// with their modification times, and write DIR/extract.yaml (the image, its stored
+    /// hashes, each path with its size and SHA-256). Exit codes: 0 all extracted; 1 some path
+    /// could not be (damage, refused names: listed); 2 could not run.
+    Extract(browse::ExtractArgs),
 }
 
 /// `exhibit acquire`.

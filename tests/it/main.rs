@@ -9,6 +9,7 @@ mod acquire;
 mod acquire_bad_sectors;
 mod acquire_e01;
 mod bounded;
+mod browse;
 mod cat;
 mod cli;
 mod e01_check;
