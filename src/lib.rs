@@ -23,6 +23,7 @@ pub mod buffer;
 pub mod case;
 pub mod cat;
 pub mod cputime;
+pub mod device;
 pub mod error;
 pub mod ewf;
 pub mod exclusive;
