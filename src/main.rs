@@ -11,7 +11,8 @@ use std::time::Instant;
 use clap::Parser;
 use cli::draw::with_progress;
 use cli::{
-    report, AcquireArgs, CatArgs, Cli, Command, InfoArgs, MountArgs, RescueArgs, VerifyArgs,
+    report, AcquireArgs, CatArgs, Cli, Command, DevicesArgs, InfoArgs, MountArgs, RescueArgs,
+    VerifyArgs,
 };
 use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         Command::Rescue(args) => run_rescue(args, &stop),
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
+        Command::Devices(args) => run_devices(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -82,8 +84,20 @@ fn one_line(e: &anyhow::Error) -> String {
     exhibit::text::printable(&parts.join(": ").replace('\n', " ")).into_owned()
 }
 
+/// Says on stderr, before a job starts, that its source is in use and the job goes on (a
+/// read-only mount, or `--allow-live`); a use that is refused is the job's own error.
+fn warn_live(source: &std::path::Path, allow_live: bool) {
+    if let Ok(Some(live)) = exhibit::device::live::guard_path(source, allow_live) {
+        eprintln!(
+            "exhibit: warning: {}",
+            exhibit::text::printable(&live.warning(source))
+        );
+    }
+}
+
 fn run_acquire(args: AcquireArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let opts = args.options()?;
+    warn_live(&opts.source, opts.allow_live);
     let report = with_progress(!args.quiet, |p: &Progress| {
         exhibit::acquire::acquire(&opts, p, stop)
     })?;
@@ -122,6 +136,17 @@ fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `exhibit devices`: a table, or JSON with `--json`.
+fn run_devices(args: DevicesArgs) -> anyhow::Result<i32> {
+    let report = exhibit::devices::devices(&args.options())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        cli::devices::print(&report);
+    }
+    Ok(0)
+}
+
 /// `exhibit cat`: the media on standard output (never a terminal), the verdict on stderr.
 fn run_cat(args: CatArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
@@ -155,6 +180,7 @@ fn run_mount(args: MountArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
 fn run_rescue(args: RescueArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let source = exhibit::source::Source::open(&args.source, true)?;
     let opts = args.options()?;
+    warn_live(&args.source, opts.allow_live);
     let result = with_progress(!args.quiet, |p: &RescueProgress| {
         exhibit::rescue::rescue(&source, &opts, p, stop)
     });

@@ -157,6 +157,10 @@ pub struct SourceInfo {
     /// `--set-readonly`, if given); absent for files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_read_only: Option<bool>,
+    /// How the device was in use when the job started (mounted, held, swap) and why the job
+    /// went on anyway; absent when it was not in use (and for files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_use: Option<crate::device::LiveUse>,
 }
 
 /// The read engine.

@@ -221,3 +221,11 @@ pub fn guard_path(path: &Path, allow_live: bool) -> Result<Option<LiveUse>> {
         _ => Ok(None),
     }
 }
+
+/// [`guard`] for an opened source: `Ok(None)` for a file.
+pub fn guard_source(source: &crate::source::Source, allow_live: bool) -> Result<Option<LiveUse>> {
+    match source.device_number() {
+        Some(dev) => guard(source.path(), dev, allow_live),
+        None => Ok(None),
+    }
+}
