@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -27,6 +27,9 @@ pub struct DevicesOptions {
     pub all: bool,
     /// Read each device's partition table (default on; it opens every device read-only).
     pub partition_tables: bool,
+    /// Only these devices (a partition names its disk); all when empty. Named devices are
+    /// shown whatever their kind.
+    pub only: Vec<PathBuf>,
 }
 
 impl Default for DevicesOptions {
@@ -34,6 +37,7 @@ impl Default for DevicesOptions {
         DevicesOptions {
             all: false,
             partition_tables: true,
+            only: Vec::new(),
         }
     }
 }
@@ -63,8 +67,23 @@ pub struct DeviceEntry {
 /// Lists the devices of this machine.
 pub fn devices(opts: &DevicesOptions) -> Result<DevicesReport> {
     let table = MountTable::read();
-    let devices = list(&Sysfs::system(), &table, opts.all)
+    let sysfs = Sysfs::system();
+    let mut wanted = Vec::new();
+    for path in &opts.only {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.file_type().is_block_device() {
+            return Err(Error::InvalidOption(format!(
+                "{} is not a block device",
+                path.display()
+            )));
+        }
+        wanted.push(sysfs.disk_of(meta.rdev()).0);
+    }
+    let devices = list(&sysfs, &table, opts.all || !wanted.is_empty())
         .into_iter()
+        .filter(|d| {
+            wanted.is_empty() || parse_dev(&d.device_number).is_some_and(|n| wanted.contains(&n))
+        })
         .map(|device| {
             let (partition_table, partition_table_error) =
                 if opts.partition_tables && device.size_bytes > 0 {

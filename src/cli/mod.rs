@@ -277,6 +277,9 @@ impl RescueArgs {
 /// `exhibit devices`.
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
+    /// Only these devices (a partition shows its disk); every device when none is given.
+    pub devices: Vec<PathBuf>,
+
     /// JSON for scripts (shape: docs/devices.md, `"version": 1`).
     #[arg(long)]
     pub json: bool,
@@ -297,6 +300,7 @@ impl DevicesArgs {
         exhibit::devices::DevicesOptions {
             all: self.all,
             partition_tables: !self.no_partition_tables,
+            only: self.devices.clone(),
         }
     }
 }
