@@ -213,6 +213,12 @@ pub fn guard(path: &Path, dev: u64, allow_live: bool) -> Result<Option<LiveUse>>
     Ok(Some(live))
 }
 
+/// How the block device `dev` is in use on this machine, if it is (for messages: a mount
+/// table that cannot be read says nothing).
+pub fn in_use(dev: u64) -> Option<LiveUse> {
+    LiveUse::of(&Sysfs::system(), &MountTable::read(), dev)
+}
+
 /// [`guard`] for the path of a would-be source: `Ok(None)` for a file or a device not in use.
 pub fn guard_path(path: &Path, allow_live: bool) -> Result<Option<LiveUse>> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
