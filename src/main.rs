@@ -139,12 +139,17 @@ fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
 /// `exhibit devices`: a table, or JSON with `--json`.
 fn run_devices(args: DevicesArgs) -> anyhow::Result<i32> {
     let report = exhibit::devices::devices(&args.options())?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        cli::devices::print(&report);
+        cli::devices::render(&report)
+    };
+    // `exhibit devices | head` closes the pipe early: that is not an error.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
     }
-    Ok(0)
 }
 
 /// `exhibit cat`: the media on standard output (never a terminal), the verdict on stderr.

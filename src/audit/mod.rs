@@ -360,9 +360,7 @@ impl AuditRecord {
     /// and a check against them could pass or fail for the wrong reason. Minor versions
     /// (`exhibit-audit/1.x`) only add fields, which serde ignores.
     fn check_schema(&self, path: &Path) -> Result<()> {
-        let (name, major) = SCHEMA_MAJOR
-            .split_once('/')
-            .unwrap_or((SCHEMA_MAJOR, ""));
+        let (name, major) = SCHEMA_MAJOR.split_once('/').unwrap_or((SCHEMA_MAJOR, ""));
         let ours = self
             .schema
             .strip_prefix(name)

@@ -22,6 +22,14 @@ fn size(bytes: u64) -> String {
     }
 }
 
+/// `println!` into the rendered text.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 fn yes_no(v: Option<bool>) -> &'static str {
     match v {
         Some(true) => "yes",
@@ -62,11 +70,12 @@ fn usage_text(u: &Usage) -> String {
     parts.join("; ")
 }
 
-/// Prints the table and the details below it.
-pub fn print(report: &DevicesReport) {
+/// The table and the details below it, as printed.
+pub fn render(report: &DevicesReport) -> String {
+    let mut out = String::new();
     if report.devices.is_empty() {
-        println!("exhibit: no block devices (loop, zram and RAM disks only with --all)");
-        return;
+        out.push_str("exhibit: no block devices (loop, zram and RAM disks only with --all)\n");
+        return out;
     }
     let header = [
         "DEVICE", "SIZE", "SECTORS", "LOG/PHYS", "TRAN", "MODEL", "SERIAL", "FW", "RO", "RM",
@@ -128,9 +137,9 @@ pub fn print(report: &DevicesReport) {
                 line.push_str(&" ".repeat(pad));
             }
         }
-        println!("{}", line.trim_end());
+        outln!(out, "{}", line.trim_end());
     }
-    println!("(sizes in decimal units; SECTORS in logical sectors; a partition's @N is its start in 512-byte units)");
+    outln!(out, "(sizes in decimal units; SECTORS in logical sectors; a partition's @N is its start in 512-byte units)");
     for e in &report.devices {
         let d = &e.device;
         let mut notes: Vec<String> = Vec::new();
@@ -156,10 +165,11 @@ pub fn print(report: &DevicesReport) {
         if notes.is_empty() {
             continue;
         }
-        println!("{}: {}", t(&d.name), notes.join("; "));
+        outln!(out, "{}: {}", t(&d.name), notes.join("; "));
         if let Some(table) = &e.partition_table {
             for part in &table.partitions {
-                println!(
+                outln!(
+                    out,
                     "  {:>3}  {:<8}  start {:>12}  {:>12} sectors  {:>9}  {}{}",
                     part.number,
                     format!("{:?}", part.role).to_lowercase(),
@@ -174,8 +184,9 @@ pub fn print(report: &DevicesReport) {
                 );
             }
             for problem in &table.problems {
-                println!("  problem: {}", t(problem));
+                outln!(out, "  problem: {}", t(problem));
             }
         }
     }
+    out
 }
