@@ -204,8 +204,8 @@ pub fn guard(path: &Path, dev: u64, allow_live: bool) -> Result<Option<LiveUse>>
     } else {
         return Err(Error::Refused(format!(
             "{} is live: {}; it changes while it is read, so its image and hashes would \
-             describe no moment. Unmount it (stop what holds it), or pass --allow-live to image \
-             it anyway (recorded)",
+             describe no moment. Stop using it (umount, swapoff, deactivate what holds it), or \
+             pass --allow-live to image it anyway (recorded)",
             path.display(),
             live.describe()
         )));

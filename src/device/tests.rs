@@ -369,3 +369,32 @@ fn an_oversized_attribute_is_not_read() {
     let vda = devices.iter().find(|d| d.name == "vda").unwrap();
     assert_eq!(vda.serial, None);
 }
+
+#[test]
+fn the_transport_is_the_outermost_bus_on_the_path() {
+    let t = Tree::new();
+    let cases = [
+        ("pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda", Transport::Sata),
+        (
+            "pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0/host3/target3:0:0/3:0:0:0/block/sdd",
+            Transport::Usb,
+        ),
+        (
+            "pci0000:00/0000:00:01.0/0000:01:00.0/host0/port-0:0/end_device-0:0/target0:0:0/0:0:0:0/block/sde",
+            Transport::Sas,
+        ),
+        ("pci0000:00/0000:00:1a.0/mmc_host/mmc0/mmc0:0001/block/mmcblk0", Transport::Mmc),
+        ("platform/host7/session1/target7:0:0/7:0:0:0/block/sdf", Transport::Scsi),
+        ("pci0000:00/0000:00:04.0/virtio2/host1/target1:0:0/1:0:0:1/block/sdg", Transport::Virtio),
+        ("virtual/nvme-fabrics/ctl/nvme1/nvme1n1", Transport::Nvme),
+        ("virtual/block/md127", Transport::Md),
+        ("virtual/block/zram0", Transport::Zram),
+        ("virtual/block/ram3", Transport::Ram),
+        ("virtual/block/nbd0", Transport::Virtual),
+        ("platform/weird/block/xyz", Transport::Unknown),
+    ];
+    for (i, (rel, want)) in cases.iter().enumerate() {
+        let node = t.block(rel, (240, i as u32), 8, &[]);
+        assert_eq!(Transport::of(&t.sysfs(), &node), *want, "{rel}");
+    }
+}

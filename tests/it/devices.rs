@@ -309,3 +309,52 @@ fn a_disk_whose_partition_is_mounted_read_write_is_refused() {
     assert_live_refused(&["rescue", s(&p1), "-o", s(&base)], &base, &mnt.dir);
     drop(mnt);
 }
+
+/// A loop device in use as swap; swapped off on drop (before the device is detached).
+struct Swap {
+    device: PathBuf,
+}
+
+impl Drop for Swap {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.device).status();
+    }
+}
+
+#[test]
+fn a_source_in_use_as_swap_is_refused() {
+    let test = "a_source_in_use_as_swap_is_refused";
+    if skip_without_loop(test) {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let file = d.join("swap.img");
+    std::fs::write(&file, vec![0u8; 16 << 20]).unwrap();
+    let made = Command::new("mkswap").arg(&file).output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED {test}: mkswap unavailable");
+        return;
+    }
+    let dev = LoopDevice::attach(&file, 512, false, false);
+    let on = Command::new("swapon").arg(&dev.path).output();
+    if !on.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED {test}: swapon refused here");
+        return;
+    }
+    let swap = Swap {
+        device: dev.path.clone(),
+    };
+    let base = d.join("img");
+    let out = run_exit(2, &["acquire", dev.as_str(), "-o", s(&base)]);
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{} is active swap", name_of(&dev.path))),
+        "{err}"
+    );
+    assert!(!base.with_extension("yaml").exists());
+    let v = devices_json(&[dev.as_str(), "--no-partition-tables"]);
+    assert_eq!(v["devices"][0]["swap"], true);
+    drop(swap);
+}
