@@ -152,8 +152,11 @@ pub fn render(report: &DevicesReport) -> String {
         match (&e.partition_table, &e.partition_table_error) {
             (Some(table), _) => {
                 notes.push(format!(
-                    "{:?} partition table (disk id {}), {} entries, {}-byte sectors",
-                    table.scheme,
+                    "{} partition table (disk id {}), {} entries, {}-byte sectors",
+                    match table.scheme {
+                        exhibit::partition::Scheme::Mbr => "MBR",
+                        exhibit::partition::Scheme::Gpt => "GPT",
+                    },
                     t(&table.disk_id),
                     table.partitions.len(),
                     table.sector_size

@@ -154,7 +154,8 @@ fn devices_shows_the_loop_devices_a_test_made() {
             "{text}"
         );
     }
-    assert!(text.contains("Gpt partition table"), "{text}");
+    assert!(text.contains("GPT partition table"), "{text}");
+    assert!(text.contains("\"evidence\""), "{text}");
     drop(mnt);
 }
 
