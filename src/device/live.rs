@@ -51,8 +51,31 @@ pub struct LiveHolder {
     pub device: String,
     /// Kernel name of the holder (`dm-0`, `md127`).
     pub holder: String,
-    /// What it is: `lvm`, `dm-crypt`, `multipath`, `dm`, `md`, `other`.
+    /// What it is: `lvm`, `dm-crypt`, `multipath`, `dm`, `md`, `loop` (a writable loop device
+    /// over the device node), `other`.
     pub kind: String,
+}
+
+/// The writable loop devices whose backing file is a block device: (loop name, that device).
+fn loops_over_devices(sysfs: &Sysfs) -> Vec<(String, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    sysfs
+        .disks()
+        .iter()
+        .filter(|n| file_name(n).starts_with("loop"))
+        .filter(|n| attribute(&n.join("ro")).as_deref() == Some("0"))
+        .filter_map(|n| {
+            let backing = attribute(&n.join("loop/backing_file"))?;
+            // Only device nodes: a regular backing file is not stat'ed through a hung mount.
+            if !backing.starts_with("/dev/") {
+                return None;
+            }
+            let m = std::fs::metadata(backing).ok()?;
+            m.file_type()
+                .is_block_device()
+                .then(|| (file_name(n), m.rdev()))
+        })
+        .collect()
 }
 
 /// What a holder is, from its name and its device-mapper UUID prefix.
@@ -102,6 +125,8 @@ impl LiveUse {
             None => related.push((dev, None)),
         }
         let mut live = LiveUse::default();
+        // A writable loop device over the device node is a holder sysfs does not list.
+        let loops = loops_over_devices(sysfs);
         for (d, node) in &related {
             let name = node
                 .as_deref()
@@ -117,6 +142,13 @@ impl LiveUse {
             }
             if table.swaps_on(*d).is_some() {
                 live.swap.push(name.clone());
+            }
+            for (holder, _) in loops.iter().filter(|(_, over)| over == d) {
+                live.holders.push(LiveHolder {
+                    device: name.clone(),
+                    holder: holder.clone(),
+                    kind: "loop".into(),
+                });
             }
             for holder in node
                 .as_deref()

@@ -359,3 +359,32 @@ fn a_source_in_use_as_swap_is_refused() {
     assert_eq!(v["devices"][0]["swap"], true);
     drop(swap);
 }
+
+#[test]
+fn a_source_under_a_writable_loop_device_is_refused() {
+    let test = "a_source_under_a_writable_loop_device_is_refused";
+    if skip_without_loop(test) {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let file = make_source(d, "under.raw", 1 << 20, 3);
+    let under = LoopDevice::attach(&file, 512, false, false);
+    let base = d.join("img");
+    {
+        // Read-only over it: nothing writes through it.
+        let _ro = LoopDevice::attach(&under.path, 512, true, false);
+        run_ok(&["acquire", under.as_str(), "-o", s(&base), "--quiet"]);
+    }
+    let over = LoopDevice::attach(&under.path, 512, false, false);
+    let base = d.join("img2");
+    let out = run_exit(2, &["acquire", under.as_str(), "-o", s(&base)]);
+    let err = stderr(&out);
+    let want = format!(
+        "{} is held by {} (loop)",
+        name_of(&under.path),
+        name_of(&over.path)
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(!base.with_extension("yaml").exists());
+}
