@@ -24,6 +24,8 @@ pub mod buffer;
 pub mod case;
 pub mod cat;
 pub mod cputime;
+pub mod device;
+pub mod devices;
 pub mod error;
 pub mod ewf;
 pub mod exclusive;
