@@ -32,6 +32,7 @@ pub mod image;
 pub mod info;
 pub mod map;
 pub mod mount;
+pub mod outputs;
 pub mod partition;
 pub mod pieces;
 pub mod pipeline;
