@@ -22,6 +22,7 @@ use crate::pipeline::Feed;
 pub mod cache;
 mod e01;
 mod raw;
+pub mod references;
 
 pub use e01::E01Media;
 pub use raw::RawImage;
@@ -34,7 +35,7 @@ pub const POOL_BLOCKS: usize = 8;
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// The kind of image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageFormat {
     /// One raw file.

@@ -1,9 +1,15 @@
-//! Where the expected hashes come from: the audit record, the coreutils hash logs beside the
-//! image, and (for E01) the image's own `hash`/`digest` sections.
+//! The hashes an image claims, and where each claim is: the image's own (an E01's
+//! `hash`/`digest` sections), the acquisition record beside it, and the coreutils hash logs
+//! beside it. One part for every job that compares what it reads with what an image says it
+//! holds (verify, cat, convert), so that they all find the same references in the same way.
 
 use std::path::{Path, PathBuf};
 
-use crate::hash::{from_hex, HashAlgorithm};
+use super::{Image, ImageFormat};
+use crate::audit::AuditRecord;
+use crate::ewf::E01Image;
+use crate::hash::{from_hex, to_hex, HashAlgorithm};
+use crate::small_file::{read_small, HASH_LOG_LIMIT};
 
 /// One expected hash and where it was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +97,213 @@ pub fn base_of(path: &Path) -> PathBuf {
 /// `BASE.ext`.
 pub fn side_file(base: &Path, ext: &str) -> PathBuf {
     crate::audit::with_extension(base, ext)
+}
+
+/// Something found while looking for references: a side file that could not be used
+/// (`failed`), or a line that is not about this image (a note).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The side file is unusable (unreadable, malformed): a check that fails.
+    pub failed: bool,
+    /// A sentence naming the file and what was found.
+    pub message: String,
+}
+
+impl Finding {
+    fn fail(message: String) -> Self {
+        Finding {
+            failed: true,
+            message,
+        }
+    }
+    fn note(message: String) -> Self {
+        Finding {
+            failed: false,
+            message,
+        }
+    }
+}
+
+/// The MD5 and SHA-1 an E01 stores (`digest`, else `hash`), named after its file `name`.
+pub fn stored_in_e01(img: &E01Image, name: &str) -> Vec<Reference> {
+    let mut refs = Vec::new();
+    if let Some(md5) = img.stored_md5() {
+        refs.push(Reference {
+            algorithm: HashAlgorithm::Md5,
+            hex: to_hex(&md5),
+            source: format!("{name} (stored MD5)"),
+        });
+    }
+    if let Some(sha1) = img.stored_sha1() {
+        refs.push(Reference {
+            algorithm: HashAlgorithm::Sha1,
+            hex: to_hex(&sha1),
+            source: format!("{name} (stored SHA-1)"),
+        });
+    }
+    refs
+}
+
+/// The media hashes a record states; `path` is where the record is.
+pub fn from_record(record: &AuditRecord, path: &Path) -> Vec<Reference> {
+    let Some(h) = &record.hashes else {
+        return Vec::new();
+    };
+    let name = file_name(path);
+    [
+        (HashAlgorithm::Md5, &h.md5),
+        (HashAlgorithm::Sha1, &h.sha1),
+        (HashAlgorithm::Sha256, &h.sha256),
+    ]
+    .into_iter()
+    .filter_map(|(alg, v)| {
+        let v = v.as_deref()?;
+        Some(Reference {
+            algorithm: alg,
+            // A malformed value stays as written so that it fails, visibly.
+            hex: normal_hex(alg, v).unwrap_or_else(|| v.to_string()),
+            source: name.clone(),
+        })
+    })
+    .collect()
+}
+
+/// File names of the single raw images a record lists (hash logs name them).
+pub fn raw_output_names(record: &AuditRecord) -> Vec<String> {
+    record
+        .outputs
+        .iter()
+        .filter(|o| o.kind == "raw")
+        .map(|o| file_name(&o.path))
+        .collect()
+}
+
+/// "PATH: cannot be read: WHY" for a side file that could not be read (missing, unreadable,
+/// or refused by the small-file reader: a FIFO, a device, a symlink, too large).
+pub fn cannot_read(path: &Path, e: &crate::error::Error) -> String {
+    let why = match e {
+        crate::error::Error::Io { source, .. } => source.to_string(),
+        crate::error::Error::Format { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    format!("{}: cannot be read: {why}", path.display())
+}
+
+/// References from one hash log: lines naming `-` (the media stream), the image's own file
+/// when it is a single raw file, or a raw image the record lists as an output of the same
+/// acquisition (`same_media`: its media is this image's media). What is not used, and why,
+/// goes to `findings`.
+pub fn from_log(
+    alg: HashAlgorithm,
+    log: &Path,
+    image_names: &[String],
+    format: ImageFormat,
+    same_media: &[String],
+    findings: &mut Vec<Finding>,
+) -> Vec<Reference> {
+    let text = match read_small(log, HASH_LOG_LIMIT) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            findings.push(Finding::fail(cannot_read(log, &e)));
+            return Vec::new();
+        }
+    };
+    let (entries, bad) = parse_log(alg, &text);
+    let lname = file_name(log);
+    for (line, t) in bad {
+        findings.push(Finding::fail(format!(
+            "{lname} line {line} is not a {alg} hash line: {t:?}"
+        )));
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let single = matches!(format, ImageFormat::Raw) && image_names.len() == 1;
+        // `./disk.raw` or `dir/disk.raw` name the same file as `disk.raw` beside the log.
+        let named = Path::new(&e.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if e.name == "-" || (single && image_names[0] == named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: lname.clone(),
+            });
+        } else if same_media.contains(&named) {
+            out.push(Reference {
+                algorithm: alg,
+                hex: e.hex,
+                source: format!("{lname} (for {}, same acquisition)", e.name),
+            });
+        } else {
+            findings.push(Finding::note(format!(
+                "{lname} has a line for '{}', which is not this image; not used",
+                e.name
+            )));
+        }
+    }
+    out
+}
+
+/// Everything an opened image claims about its media.
+#[derive(Clone, Debug, Default)]
+pub struct Claims {
+    /// Every reference, in this order: the record's, the hash logs', the E01's own.
+    pub refs: Vec<Reference>,
+    /// The record beside the image and where it is, when one was read and is about media of
+    /// this image's size.
+    pub record: Option<(PathBuf, AuditRecord)>,
+    /// What could not be used, and why.
+    pub findings: Vec<Finding>,
+}
+
+/// The references of `image`, opened from `path` (any of its file names: the side files are
+/// `BASE.yaml`, `BASE.md5`, … for that name's BASE). A record of another media size is not
+/// this image's record: its hashes are left out, with a finding that says so.
+pub fn of_image(path: &Path, image: &Image) -> Claims {
+    let mut claims = Claims::default();
+    let base = base_of(path);
+    let record_path = side_file(&base, "yaml");
+    let mut same_media = Vec::new();
+    if std::fs::symlink_metadata(&record_path).is_ok() {
+        match AuditRecord::read(&record_path) {
+            Ok(r) if r.source.size == image.media_size() => {
+                claims.refs.extend(from_record(&r, &record_path));
+                same_media = raw_output_names(&r);
+                claims.record = Some((record_path, r));
+            }
+            Ok(r) => claims.findings.push(Finding::fail(format!(
+                "{} is about {} bytes of media, the image holds {}; its hashes are not used",
+                file_name(&record_path),
+                r.source.size,
+                image.media_size()
+            ))),
+            Err(e) => claims.findings.push(Finding::fail(format!(
+                "{} is beside the image but cannot be read: {e}",
+                file_name(&record_path)
+            ))),
+        }
+    }
+    let files = image.files();
+    let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
+    for alg in HashAlgorithm::ALL {
+        let log = side_file(&base, alg.name());
+        if std::fs::symlink_metadata(&log).is_ok() {
+            claims.refs.extend(from_log(
+                alg,
+                &log,
+                &names,
+                image.format(),
+                &same_media,
+                &mut claims.findings,
+            ));
+        }
+    }
+    if let Some(e) = image.e01() {
+        let name = files.first().map(|f| file_name(f)).unwrap_or_default();
+        claims.refs.extend(stored_in_e01(e, &name));
+    }
+    claims
 }
 
 #[cfg(test)]
