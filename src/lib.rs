@@ -22,6 +22,7 @@ pub mod block;
 pub mod buffer;
 pub mod case;
 pub mod cat;
+pub mod convert;
 pub mod cputime;
 pub mod error;
 pub mod ewf;
