@@ -166,7 +166,7 @@ pub(super) fn verify_e01(
     let structural = checks.len();
     let name = file_name(first);
 
-    let refs = references::stored_in_e01(&img, &name);
+    let refs = references::stored_in_e01(img, &name);
 
     if let (Some(v), false) = (img.volume(), img.error2().is_empty()) {
         let bps = u64::from(v.bytes_per_sector);

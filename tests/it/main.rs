@@ -11,6 +11,7 @@ mod acquire_e01;
 mod bounded;
 mod cat;
 mod cli;
+mod convert;
 mod e01_check;
 mod e01_reference;
 mod e01_tsk;
