@@ -13,13 +13,12 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
 use crate::ewf::Problem;
 use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
 use crate::image::references::{self, Reference};
 use crate::image::Image;
-use crate::pipeline::{self, Consumers, Tuning};
+use crate::pipeline::{Consumers, Tuning};
 use crate::progress::Progress;
 use crate::sink::stream::StreamSink;
 
@@ -99,22 +98,12 @@ fn cat_all(
     stop: &AtomicBool,
 ) -> Result<CatReport> {
     progress.set_total(image.media_size());
-    let workers = crate::image::workers(workers);
-    let (len, count) = image.pass_buffers(workers);
-    let pool = BufferPool::new(count, len);
     let consumers = Consumers {
         hashes: HashAlgorithm::ALL.to_vec(),
         piece_size: None,
         sinks: vec![Box::new(StreamSink::new(out, "standard output"))],
     };
-    let passed = pipeline::run(
-        consumers,
-        &pool,
-        Tuning::default(),
-        progress,
-        stop,
-        |feed| image.stream(feed, workers),
-    )?;
+    let passed = image.pass(consumers, workers, Tuning::default(), progress, stop)?;
     let summary = crate::sink::MediaSummary {
         media_size: passed.bytes,
         sector_size: image.sector_size(),

@@ -20,7 +20,6 @@ use crate::audit::{
     AuditRecord, ClaimedHash, ConvertedFrom, JobKind, Outcome, RecordBuilder, SourceInfo, Started,
     Throughput,
 };
-use crate::buffer::BufferPool;
 use crate::case::CaseMetadata;
 use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
@@ -30,7 +29,7 @@ use crate::image::{Image, ImageFormat};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::outputs::{OutputFormat, OutputRequest, Outputs};
 use crate::pieces::{PieceHasher, DEFAULT_PIECE_SIZE};
-use crate::pipeline::{self, Consumers, Tuning};
+use crate::pipeline::{Consumers, Tuning};
 use crate::progress::Progress;
 use crate::sink::{E01Settings, MediaSummary};
 use crate::source::{Identity, SourceKind};
@@ -190,18 +189,13 @@ pub fn convert(
     progress.set_phase("converting");
     let cpu = CpuLedger::default();
     let job_cpu_start = crate::cputime::process_seconds();
-    let workers = crate::image::workers(opts.workers);
-    let (len, count) = image.pass_buffers(workers);
-    let pool = BufferPool::new(count, len);
     let consumers = Consumers {
         hashes: set.hashes().to_vec(),
         piece_size: Some(opts.piece_size),
         sinks,
     };
     let tuning = Tuning { cpu: Some(&cpu) };
-    let passed = pipeline::run(consumers, &pool, tuning, progress, stop, |feed| {
-        image.stream(feed, workers)
-    });
+    let passed = image.pass(consumers, opts.workers, tuning, progress, stop);
     let mut unreadable = carried.unreadable.clone();
     let mut map = SectorMap::new(media_size, BlockState::NonTried);
     let passed = match passed {

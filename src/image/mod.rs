@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ewf::{naming, E01Image, Problem};
-use crate::pipeline::Feed;
+use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
 pub mod cache;
 mod e01;
@@ -245,6 +245,26 @@ impl Image {
             Image::Raw(_, r) => r.stream(feed).map(|()| Vec::new()),
             Image::E01(e) => e.stream(feed, workers),
         }
+    }
+
+    /// One pass over the whole media into `consumers` (the one fan-out), with `workers` E01
+    /// decoders (0: one per core) and a buffer pool sized for this image: what every job that
+    /// reads a whole image into hashes and sinks runs (cat, convert, rescue's sealing).
+    /// `value` is the damaged chunks, handed on as zeros.
+    pub fn pass(
+        &self,
+        consumers: Consumers,
+        workers: usize,
+        tuning: Tuning<'_>,
+        progress: &crate::progress::Progress,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> std::result::Result<Passed<Vec<Problem>>, Failed> {
+        let workers = self::workers(workers);
+        let (len, count) = self.pass_buffers(workers);
+        let pool = crate::buffer::BufferPool::new(count, len);
+        pipeline::run(consumers, &pool, tuning, progress, stop, |feed| {
+            self.stream(feed, workers)
+        })
     }
 }
 
