@@ -119,7 +119,7 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let started = Started::now();
     let image = Image::open(&opts.image)?;
-    refuse_incomplete(&image, &opts.image)?;
+    refuse_unusable(&image, &opts.image)?;
     if opts.piece_size == 0 {
         return Err(Error::InvalidOption("the piece size must not be 0".into()));
     }
@@ -340,9 +340,10 @@ fn outcome_of(claimed: &[ClaimedHash], problems: &[String], unreadable: &[BadRun
     }
 }
 
-/// Refuses a set that is not all there: an E01 with a missing segment, a split raw image with
-/// a gap in its numbers or fewer segments than its record lists.
-fn refuse_incomplete(image: &Image, path: &Path) -> Result<()> {
+/// Refuses a set that is not all there or whose size is not known: an E01 with a missing
+/// segment, without a volume, or whose sector count does not fit its chunks; a split raw image
+/// with a gap in its numbers.
+fn refuse_unusable(image: &Image, path: &Path) -> Result<()> {
     if let Some(e) = image.e01() {
         if let Some(p) = e.missing_segments().first() {
             return Err(Error::Refused(format!(
@@ -350,10 +351,30 @@ fn refuse_incomplete(image: &Image, path: &Path) -> Result<()> {
                 path.display()
             )));
         }
-        if e.volume().is_none() {
+        let Some(v) = e.volume() else {
             return Err(Error::Refused(format!(
                 "{}: no volume section: the media size is unknown",
                 path.display()
+            )));
+        };
+        // The sector count is the media size for every reader; chunks it does not match would
+        // be invented zeros (a forged count) or media left out.
+        let chunk = v.chunk_size();
+        let needed = v
+            .media_size()
+            .checked_div(chunk)
+            .map(|n| n + u64::from(v.media_size() % chunk != 0));
+        if needed != Some(e.chunk_count()) || u64::from(v.chunk_count) != e.chunk_count() {
+            return Err(Error::Refused(format!(
+                "{}: the volume's {} sectors of {} bytes need {} chunks of {} sectors, its \
+                 volume says {} and its tables hold {}: the sector count does not fit the image",
+                path.display(),
+                v.sector_count,
+                v.bytes_per_sector,
+                needed.map_or_else(|| "?".to_string(), |n| n.to_string()),
+                v.sectors_per_chunk,
+                v.chunk_count,
+                e.chunk_count()
             )));
         }
     }

@@ -258,6 +258,21 @@ fn unreadable_sectors_of_the_acquisition_carry_over_with_the_case() {
     assert_eq!(case, E01Image::open(&first).unwrap().case_metadata());
     ewfverify_ok(&new);
     ewfexport_matches(&new, &data);
+
+    // A raw image has no error section: its record carries the runs to the next E01.
+    let raw = dir.path().join("r");
+    convert(&first, &raw, &["--format", "raw"], 1);
+    let again = dir.path().join("again");
+    convert(&with_ext(&raw, "raw"), &again, &["--format", "e01"], 1);
+    assert_eq!(error2(&with_ext(&again, "E01")), vec![(100, 3)]);
+    let rec = record_of(&again);
+    assert_eq!(unreadable_runs(&rec), vec![(100, 3)]);
+    let from = rec.converted_from.unwrap();
+    assert_eq!(from.unreadable_from.as_deref(), Some("r.yaml"));
+    assert_eq!(
+        bad_sectors(&load_map(&with_ext(&again, "map")), 512),
+        vec![100, 101, 102]
+    );
 }
 
 #[test]
@@ -299,6 +314,27 @@ fn refusals_are_exit_2_and_write_nothing() {
     std::fs::rename(with_ext(&src, "E02"), d.join("away")).unwrap();
     refused(&d.join("a"), &[], "incomplete");
     std::fs::rename(d.join("away"), with_ext(&src, "E02")).unwrap();
+    // A volume whose sector count does not fit the chunks the tables hold (forged: the
+    // checksum is made right again, so only the count is wrong).
+    let forged = d.join("forged");
+    acquire(&sample(), &forged, &["--format", "e01"], 0);
+    let f = with_ext(&forged, "E01");
+    let (at, _) = section(&f, "volume");
+    let body_at = at + exhibit::ewf::format::DESCRIPTOR_SIZE;
+    let bytes = std::fs::read(&f).unwrap();
+    let body = &bytes[body_at as usize..body_at as usize + 1052];
+    let (mut v, _) = exhibit::ewf::format::Volume::decode(body).unwrap();
+    v.sector_count += 64 * 1000;
+    let mut bytes = bytes.clone();
+    bytes[body_at as usize..body_at as usize + 1052].copy_from_slice(&v.encode());
+    std::fs::write(&f, bytes).unwrap();
+    let o = convert(&f, &d.join("g"), &["--format", "raw"], 2);
+    assert!(
+        stderr(&o).contains("does not fit the image"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("g.raw").exists());
     // A missing split segment.
     let split = d.join("sp");
     acquire(&sample(), &split, &["--split", "1M"], 0);
