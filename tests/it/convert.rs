@@ -360,3 +360,18 @@ fn refusals_are_exit_2_and_write_nothing() {
         assert!(!d.join(n).exists(), "{n} written");
     }
 }
+
+#[test]
+fn an_image_that_claims_no_hash_is_converted_and_says_its_hashes_are_unchecked() {
+    let dir = tempdir();
+    let src = make_source(dir.path(), "bare.img", 3 << 20, 9);
+    let out = dir.path().join("out");
+    let o = convert(&src, &out, &["--format", "e01,raw"], 0);
+    assert!(text(&o).contains("claims no hash"), "{}", text(&o));
+    let rec = record_of(&out);
+    let from = rec.converted_from.unwrap();
+    assert_eq!(from.hashes_match, None);
+    assert!(from.claimed_hashes.is_empty() && from.problems.is_empty());
+    assert!(std::fs::read(with_ext(&out, "raw")).unwrap() == std::fs::read(&src).unwrap());
+    ewfverify_ok(&with_ext(&out, "E01"));
+}
