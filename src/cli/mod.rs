@@ -15,7 +15,7 @@ use exhibit::reader::ReaderOptions;
 use exhibit::rescue::RescueOptions;
 use exhibit::verify::VerifyOptions;
 
-use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size};
+use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size, SplitArgs};
 
 /// Forensic sector-level disk acquisition.
 #[derive(Debug, Parser)]
@@ -94,9 +94,9 @@ pub struct ConvertArgs {
     #[command(flatten)]
     pub output_format: FormatArgs,
 
-    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
-    #[arg(long, value_name = "SIZE")]
-    pub split: Option<Size>,
+    /// Split raw output.
+    #[command(flatten)]
+    pub split: SplitArgs,
 
     /// Hashes.
     #[command(flatten)]
@@ -125,7 +125,7 @@ impl ConvertArgs {
         Ok(exhibit::convert::ConvertOptions {
             formats: self.output_format.formats.clone(),
             e01: self.output_format.e01(),
-            split: self.split.map(u64::from),
+            split: self.split.bytes(),
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,
             workers: self.workers,
@@ -151,9 +151,9 @@ pub struct AcquireArgs {
     #[command(flatten)]
     pub output_format: FormatArgs,
 
-    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
-    #[arg(long, value_name = "SIZE")]
-    pub split: Option<Size>,
+    /// Split raw output.
+    #[command(flatten)]
+    pub split: SplitArgs,
 
     /// Write the raw image onto this block device (a clone) instead of BASE.raw. The device
     /// must be at least as large as the source and not mounted.
@@ -193,7 +193,7 @@ impl AcquireArgs {
         Ok(AcquireOptions {
             formats: self.output_format.formats.clone(),
             e01: self.output_format.e01(),
-            split: self.split.map(u64::from),
+            split: self.split.bytes(),
             clone_target: self.clone.clone(),
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,
