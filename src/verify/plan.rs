@@ -197,6 +197,20 @@ fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Chec
                 );
             }
         }
+        // A conversion's set is whole, but its source did not hold what it claimed.
+        "complete-with-findings" => checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!(
+                "{name} says the image was converted from a source that did not hold its own \
+                 hashes or was damaged ({}): it holds the bytes as read",
+                record
+                    .outcome
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+        )),
         other => checks.push(Check::new(
             Verdict::Fail,
             Topic::Record,

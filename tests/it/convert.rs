@@ -197,8 +197,15 @@ fn a_tampered_raw_image_is_a_mismatch_exit_1_and_the_record_says_so() {
     let from = rec.converted_from.unwrap();
     assert_eq!(from.hashes_match, Some(false));
     assert!(from.claimed_hashes.iter().all(|c| !c.matches));
-    // The new E01 holds the bytes as read, under their own hashes.
+    // The new E01 holds the bytes as read, under their own hashes; verify of the new set
+    // fails on what its record says about the source.
     ewfverify_ok(&with_ext(&out, "E01"));
+    let (code, said) = verify(&with_ext(&out, "yaml"), &[]);
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("converted from a source that did not hold"),
+        "{said}"
+    );
 }
 
 #[test]
