@@ -12,8 +12,7 @@
 //! reads (damaged chunks as zeros, listed as unreadable) and ends with exit 1 and a record
 //! that says what differs: never a silent success.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::audit::{
@@ -24,15 +23,14 @@ use crate::case::CaseMetadata;
 use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm};
-use crate::image::references::{self, file_name, Claims};
-use crate::image::{Image, ImageFormat};
+use crate::image::{provenance, references, Image};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::outputs::{OutputFormat, OutputRequest, Outputs};
 use crate::pieces::{PieceHasher, DEFAULT_PIECE_SIZE};
 use crate::pipeline::{Consumers, Tuning};
 use crate::progress::Progress;
 use crate::sink::{E01Settings, MediaSummary};
-use crate::source::{Identity, SourceKind};
+use crate::source::SourceKind;
 
 /// errno recorded for media bytes a damaged source chunk stood for (no read failed: the
 /// stored data is bad).
@@ -99,16 +97,6 @@ pub struct ConvertReport {
     pub exit_code: i32,
 }
 
-/// What the source image brings besides its media.
-struct Carried {
-    case: CaseMetadata,
-    identity: Identity,
-    kind: SourceKind,
-    unreadable: Vec<BadRun>,
-    unreadable_from: Option<String>,
-    acquired_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 /// Converts `opts.image` into the set at `opts.base`. Refusals and failures are errors (exit
 /// 2); a source that does not hold its hashes or has damage is a finished conversion with exit
 /// code 1, and its record says what differs.
@@ -119,14 +107,14 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     let started = Started::now();
     let image = Image::open(&opts.image)?;
-    refuse_unusable(&image, &opts.image)?;
+    image.refuse_incomplete(&opts.image)?;
     if opts.piece_size == 0 {
         return Err(Error::InvalidOption("the piece size must not be 0".into()));
     }
     let media_size = image.media_size();
     let sector = image.sector_size();
     let claims = references::of_image(&opts.image, &image);
-    let carried = carried(&image, &claims);
+    let carried = provenance::of_image(&image, &claims);
     let case = carried.case.clone().overlay(opts.case.clone());
 
     let set = Outputs::plan(&OutputRequest {
@@ -144,13 +132,13 @@ pub fn convert(
             opts.image.display()
         )));
     }
-    let inputs = inputs_of(&image, &claims, &opts.image);
+    let inputs = references::input_files(&opts.image, &image, &claims);
     let lock = set.claim(
         |guarded| {
             // Every file of BASE's set, also those only an --overwrite would remove.
             let mut all = guarded.to_vec();
             all.extend(crate::sink::stale::stale_files(&opts.base, &[], None)?);
-            refuse_inputs(&inputs, &all)
+            crate::outputs::refuse_inputs(&inputs, &all)
         },
         "conversion",
         crate::exclusive::SIDE_FILE_ROOM + 8 * media_size.div_ceil(u64::from(opts.piece_size)),
@@ -232,7 +220,7 @@ pub fn convert(
             });
         }
     }
-    let unreadable = normalised(unreadable, media_size);
+    let unreadable = crate::map::merge_runs(unreadable, media_size);
     map.set(0, media_size, BlockState::Finished);
     for r in &unreadable {
         map.set(r.offset, r.length, BlockState::BadSector);
@@ -340,208 +328,6 @@ fn outcome_of(claimed: &[ClaimedHash], problems: &[String], unreadable: &[BadRun
     }
 }
 
-/// Refuses a set that is not all there or whose size is not known: an E01 with a missing
-/// segment, without a volume, or whose sector count does not fit its chunks; a split raw image
-/// with a gap in its numbers.
-fn refuse_unusable(image: &Image, path: &Path) -> Result<()> {
-    if let Some(e) = image.e01() {
-        if let Some(p) = e.missing_segments().first() {
-            return Err(Error::Refused(format!(
-                "{}: the E01 set is incomplete: {p}",
-                path.display()
-            )));
-        }
-        let Some(v) = e.volume() else {
-            return Err(Error::Refused(format!(
-                "{}: no volume section: the media size is unknown",
-                path.display()
-            )));
-        };
-        // The sector count is the media size for every reader; chunks it does not match would
-        // be invented zeros (a forged count) or media left out.
-        let chunk = v.chunk_size();
-        let needed = v
-            .media_size()
-            .checked_div(chunk)
-            .map(|n| n + u64::from(v.media_size() % chunk != 0));
-        if needed != Some(e.chunk_count()) || u64::from(v.chunk_count) != e.chunk_count() {
-            return Err(Error::Refused(format!(
-                "{}: the volume's {} sectors of {} bytes need {} chunks of {} sectors, its \
-                 volume says {} and its tables hold {}: the sector count does not fit the image",
-                path.display(),
-                v.sector_count,
-                v.bytes_per_sector,
-                needed.map_or_else(|| "?".to_string(), |n| n.to_string()),
-                v.sectors_per_chunk,
-                v.chunk_count,
-                e.chunk_count()
-            )));
-        }
-    }
-    if image.format() == ImageFormat::SplitRaw {
-        let files = image.files();
-        let base = references::base_of(&files[0]);
-        let named = crate::audit::SideFiles::new(&base).segment_names(true, false)?;
-        if let Some(extra) = named.iter().find(|n| !files.contains(n)) {
-            return Err(Error::Refused(format!(
-                "{}: a segment is missing: {} is there but {} is not",
-                path.display(),
-                file_name(extra),
-                file_name(&crate::sink::raw::split_name(&base, files.len() as u64 + 1))
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The image's own files and the side files its claims come from: no output may be one of
-/// them.
-fn inputs_of(image: &Image, claims: &Claims, path: &Path) -> Vec<PathBuf> {
-    let mut v = image.files();
-    v.push(path.to_path_buf());
-    let base = references::base_of(path);
-    v.push(references::side_file(&base, "yaml"));
-    v.push(references::side_file(&base, "crc64"));
-    v.extend(
-        HashAlgorithm::ALL
-            .iter()
-            .map(|a| references::side_file(&base, a.name())),
-    );
-    if let Some((p, _)) = &claims.record {
-        v.push(p.clone());
-    }
-    v
-}
-
-/// Refuses an output that is one of `inputs` (by device and inode: also through another
-/// name, a hard link or a symbolic link).
-fn refuse_inputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
-    let ids: Vec<((u64, u64), &PathBuf)> = inputs
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok().map(|m| ((m.dev(), m.ino()), p)))
-        .collect();
-    for out in outputs {
-        let Ok(m) = std::fs::metadata(out) else {
-            continue;
-        };
-        if let Some((_, input)) = ids.iter().find(|(id, _)| *id == (m.dev(), m.ino())) {
-            return Err(Error::Refused(format!(
-                "{}: is {}, a file of the image being converted (or its record or hash log); \
-                 choose another -o",
-                out.display(),
-                input.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// What the source brings: its case metadata (E01 headers, else its record), the media's
-/// identity, the unreadable runs of its acquisition (its record's, which say why, else the E01
-/// `error2` section) and when it was acquired.
-fn carried(image: &Image, claims: &Claims) -> Carried {
-    let record = claims.record.as_ref().map(|(_, r)| r);
-    let mut c = Carried {
-        case: CaseMetadata::default(),
-        identity: Identity::default(),
-        kind: SourceKind::File,
-        unreadable: Vec::new(),
-        unreadable_from: None,
-        acquired_at: None,
-    };
-    if let Some(r) = record {
-        c.case = r.case.clone();
-        c.identity = r.source.identity.clone();
-        c.kind = r.source.kind;
-        c.acquired_at = chrono::DateTime::parse_from_rfc3339(&r.times.started_utc)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc));
-        if !r.unreadable.runs.is_empty() {
-            c.unreadable = r
-                .unreadable
-                .runs
-                .iter()
-                .map(|u| BadRun {
-                    offset: u.offset,
-                    length: u.length,
-                    errno: u.errno,
-                    attempts: u.attempts,
-                })
-                .collect();
-            c.unreadable_from = claims.record.as_ref().map(|(p, _)| file_name(p));
-        }
-    }
-    if let Some(e) = image.e01() {
-        let from_e01 = e.case_metadata();
-        if from_e01 != CaseMetadata::default() {
-            c.case = from_e01;
-        }
-        let header = |id: &str| {
-            e.header_fields()
-                .and_then(|h| h.get(id))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        c.identity.model = c.identity.model.take().or_else(|| header("md"));
-        c.identity.serial = c.identity.serial.take().or_else(|| header("sn"));
-        if c.acquired_at.is_none() {
-            c.acquired_at = header("m")
-                .and_then(|m| m.trim().parse::<i64>().ok())
-                .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
-        }
-        if let Some(v) = e.volume() {
-            if record.is_none() {
-                // Media flags bit 1: a physical device; media type 0: removable.
-                c.kind = if v.media_flags & 2 != 0 {
-                    SourceKind::Disk
-                } else {
-                    SourceKind::File
-                };
-                c.identity.removable = Some(v.media_type == 0);
-            }
-            if c.unreadable.is_empty() && !e.error2().is_empty() {
-                let bps = u64::from(v.bytes_per_sector);
-                c.unreadable = e
-                    .error2()
-                    .iter()
-                    .map(|x| BadRun {
-                        offset: u64::from(x.first_sector) * bps,
-                        length: u64::from(x.sector_count) * bps,
-                        errno: libc::EIO,
-                        attempts: 0,
-                    })
-                    .collect();
-                c.unreadable_from = e
-                    .segment_paths()
-                    .first()
-                    .map(|p| format!("{} error2", file_name(p)));
-            }
-        }
-    }
-    c
-}
-
-/// Runs in order, inside the media, overlaps merged (a damaged chunk may hold sectors the
-/// acquisition could not read).
-fn normalised(mut runs: Vec<BadRun>, media_size: u64) -> Vec<BadRun> {
-    runs.retain(|r| r.offset < media_size && r.length > 0);
-    for r in &mut runs {
-        r.length = r.length.min(media_size - r.offset);
-    }
-    runs.sort_by_key(|r| r.offset);
-    let mut out: Vec<BadRun> = Vec::with_capacity(runs.len());
-    for r in runs {
-        match out.last_mut() {
-            Some(last) if r.offset <= last.offset + last.length => {
-                let end = (r.offset + r.length).max(last.offset + last.length);
-                last.length = end - last.offset;
-            }
-            _ => out.push(r),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,24 +339,6 @@ mod tests {
             errno: libc::EIO,
             attempts: 1,
         }
-    }
-
-    #[test]
-    fn runs_are_sorted_merged_and_cut_at_the_media_end() {
-        let got = normalised(
-            vec![
-                run(4096, 512),
-                run(0, 1024),
-                run(512, 1024),
-                run(9000, 5000),
-            ],
-            10_000,
-        );
-        assert_eq!(
-            got.iter().map(|r| (r.offset, r.length)).collect::<Vec<_>>(),
-            vec![(0, 1536), (4096, 512), (9000, 1000)]
-        );
-        assert!(normalised(vec![run(10_000, 512)], 10_000).is_empty());
     }
 
     #[test]

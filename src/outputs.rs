@@ -10,6 +10,7 @@
 //! A job owns its source, its pass and what only it knows (the reader in the record, how a
 //! stopped source is mapped); everything about the files of BASE lives here, once.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::audit::{
@@ -422,4 +423,27 @@ impl Outputs {
             outcome.exit_code().unwrap_or(crate::audit::exit::FAILED),
         ))
     }
+}
+
+/// Refuses an output that is one of `inputs` (by device and inode: also through another
+/// name, a hard link or a symbolic link).
+pub fn refuse_inputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
+    let ids: Vec<((u64, u64), &PathBuf)> = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| ((m.dev(), m.ino()), p)))
+        .collect();
+    for out in outputs {
+        let Ok(m) = std::fs::metadata(out) else {
+            continue;
+        };
+        if let Some((_, input)) = ids.iter().find(|(id, _)| *id == (m.dev(), m.ino())) {
+            return Err(Error::Refused(format!(
+                "{}: is {}, a file of the image being converted (or its record or hash log); \
+                 choose another -o",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
 }

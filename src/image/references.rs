@@ -306,6 +306,25 @@ pub fn of_image(path: &Path, image: &Image) -> Claims {
     claims
 }
 
+/// The image's own files (opened from `path`) and the side files its claims come from: what
+/// a job that writes a new set from it must never write to.
+pub fn input_files(path: &Path, image: &Image, claims: &Claims) -> Vec<PathBuf> {
+    let mut v = image.files();
+    v.push(path.to_path_buf());
+    let base = base_of(path);
+    v.push(side_file(&base, "yaml"));
+    v.push(side_file(&base, "crc64"));
+    v.extend(
+        HashAlgorithm::ALL
+            .iter()
+            .map(|a| side_file(&base, a.name())),
+    );
+    if let Some((p, _)) = &claims.record {
+        v.push(p.clone());
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
