@@ -64,6 +64,9 @@ pub struct AcquireOptions {
     pub overwrite: bool,
     /// Set the kernel's read-only flag on the source device before reading (default off).
     pub set_readonly: bool,
+    /// Image a live source (mounted read-write, held, swap): refused without it (default
+    /// off); with it, recorded in `source.live_use`.
+    pub allow_live: bool,
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
@@ -85,6 +88,7 @@ impl AcquireOptions {
             case: CaseMetadata::default(),
             overwrite: false,
             set_readonly: false,
+            allow_live: false,
             command_line: Vec::new(),
         }
     }
@@ -130,8 +134,13 @@ pub fn acquire(
     // Refuse before anything is written: outputs that are the source or live on it (also a
     // segment an --overwrite may replace or remove, and the lock), another run on BASE,
     // existing outputs.
+    let mut live = None;
     let lock = set.claim(
-        |guarded| source.refuse_outputs(guarded),
+        |guarded| {
+            source.refuse_outputs(guarded)?;
+            live = crate::device::live::guard_source(&source, opts.allow_live)?;
+            Ok(())
+        },
         "acquisition",
         SIDE_FILE_ROOM + 8 * source.size().div_ceil(u64::from(opts.piece_size)),
     )?;
@@ -153,6 +162,7 @@ pub fn acquire(
         started,
         side.record(),
     );
+    record.record_mut().source.live_use = live;
     record.write()?;
 
     progress.set_total(source.size());

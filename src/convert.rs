@@ -161,6 +161,7 @@ pub fn convert(
         physical_sector_size: sector,
         identity: carried.identity.clone(),
         kernel_read_only: None,
+        live_use: None,
     };
     let mut record = RecordBuilder::start_from(
         JobKind::Conversion,
