@@ -1,8 +1,8 @@
 //! `exhibit cat IMAGE`: the media bytes of any image on a byte stream (standard output), in
 //! one pass through the image reader and the one fan-out: a stream sink and the three hash
-//! threads see the same blocks. At the end the hashes are compared with the image's own
-//! (the E01's stored MD5/SHA-1, the acquisition record beside it): the data already sent is
-//! then known good or known bad, never assumed.
+//! threads see the same blocks. At the end the hashes are compared with every hash the image
+//! claims ([`crate::image::references`]: the E01's stored MD5/SHA-1, the record and the hash
+//! logs beside it): the data already sent is then known good or known bad, never assumed.
 //!
 //! `--range OFFSET:LENGTH` sends part of the media, read at that offset (no comparison: no
 //! stored hash covers a part). A damaged chunk there ends the output before its bytes.
@@ -13,13 +13,12 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use crate::audit::AuditRecord;
-use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
 use crate::ewf::Problem;
 use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
+use crate::image::references::{self, Reference};
 use crate::image::Image;
-use crate::pipeline::{self, Consumers, Tuning};
+use crate::pipeline::{Consumers, Tuning};
 use crate::progress::Progress;
 use crate::sink::stream::StreamSink;
 
@@ -99,22 +98,12 @@ fn cat_all(
     stop: &AtomicBool,
 ) -> Result<CatReport> {
     progress.set_total(image.media_size());
-    let workers = crate::image::workers(workers);
-    let (len, count) = image.pass_buffers(workers);
-    let pool = BufferPool::new(count, len);
     let consumers = Consumers {
         hashes: HashAlgorithm::ALL.to_vec(),
         piece_size: None,
         sinks: vec![Box::new(StreamSink::new(out, "standard output"))],
     };
-    let passed = pipeline::run(
-        consumers,
-        &pool,
-        Tuning::default(),
-        progress,
-        stop,
-        |feed| image.stream(feed, workers),
-    )?;
+    let passed = image.pass(consumers, workers, Tuning::default(), progress, stop)?;
     let summary = crate::sink::MediaSummary {
         media_size: passed.bytes,
         sector_size: image.sector_size(),
@@ -127,7 +116,7 @@ fn cat_all(
     Ok(CatReport {
         bytes: passed.bytes,
         damaged: passed.value.iter().map(Problem::to_string).collect(),
-        checks: compare(&stored_hashes(image, path), &passed.hashes),
+        checks: compare(&references::of_image(path, image).refs, &passed.hashes),
     })
 }
 
@@ -170,60 +159,15 @@ fn cat_range(
     })
 }
 
-/// The hashes the image holds: an E01's own, and the record's beside the image.
-fn stored_hashes(image: &Image, path: &Path) -> Vec<(HashAlgorithm, String, String)> {
-    let mut v = Vec::new();
-    if let Some(e) = image.e01() {
-        let name = e
-            .segment_paths()
-            .first()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Some(m) = e.stored_md5() {
-            v.push((
-                HashAlgorithm::Md5,
-                to_hex(&m),
-                format!("{name} (stored MD5)"),
-            ));
-        }
-        if let Some(s) = e.stored_sha1() {
-            v.push((
-                HashAlgorithm::Sha1,
-                to_hex(&s),
-                format!("{name} (stored SHA-1)"),
-            ));
-        }
-    }
-    let record_path = crate::audit::with_extension(&path.with_extension(""), "yaml");
-    if let Ok(r) = AuditRecord::read(&record_path) {
-        if r.source.size == image.media_size() {
-            let name = record_path.display().to_string();
-            if let Some(h) = &r.hashes {
-                for (alg, hex) in [
-                    (HashAlgorithm::Md5, &h.md5),
-                    (HashAlgorithm::Sha1, &h.sha1),
-                    (HashAlgorithm::Sha256, &h.sha256),
-                ] {
-                    if let Some(hex) = hex {
-                        v.push((alg, hex.clone(), name.clone()));
-                    }
-                }
-            }
-        }
-    }
-    v
-}
-
-fn compare(stored: &[(HashAlgorithm, String, String)], got: &MediaHashes) -> Vec<HashCheck> {
+fn compare(stored: &[Reference], got: &MediaHashes) -> Vec<HashCheck> {
     stored
         .iter()
-        .filter_map(|(alg, hex, source)| {
+        .filter_map(|r| {
             Some(HashCheck {
-                algorithm: *alg,
-                source: source.clone(),
-                stored: hex.clone(),
-                computed: to_hex(got.get(*alg)?),
+                algorithm: r.algorithm,
+                source: r.source.clone(),
+                stored: r.hex.clone(),
+                computed: to_hex(got.get(r.algorithm)?),
             })
         })
         .collect()

@@ -14,8 +14,8 @@ use crate::audit::AuditRecord;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm};
+use crate::image::references::{base_of, file_name, normal_hex, parse_log, side_file};
 use crate::image::Image;
-use crate::verify::refs::{base_of, file_name, normal_hex, parse_log, side_file};
 use crate::verify::ImageFormat;
 
 /// One file of the image.

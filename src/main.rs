@@ -11,8 +11,8 @@ use std::time::Instant;
 use clap::Parser;
 use cli::draw::with_progress;
 use cli::{
-    report, AcquireArgs, CatArgs, Cli, Command, DevicesArgs, InfoArgs, MountArgs, RescueArgs,
-    VerifyArgs,
+    report, AcquireArgs, CatArgs, Cli, Command, ConvertArgs, DevicesArgs, InfoArgs, MountArgs,
+    RescueArgs, VerifyArgs,
 };
 use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Command::Rescue(args) => run_rescue(args, &stop),
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
+        Command::Convert(args) => run_convert(args, &stop),
         Command::Ls(args) => run_ls(args),
         Command::Extract(args) => run_extract(args, &stop),
         Command::Devices(args) => run_devices(args),
@@ -105,6 +106,18 @@ fn run_acquire(args: AcquireArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     })?;
     if !args.quiet {
         report::acquire(&report);
+    }
+    Ok(report.exit_code)
+}
+
+/// `exhibit convert`: the summary, with every claim of the source against the bytes read.
+fn run_convert(args: ConvertArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let opts = args.options()?;
+    let report = with_progress(!args.quiet, |p: &Progress| {
+        exhibit::convert::convert(&opts, p, stop)
+    })?;
+    if !args.quiet {
+        report::convert(&report);
     }
     Ok(report.exit_code)
 }

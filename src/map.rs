@@ -360,6 +360,28 @@ fn parse_number(s: &str) -> Option<u64> {
     }
 }
 
+/// `runs` in order, cut to `media_size`, overlapping or touching runs merged (the first
+/// one's errno and attempts kept): runs from several places (an acquisition's, a damaged
+/// chunk's) as one list.
+pub fn merge_runs(mut runs: Vec<BadRun>, media_size: u64) -> Vec<BadRun> {
+    runs.retain(|r| r.offset < media_size && r.length > 0);
+    for r in &mut runs {
+        r.length = r.length.min(media_size - r.offset);
+    }
+    runs.sort_by_key(|r| r.offset);
+    let mut out: Vec<BadRun> = Vec::with_capacity(runs.len());
+    for r in runs {
+        match out.last_mut() {
+            Some(last) if r.offset <= last.offset + last.length => {
+                let end = (r.offset + r.length).max(last.offset + last.length);
+                last.length = end - last.offset;
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,5 +470,32 @@ mod tests {
         let m = SectorMap::parse(text, Path::new("d.map")).unwrap();
         assert_eq!(m.size(), 0x10000);
         assert_eq!(m.bytes_in(BlockState::BadSector), 512);
+    }
+
+    fn bad(offset: u64, length: u64) -> BadRun {
+        BadRun {
+            offset,
+            length,
+            errno: libc::EIO,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn runs_are_sorted_merged_and_cut_at_the_media_end() {
+        let got = merge_runs(
+            vec![
+                bad(4096, 512),
+                bad(0, 1024),
+                bad(512, 1024),
+                bad(9000, 5000),
+            ],
+            10_000,
+        );
+        assert_eq!(
+            got.iter().map(|r| (r.offset, r.length)).collect::<Vec<_>>(),
+            vec![(0, 1536), (4096, 512), (9000, 1000)]
+        );
+        assert!(merge_runs(vec![bad(10_000, 512)], 10_000).is_empty());
     }
 }

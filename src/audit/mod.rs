@@ -75,6 +75,9 @@ pub struct AuditRecord {
     /// Every run of a resumed rescue, oldest first (kept in its map), this one last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunInfo>,
+    /// For a conversion: the image read, what it claims and whether the bytes read hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<ConvertedFrom>,
     /// How it ended.
     pub outcome: OutcomeInfo,
 }
@@ -92,6 +95,48 @@ pub struct RunInfo {
     pub source: String,
     /// Bytes it rescued (finished in the map by this run).
     pub rescued_bytes: u64,
+}
+
+/// The image a conversion read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedFrom {
+    /// The path given.
+    #[serde(with = "crate::text::path")]
+    pub image: PathBuf,
+    /// `raw`, `split-raw`, `device`, `e01`.
+    pub format: crate::image::ImageFormat,
+    /// Its files, segments in order.
+    #[serde(with = "crate::text::path::vec")]
+    pub files: Vec<PathBuf>,
+    /// Every hash the image claims (stored in the E01, its record, its hash logs), with the
+    /// value of the bytes read.
+    pub claimed_hashes: Vec<ClaimedHash>,
+    /// True when every claimed hash matches, false when one differs, absent when the image
+    /// claims none.
+    pub hashes_match: Option<bool>,
+    /// Damage found while reading (chunks that failed their checksum or did not decode,
+    /// written as zeros and listed as unreadable), a broken structure, side files that could
+    /// not be used.
+    pub problems: Vec<String>,
+    /// Where the unreadable runs of the source acquisition came from (its record, or the E01
+    /// `error2` section); absent when it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_from: Option<String>,
+}
+
+/// One hash an image claims, against the bytes read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedHash {
+    /// `md5`, `sha1`, `sha256`.
+    pub algorithm: crate::hash::HashAlgorithm,
+    /// Where the claim is (`disk.E01 (stored MD5)`, `disk.yaml`, `disk.md5`).
+    pub source: String,
+    /// The claimed value, hex.
+    pub claimed: String,
+    /// The value of the bytes read, hex.
+    pub computed: String,
+    /// The two are equal.
+    pub matches: bool,
 }
 
 /// Tool identity.
@@ -329,7 +374,8 @@ impl Throughput {
 /// How the job ended, as the record says it (built from an [`Outcome`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeInfo {
-    /// `running`, `complete`, `complete-with-unreadable-sectors`, `failed`, `interrupted`.
+    /// `running`, `complete`, `complete-with-unreadable-sectors`, `complete-with-findings`,
+    /// `failed`, `interrupted`.
     pub status: String,
     /// The process exit code that goes with it.
     pub exit_code: Option<i32>,

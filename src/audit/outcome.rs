@@ -28,6 +28,9 @@ pub enum Outcome {
     Complete,
     /// Finished; some sectors are unreadable and filled with zeros.
     CompleteWithUnreadable,
+    /// Finished, and what was read is not what it should be (a conversion whose source does
+    /// not hold its own hashes, or has damaged chunks); the reason says what.
+    CompleteWithFindings(String),
     /// Stopped by a signal; the reason says which.
     Interrupted(String),
     /// A real failure or a refusal; the reason says what failed.
@@ -58,6 +61,7 @@ impl Outcome {
             Outcome::Running => "running",
             Outcome::Complete => "complete",
             Outcome::CompleteWithUnreadable => "complete-with-unreadable-sectors",
+            Outcome::CompleteWithFindings(_) => "complete-with-findings",
             Outcome::Interrupted(_) => "interrupted",
             Outcome::Failed(_) => "failed",
         }
@@ -68,7 +72,9 @@ impl Outcome {
         match self {
             Outcome::Running => None,
             Outcome::Complete => Some(exit::COMPLETE),
-            Outcome::CompleteWithUnreadable => Some(exit::FINDINGS),
+            Outcome::CompleteWithUnreadable | Outcome::CompleteWithFindings(_) => {
+                Some(exit::FINDINGS)
+            }
             Outcome::Interrupted(_) | Outcome::Failed(_) => Some(exit::FAILED),
         }
     }
@@ -92,6 +98,7 @@ impl Outcome {
                 "the {job} has not finished; if this persists, it was killed"
             )),
             Outcome::Complete | Outcome::CompleteWithUnreadable => None,
+            Outcome::CompleteWithFindings(why) => Some(why.clone()),
             Outcome::Interrupted(why) | Outcome::Failed(why) => {
                 Some(match self.guidance(resumable) {
                     Some(next) => format!("{why}; {next}"),

@@ -24,6 +24,8 @@ pub enum JobKind {
     Acquisition,
     /// `exhibit rescue`: resumes from `BASE.map`.
     Rescue,
+    /// `exhibit convert`: one pass over an image; a stopped run starts again.
+    Conversion,
 }
 
 impl JobKind {
@@ -31,6 +33,7 @@ impl JobKind {
         match self {
             JobKind::Acquisition => "acquisition",
             JobKind::Rescue => "rescue",
+            JobKind::Conversion => "conversion",
         }
     }
 
@@ -80,6 +83,30 @@ impl RecordBuilder {
         started: Started,
         path: PathBuf,
     ) -> Self {
+        let source = SourceInfo {
+            path: source.path().to_path_buf(),
+            kind: source.kind(),
+            size: source.size(),
+            logical_sector_size: source.logical_sector_size(),
+            physical_sector_size: source.physical_sector_size(),
+            identity: source.identity().clone(),
+            kernel_read_only: source.kernel_read_only(),
+            live_use: None,
+        };
+        Self::start_from(kind, source, options, case, command_line, started, path)
+    }
+
+    /// [`Self::start`] for a job whose source is described by `source` (an image, not a
+    /// device the job opened).
+    pub fn start_from(
+        kind: JobKind,
+        source: SourceInfo,
+        options: &impl Serialize,
+        case: &CaseMetadata,
+        command_line: &[String],
+        started: Started,
+        path: PathBuf,
+    ) -> Self {
         let record = AuditRecord {
             schema: SCHEMA.into(),
             tool: ToolInfo::current(),
@@ -93,16 +120,7 @@ impl RecordBuilder {
                 host_utc_offset: Local::now().format("%:z").to_string(),
                 duration_seconds: None,
             },
-            source: SourceInfo {
-                path: source.path().to_path_buf(),
-                kind: source.kind(),
-                size: source.size(),
-                logical_sector_size: source.logical_sector_size(),
-                physical_sector_size: source.physical_sector_size(),
-                identity: source.identity().clone(),
-                kernel_read_only: source.kernel_read_only(),
-                live_use: None,
-            },
+            source,
             reader: None,
             outputs: Vec::new(),
             hashes: None,
@@ -111,6 +129,7 @@ impl RecordBuilder {
             pieces: None,
             throughput: None,
             runs: Vec::new(),
+            converted_from: None,
             outcome: Outcome::Running.info(kind.noun(), kind.resumable()),
         };
         RecordBuilder {

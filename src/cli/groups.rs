@@ -1,7 +1,8 @@
 //! The flag groups several subcommands share, each defined once and turned into the
-//! library's option type in one place: hashes (acquire, rescue, verify), output formats and E01
-//! settings (acquire, rescue), case metadata (acquire, rescue), the reader (acquire), and the
-//! value types (`Size`, `IoArg`).
+//! library's option type in one place: hashes (acquire, rescue, verify, convert), output formats
+//! and E01 settings (acquire, rescue, convert), split raw output (acquire, convert), case
+//! metadata (acquire, rescue, convert), the reader (acquire), and the value types (`Size`,
+//! `IoArg`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use exhibit::ewf::Compression;
 use exhibit::hash::HashAlgorithm;
 use exhibit::reader::{EngineChoice, ReaderOptions};
 
-/// The hash selection, shared by acquire, rescue and verify.
+/// The hash selection, shared by acquire, rescue, verify and convert.
 #[derive(Debug, Args)]
 pub struct HashArgs {
     /// Hashes to compute, comma-separated: md5, sha1, sha256 (E01 output always adds md5
@@ -28,7 +29,7 @@ pub struct HashArgs {
     pub hashes: Vec<HashAlgorithm>,
 }
 
-/// Output formats and the E01 settings, shared by acquire and rescue.
+/// Output formats and the E01 settings, shared by acquire, rescue and convert.
 #[derive(Debug, Args)]
 pub struct FormatArgs {
     /// Output formats, comma-separated: raw, e01 (both from the same single read).
@@ -62,6 +63,21 @@ impl FormatArgs {
             compression: self.compression,
             segment_size: self.segment_size.0,
         }
+    }
+}
+
+/// Split raw output, shared by acquire and convert.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
+    #[arg(long, value_name = "SIZE")]
+    pub split: Option<Size>,
+}
+
+impl SplitArgs {
+    /// The segment size given, in bytes.
+    pub fn bytes(&self) -> Option<u64> {
+        self.split.map(u64::from)
     }
 }
 

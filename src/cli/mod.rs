@@ -17,7 +17,7 @@ use exhibit::reader::ReaderOptions;
 use exhibit::rescue::RescueOptions;
 use exhibit::verify::VerifyOptions;
 
-use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size};
+use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size, SplitArgs};
 
 /// Forensic sector-level disk acquisition.
 #[derive(Debug, Parser)]
@@ -72,6 +72,13 @@ pub enum Command {
     /// record beside it. Exit codes: 0 sent and every stored hash matches; 1 a hash differs or
     /// a chunk was damaged (the data sent is then known bad); 2 could not run.
     Cat(CatArgs),
+    /// Convert an image (raw, split raw, an E01 set of any writer) into raw, split raw and/or
+    /// E01 in one pass, like ewfexport: new hash logs, map, piece list and a record that names
+    /// the source, what it claims and whether the bytes read hold it; case metadata and the
+    /// acquisition's unreadable sectors carried over. Exit codes: 0 converted and every stored
+    /// hash matches; 1 a hash differs, a chunk was damaged, or the source has unreadable
+    /// sectors; 2 failed or refused.
+    Convert(ConvertArgs),
     /// List a directory of a file system in the image (ext2/3/4, FAT12/16/32, NTFS), without
     /// mounting: type, size, modification time, inode or MFT number, name.
     Ls(browse::LsArgs),
@@ -86,6 +93,63 @@ pub enum Command {
     /// exhibit reads itself. Reads nothing but sysfs, the mount table and each partition
     /// table.
     Devices(DevicesArgs),
+}
+
+/// `exhibit convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    pub image: PathBuf,
+
+    /// Output base name: writes BASE.raw (or BASE.001, …; BASE.E01, … with --format e01),
+    /// BASE.md5/.sha1/.sha256, BASE.map, BASE.crc64 and BASE.yaml.
+    #[arg(short, long, value_name = "BASE")]
+    pub output: PathBuf,
+
+    /// Output formats and E01 settings.
+    #[command(flatten)]
+    pub output_format: FormatArgs,
+
+    /// Split raw output.
+    #[command(flatten)]
+    pub split: SplitArgs,
+
+    /// Hashes.
+    #[command(flatten)]
+    pub hash: HashArgs,
+
+    /// Threads that decode E01 chunks (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Replace existing output files instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// No progress and no summary (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Case metadata (each field given replaces the source image's).
+    #[command(flatten, next_help_heading = "Case metadata")]
+    pub case: CaseArgs,
+}
+
+impl ConvertArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> anyhow::Result<exhibit::convert::ConvertOptions> {
+        Ok(exhibit::convert::ConvertOptions {
+            formats: self.output_format.formats.clone(),
+            e01: self.output_format.e01(),
+            split: self.split.bytes(),
+            hashes: self.hash.hashes.clone(),
+            overwrite: self.overwrite,
+            workers: self.workers,
+            case: self.case.metadata()?,
+            command_line: exhibit::text::args_text(std::env::args_os()),
+            ..exhibit::convert::ConvertOptions::new(&self.image, &self.output)
+        })
+    }
 }
 
 /// `exhibit acquire`.
@@ -103,9 +167,9 @@ pub struct AcquireArgs {
     #[command(flatten)]
     pub output_format: FormatArgs,
 
-    /// Split the raw image into segments of SIZE (e.g. 640M, 2G; a multiple of 512 bytes).
-    #[arg(long, value_name = "SIZE")]
-    pub split: Option<Size>,
+    /// Split raw output.
+    #[command(flatten)]
+    pub split: SplitArgs,
 
     /// Write the raw image onto this block device (a clone) instead of BASE.raw. The device
     /// must be at least as large as the source and not mounted.
@@ -151,7 +215,7 @@ impl AcquireArgs {
         Ok(AcquireOptions {
             formats: self.output_format.formats.clone(),
             e01: self.output_format.e01(),
-            split: self.split.map(u64::from),
+            split: self.split.bytes(),
             clone_target: self.clone.clone(),
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,

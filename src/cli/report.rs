@@ -314,3 +314,59 @@ pub fn cat(r: &exhibit::cat::CatReport) {
         );
     }
 }
+
+/// `exhibit convert`'s summary: the acquire-style lines, then the source's claims.
+pub fn convert(report: &exhibit::convert::ConvertReport) {
+    let r = &report.record;
+    let speed = r.throughput.as_ref();
+    println!(
+        "exhibit: {}: {} bytes in {:.2} s ({:.0} MB/s)",
+        r.outcome.status,
+        r.source.size,
+        speed.map(|s| s.seconds).unwrap_or(0.0),
+        speed.map(|s| s.megabytes_per_second).unwrap_or(0.0),
+    );
+    if let Some(from) = &r.converted_from {
+        for c in &from.claimed_hashes {
+            if c.matches {
+                println!("exhibit: {} matches {}", c.algorithm, t(&c.source));
+            } else {
+                println!(
+                    "exhibit: {} MISMATCH: {} says {}, the source reads as {}",
+                    c.algorithm,
+                    t(&c.source),
+                    t(&c.claimed),
+                    c.computed
+                );
+            }
+        }
+        if from.hashes_match.is_none() {
+            println!("exhibit: the source image claims no hash; the hashes below are not checked");
+        }
+        for problem in &from.problems {
+            println!("exhibit: PROBLEM in the source: {}", t(problem));
+        }
+    }
+    if r.unreadable.sectors > 0 {
+        println!(
+            "exhibit: {} unreadable sectors in {} runs (from the source), zeros in the output; see {}",
+            r.unreadable.sectors,
+            r.unreadable.runs.len(),
+            p(r.unreadable.map.as_deref().unwrap_or(Path::new("the map")))
+        );
+    }
+    if let Some(note) = &r.unreadable_not_in_e01 {
+        println!("exhibit: WARNING: {}", t(note));
+    }
+    if let Some(h) = &r.hashes {
+        for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
+            if let Some(v) = v {
+                println!("{name:<7} {}", t(v));
+            }
+        }
+    }
+    if let Some(reason) = &r.outcome.reason {
+        println!("exhibit: {}", t(reason));
+    }
+    println!("record  {}", p(&report.record_path));
+}

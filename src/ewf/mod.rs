@@ -16,7 +16,6 @@
 
 pub mod check;
 pub mod compress;
-pub mod convert;
 pub mod format;
 pub mod naming;
 pub mod reader;

@@ -17,11 +17,13 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::ewf::{naming, E01Image, Problem};
-use crate::pipeline::Feed;
+use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
 pub mod cache;
 mod e01;
+pub mod provenance;
 mod raw;
+pub mod references;
 
 pub use e01::E01Media;
 pub use raw::RawImage;
@@ -34,7 +36,7 @@ pub const POOL_BLOCKS: usize = 8;
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// The kind of image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageFormat {
     /// One raw file.
@@ -244,6 +246,84 @@ impl Image {
             Image::Raw(_, r) => r.stream(feed).map(|()| Vec::new()),
             Image::E01(e) => e.stream(feed, workers),
         }
+    }
+
+    /// Refuses, for a job that must read all of it, a set that is not all there or whose size
+    /// is not known: an E01 with a missing segment, without a volume, or whose sector count
+    /// does not fit its chunks; a split raw image with a gap in its numbers. `path` is the name
+    /// given, for the message.
+    pub fn refuse_incomplete(&self, path: &Path) -> Result<()> {
+        if let Some(e) = self.e01() {
+            if let Some(p) = e.missing_segments().first() {
+                return Err(Error::Refused(format!(
+                    "{}: the E01 set is incomplete: {p}",
+                    path.display()
+                )));
+            }
+            let Some(v) = e.volume() else {
+                return Err(Error::Refused(format!(
+                    "{}: no volume section: the media size is unknown",
+                    path.display()
+                )));
+            };
+            // The sector count is the media size for every reader; chunks it does not match
+            // would be invented zeros (a forged count) or media left out.
+            let chunk = v.chunk_size();
+            let needed = v
+                .media_size()
+                .checked_div(chunk)
+                .map(|n| n + u64::from(v.media_size() % chunk != 0));
+            if needed != Some(e.chunk_count()) || u64::from(v.chunk_count) != e.chunk_count() {
+                return Err(Error::Refused(format!(
+                    "{}: the volume's {} sectors of {} bytes need {} chunks of {} sectors, its \
+                     volume says {} and its tables hold {}: the sector count does not fit the image",
+                    path.display(),
+                    v.sector_count,
+                    v.bytes_per_sector,
+                    needed.map_or_else(|| "?".to_string(), |n| n.to_string()),
+                    v.sectors_per_chunk,
+                    v.chunk_count,
+                    e.chunk_count()
+                )));
+            }
+        }
+        if self.format() == ImageFormat::SplitRaw {
+            let files = self.files();
+            let base = references::base_of(&files[0]);
+            let named = crate::audit::SideFiles::new(&base).segment_names(true, false)?;
+            if let Some(extra) = named.iter().find(|n| !files.contains(n)) {
+                return Err(Error::Refused(format!(
+                    "{}: a segment is missing: {} is there but {} is not",
+                    path.display(),
+                    references::file_name(extra),
+                    references::file_name(&crate::sink::raw::split_name(
+                        &base,
+                        files.len() as u64 + 1
+                    ))
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over the whole media into `consumers` (the one fan-out), with `workers` E01
+    /// decoders (0: one per core) and a buffer pool sized for this image: what every job that
+    /// reads a whole image into hashes and sinks runs (cat, convert, rescue's sealing).
+    /// `value` is the damaged chunks, handed on as zeros.
+    pub fn pass(
+        &self,
+        consumers: Consumers,
+        workers: usize,
+        tuning: Tuning<'_>,
+        progress: &crate::progress::Progress,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> std::result::Result<Passed<Vec<Problem>>, Failed> {
+        let workers = self::workers(workers);
+        let (len, count) = self.pass_buffers(workers);
+        let pool = crate::buffer::BufferPool::new(count, len);
+        pipeline::run(consumers, &pool, tuning, progress, stop, |feed| {
+            self.stream(feed, workers)
+        })
     }
 }
 

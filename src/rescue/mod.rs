@@ -77,6 +77,7 @@ mod options;
 mod passes;
 mod progress;
 mod resume;
+mod seal;
 #[cfg(test)]
 mod tests;
 
@@ -187,7 +188,7 @@ fn seal_into_e01(
 ) -> Result<Vec<OutputFile>> {
     // The finished image is the source's size in the source's sectors.
     let e = settings.options_for(source, &opts.case);
-    crate::ewf::convert::raw_to_e01(
+    seal::seal(
         &report.image,
         &opts.output,
         e,

@@ -29,15 +29,24 @@ impl E01Settings {
     /// case metadata, and 32 KiB chunks (also on 4Kn media).
     pub fn options_for(&self, source: &Source, case: &CaseMetadata) -> E01Options {
         let identity = source.identity();
-        let mut e = E01Options::new(source.size(), source.logical_sector_size());
-        e.compression = self.compression;
-        e.segment_size = self.segment_size;
-        e.sectors_per_chunk = (32768 / source.logical_sector_size()).max(1);
-        e.case = case.clone();
+        let mut e = self.options(source.size(), source.logical_sector_size(), case);
         e.model = identity.model.clone();
         e.serial = identity.serial.clone();
         e.physical_device = source.kind() == SourceKind::Disk;
         e.removable = identity.removable.unwrap_or(false);
+        e
+    }
+}
+
+impl E01Settings {
+    /// The E01 writer's options for media of `media_size` bytes in `sector_size`-byte sectors:
+    /// these settings, the case metadata, and 32 KiB chunks (also on 4Kn media).
+    pub fn options(&self, media_size: u64, sector_size: u32, case: &CaseMetadata) -> E01Options {
+        let mut e = E01Options::new(media_size, sector_size);
+        e.compression = self.compression;
+        e.segment_size = self.segment_size;
+        e.sectors_per_chunk = (32768 / sector_size).max(1);
+        e.case = case.clone();
         e
     }
 }

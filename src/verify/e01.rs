@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::refs::{file_name, Reference};
 use super::stream::{self, PassResult};
 use super::{Check, Topic, Verdict, VerifyOptions};
 use crate::error::Result;
 use crate::ewf::Problem;
-use crate::hash::{to_hex, HashAlgorithm};
+use crate::hash::HashAlgorithm;
+use crate::image::references::{self, file_name, Reference};
 use crate::image::E01Media;
 use crate::progress::Progress;
 
@@ -166,21 +166,7 @@ pub(super) fn verify_e01(
     let structural = checks.len();
     let name = file_name(first);
 
-    let mut refs = Vec::new();
-    if let Some(md5) = img.stored_md5() {
-        refs.push(Reference {
-            algorithm: HashAlgorithm::Md5,
-            hex: to_hex(&md5),
-            source: format!("{name} (stored MD5)"),
-        });
-    }
-    if let Some(sha1) = img.stored_sha1() {
-        refs.push(Reference {
-            algorithm: HashAlgorithm::Sha1,
-            hex: to_hex(&sha1),
-            source: format!("{name} (stored SHA-1)"),
-        });
-    }
+    let refs = references::stored_in_e01(img, &name);
 
     if let (Some(v), false) = (img.volume(), img.error2().is_empty()) {
         let bps = u64::from(v.bytes_per_sector);

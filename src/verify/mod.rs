@@ -29,12 +29,11 @@ use crate::progress::Progress;
 
 mod e01;
 mod plan;
-pub mod refs;
 mod segments;
 pub mod stream;
 
+use crate::image::references::{file_name, Reference};
 use plan::{is_record, plan_for_image, plans_from_record, Plan};
-use refs::{file_name, Reference};
 
 /// Exit code: every check passed.
 pub use crate::audit::exit::COMPLETE as EXIT_VERIFIED;

@@ -5,13 +5,16 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use super::refs::{self, file_name, normal_hex, parse_log, side_file, Reference};
 use super::{Check, ImageFormat, Topic, Verdict, MAX_LISTED_RANGES};
 use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::hash::HashAlgorithm;
+use crate::image::references::{
+    self as refs, cannot_read, file_name, from_record as record_refs, raw_output_names, side_file,
+    Finding, Reference,
+};
 use crate::pieces::PieceList;
-use crate::small_file::{read_small, HASH_LOG_LIMIT, PIECE_LIST_LIMIT};
+use crate::small_file::{read_small, PIECE_LIST_LIMIT};
 
 /// One image to read, and what to compare it with.
 #[derive(Debug)]
@@ -194,6 +197,20 @@ fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Chec
                 );
             }
         }
+        // A conversion's set is whole, but its source did not hold what it claimed.
+        "complete-with-findings" => checks.push(Check::new(
+            Verdict::Fail,
+            Topic::Record,
+            format!(
+                "{name} says the image was converted from a source that did not hold its own \
+                 hashes or was damaged ({}): it holds the bytes as read",
+                record
+                    .outcome
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+        )),
         other => checks.push(Check::new(
             Verdict::Fail,
             Topic::Record,
@@ -210,32 +227,8 @@ fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Chec
     }
 }
 
-fn record_refs(record: &AuditRecord, path: &Path) -> Vec<Reference> {
-    let Some(h) = &record.hashes else {
-        return Vec::new();
-    };
-    let name = file_name(path);
-    [
-        (HashAlgorithm::Md5, &h.md5),
-        (HashAlgorithm::Sha1, &h.sha1),
-        (HashAlgorithm::Sha256, &h.sha256),
-    ]
-    .into_iter()
-    .filter_map(|(alg, v)| {
-        let v = v.as_deref()?;
-        Some(Reference {
-            algorithm: alg,
-            // A malformed value stays as written so that it fails, visibly.
-            hex: normal_hex(alg, v).unwrap_or_else(|| v.to_string()),
-            source: name.clone(),
-        })
-    })
-    .collect()
-}
-
-/// References from one hash log: lines naming `-` (the media stream), the image's own file
-/// when it is a single raw file, or a raw image the record lists as an output of the same
-/// acquisition (`same_media`: its media is this image's media).
+/// References from one hash log (see [`refs::from_log`]), with what was not used as checks
+/// of the side files.
 fn log_refs(
     alg: HashAlgorithm,
     log: &Path,
@@ -244,58 +237,19 @@ fn log_refs(
     same_media: &[String],
     checks: &mut Vec<Check>,
 ) -> Vec<Reference> {
-    let text = match read_small(log, HASH_LOG_LIMIT) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
-            checks.push(Check::new(
-                Verdict::Fail,
-                Topic::SideFile,
-                cannot_read(log, &e),
-            ));
-            return Vec::new();
-        }
-    };
-    let (entries, bad) = parse_log(alg, &text);
-    let lname = file_name(log);
-    for (line, t) in bad {
-        checks.push(Check::new(
-            Verdict::Fail,
-            Topic::SideFile,
-            format!("{lname} line {line} is not a {alg} hash line: {t:?}"),
-        ));
-    }
-    let mut out = Vec::new();
-    for e in entries {
-        let single = matches!(format, ImageFormat::Raw) && image_names.len() == 1;
-        // `./disk.raw` or `dir/disk.raw` name the same file as `disk.raw` beside the log.
-        let named = Path::new(&e.name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if e.name == "-" || (single && image_names[0] == named) {
-            out.push(Reference {
-                algorithm: alg,
-                hex: e.hex,
-                source: lname.clone(),
-            });
-        } else if same_media.contains(&named) {
-            out.push(Reference {
-                algorithm: alg,
-                hex: e.hex,
-                source: format!("{lname} (for {}, same acquisition)", e.name),
-            });
-        } else {
-            checks.push(Check::new(
-                Verdict::Note,
-                Topic::SideFile,
-                format!(
-                    "{lname} has a line for '{}', which is not this image; not used",
-                    e.name
-                ),
-            ));
-        }
-    }
+    let mut findings = Vec::new();
+    let out = refs::from_log(alg, log, image_names, format, same_media, &mut findings);
+    checks.extend(findings.into_iter().map(side_file_check));
     out
+}
+
+fn side_file_check(f: Finding) -> Check {
+    let verdict = if f.failed {
+        Verdict::Fail
+    } else {
+        Verdict::Note
+    };
+    Check::new(verdict, Topic::SideFile, f.message)
 }
 
 /// The record's unreadable runs as (first sector, sector count).
@@ -305,16 +259,6 @@ fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
         .runs
         .iter()
         .map(|r| (r.first_sector, r.sector_count))
-        .collect()
-}
-
-/// File names of the single raw images a record lists (hash logs name them).
-fn raw_output_names(record: &AuditRecord) -> Vec<String> {
-    record
-        .outputs
-        .iter()
-        .filter(|o| o.kind == "raw")
-        .map(|o| file_name(&o.path))
         .collect()
 }
 
@@ -487,17 +431,6 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
         }
     }
     Ok(plans)
-}
-
-/// "PATH: cannot be read: WHY" for a side file that could not be read (missing, unreadable,
-/// or refused by the small-file reader: a FIFO, a device, a symlink, too large).
-fn cannot_read(path: &Path, e: &crate::error::Error) -> String {
-    let why = match e {
-        crate::error::Error::Io { source, .. } => source.to_string(),
-        crate::error::Error::Format { message, .. } => message.clone(),
-        other => other.to_string(),
-    };
-    format!("{}: cannot be read: {why}", path.display())
 }
 
 /// The per-output lines of a record's check, each kind listed up to [`MAX_LISTED_OUTPUTS`]

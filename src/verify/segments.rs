@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use super::plan::Plan;
-use super::refs::file_name;
 use super::{Check, ImageFormat, Topic, Verdict};
 use crate::audit::AuditRecord;
+use crate::image::references::file_name;
 use crate::sink::raw::split_name;
 
 /// When `plan` is a split raw image whose first segment the record beside it lists, fails

@@ -12,6 +12,7 @@ mod bounded;
 mod browse;
 mod cat;
 mod cli;
+mod convert;
 mod devices;
 mod e01_check;
 mod e01_reference;

@@ -154,6 +154,26 @@ pub fn ewfacquire(
     Some(PathBuf::from(format!("{}.E01", target.display())))
 }
 
+/// [`ewfacquire`] (uncompressed, segments of `segment`) with every case field set:
+/// `-C case -E evidence -e examiner -D description -N notes`.
+pub fn ewfacquire_with_case(
+    source: &Path,
+    target: &Path,
+    segment: &str,
+    case: [&str; 5],
+) -> Option<PathBuf> {
+    let exe = tool("ewfacquire")?;
+    let [c, e, x, d, n] = case;
+    Command::new(exe)
+        .args(["-u", "-q", "-c", "none", "-d", "sha1", "-S", segment])
+        .args(["-C", c, "-E", e, "-e", x, "-D", d, "-N", n])
+        .arg("-t")
+        .arg(target)
+        .arg(source)
+        .exits(0);
+    Some(PathBuf::from(format!("{}.E01", target.display())))
+}
+
 /// `ewfverify` must pass; returns its output.
 pub fn ewfverify_ok(first: &Path) -> Option<String> {
     let t = tool("ewfverify")?;

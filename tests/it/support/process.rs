@@ -85,6 +85,18 @@ pub fn acquire(source: &Path, base: &Path, extra: &[&str], code: i32) -> Output 
         .exits(code)
 }
 
+/// `exhibit convert IMAGE -o BASE EXTRA`; asserts exit code `code`; returns its output (the
+/// summary names every claim of the source).
+pub fn convert(image: &Path, base: &Path, extra: &[&str], code: i32) -> Output {
+    exhibit()
+        .arg("convert")
+        .arg(image)
+        .arg("-o")
+        .arg(base)
+        .args(extra)
+        .exits(code)
+}
+
 /// `exhibit rescue DEVICE -o BASE --quiet EXTRA`, to run or spawn.
 pub fn rescue_cmd(device: &Path, base: &Path, extra: &[&str]) -> Command {
     let mut c = exhibit();

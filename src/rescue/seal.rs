@@ -1,30 +1,27 @@
-//! Converting a finished raw image into an E01 set: what `exhibit rescue --format e01` does
-//! once the map says done. The image is read again, block by block, into the same writer that
-//! acquisition uses; MD5 and SHA-1 are recomputed on the way and must equal the hashes the
-//! rescue computed, so an image that changed in between can never be sealed into an E01 under
-//! hashes it does not have.
+//! Sealing the finished image into an E01 set: what `exhibit rescue --format e01` does once
+//! the map says done. The image is read again in one pass of the image reader into the E01
+//! sink ([`Image::pass`], as cat and convert read theirs); MD5 and SHA-1 are recomputed on the
+//! way and must equal the hashes the rescue computed, so an image that changed in between can
+//! never be sealed into an E01 under hashes it does not have.
+//!
+//! Not the shared outputs of a BASE (`crate::outputs`): the rescue owns its raw image, its map
+//! (the resumable state), its hash logs and its record, so only the E01 sink is new here.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use crate::buffer::BufferPool;
 use crate::error::{Error, Result};
+use crate::ewf::{E01Options, E01Sink};
 use crate::hash::{to_hex, HashAlgorithm, MediaHashes};
-use crate::image::RawImage;
+use crate::image::{Image, ImageFormat, RawImage};
 use crate::map::BadRun;
-use crate::pipeline::{self, Consumers, Tuning};
+use crate::pipeline::{Consumers, Tuning};
 use crate::progress::Progress;
 use crate::sink::{MediaSummary, OutputFile};
 
-use super::{E01Options, E01Sink};
-
-/// Blocks of the pass: the size acquisition reads in, so the E01 sink sees the same shapes.
-const BLOCK: usize = 1 << 20;
-const BLOCKS: usize = 8;
-
 /// Writes `BASE.E01`, … from the first `opts.media_size` bytes of `image`, with `unreadable`
 /// in `error2`. `expected` holds the MD5/SHA-1 the image must have.
-pub fn raw_to_e01(
+pub(super) fn seal(
     image: &Path,
     base: &Path,
     opts: E01Options,
@@ -45,21 +42,25 @@ pub fn raw_to_e01(
             ),
         });
     }
+    use std::os::unix::fs::FileTypeExt;
+    let on_device = std::fs::metadata(image).is_ok_and(|m| m.file_type().is_block_device());
+    let format = if on_device {
+        ImageFormat::Device
+    } else {
+        ImageFormat::Raw
+    };
     let sink = E01Sink::create(base, opts, overwrite)?;
     let consumers = Consumers {
         hashes: vec![HashAlgorithm::Md5, HashAlgorithm::Sha1],
         piece_size: None,
         sinks: vec![Box::new(sink)],
     };
-    let pool = BufferPool::new(BLOCKS, BLOCK);
-    let progress = Progress::default();
-    let passed = pipeline::run(
+    let passed = Image::Raw(format, raw).pass(
         consumers,
-        &pool,
+        0,
         Tuning::default(),
-        &progress,
+        &Progress::default(),
         stop,
-        |feed| raw.stream(feed),
     )?;
     let mut sinks = passed.sinks;
     let Some(sink) = sinks.pop() else {

@@ -1,0 +1,449 @@
+//! The outputs of a BASE, for every job that writes an image set from one pass (acquire,
+//! convert): what the set will be, the refusals before anything is written, the sinks, and
+//! the finish once the pass has delivered every byte.
+//!
+//! ```text
+//!  Outputs::plan ─▶ claim (not the source, BASE.lock, no existing output) ─▶ create_sinks
+//!        ─▶ (the job's pass) ─▶ finish: sinks ─▶ map ─▶ pieces ─▶ stale files ─▶ hash logs
+//!                                        ─▶ record (hashes, pieces, outputs) ─▶ complete
+//! ```
+//! A job owns its source, its pass and what only it knows (the reader in the record, how a
+//! stopped source is mapped); everything about the files of BASE lives here, once.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::audit::{
+    hash_logs, write_atomically, write_map, AuditRecord, HashInfo, Outcome, PiecesInfo,
+    RecordBuilder, SideFiles,
+};
+use crate::error::{Error, Result};
+use crate::ewf::{naming, E01Options, E01Sink};
+use crate::exclusive::BaseLock;
+use crate::hash::HashAlgorithm;
+use crate::map::{BadRun, SectorMap};
+use crate::pieces::PieceList;
+use crate::sink::raw::{refuse_existing, RawLayout, RawSink};
+use crate::sink::{MediaSummary, OutputFile, Sink};
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Raw image (single, split, or a clone onto a device).
+    Raw,
+    /// EnCase 6 E01 segments (`BASE.E01`, `BASE.E02`, …).
+    E01,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "raw" => Ok(OutputFormat::Raw),
+            "e01" | "ewf" => Ok(OutputFormat::E01),
+            other => Err(format!("unknown format '{other}' (raw, e01)")),
+        }
+    }
+}
+
+/// What a job asks of its outputs.
+#[derive(Clone, Debug)]
+pub struct OutputRequest<'a> {
+    /// BASE: `BASE.raw`, `BASE.E01`, `BASE.yaml`, ….
+    pub base: &'a Path,
+    /// The formats (at least one).
+    pub formats: &'a [OutputFormat],
+    /// Split raw output into segments of this many bytes.
+    pub split: Option<u64>,
+    /// Raw output onto this block device instead of a file.
+    pub clone_target: Option<&'a Path>,
+    /// The hashes asked for (MD5 and SHA-1 are added for E01).
+    pub hashes: &'a [HashAlgorithm],
+    /// Replace existing outputs instead of refusing.
+    pub overwrite: bool,
+    /// Media bytes the pass will deliver.
+    pub media_size: u64,
+}
+
+/// The planned outputs of one BASE.
+#[derive(Debug)]
+pub struct Outputs {
+    base: PathBuf,
+    side: SideFiles,
+    hashes: Vec<HashAlgorithm>,
+    raw_layout: Option<RawLayout>,
+    e01: bool,
+    overwrite: bool,
+    clone_target: Option<PathBuf>,
+    media_size: u64,
+    /// Every file the run will create or replace (the side files and the raw layout's).
+    planned: Vec<PathBuf>,
+}
+
+impl Outputs {
+    /// The set `req` describes; refuses a missing output directory, a BASE that is a
+    /// directory, `--clone` with `--split`, and a bad split size. Nothing is touched.
+    pub fn plan(req: &OutputRequest<'_>) -> Result<Outputs> {
+        if req.formats.is_empty() {
+            return Err(Error::InvalidOption("no output format given".into()));
+        }
+        let e01 = req.formats.contains(&OutputFormat::E01);
+        let mut hashes = req.hashes.to_vec();
+        if e01 {
+            // An E01 carries MD5 (`hash`) and MD5 + SHA-1 (`digest`); an E01 without them is
+            // one no reader can check, so they are always computed for it.
+            hashes.extend([HashAlgorithm::Md5, HashAlgorithm::Sha1]);
+        }
+        hashes.sort();
+        hashes.dedup();
+        let base_dir = req
+            .base
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !base_dir.is_dir() {
+            return Err(Error::Refused(format!(
+                "the output directory {} does not exist",
+                base_dir.display()
+            )));
+        }
+        if req.base.file_name().is_none() {
+            return Err(Error::InvalidOption(format!(
+                "-o {}: give a base name such as case42/disk, not a directory",
+                req.base.display()
+            )));
+        }
+        let side = SideFiles::new(req.base);
+        let raw_layout = if req.formats.contains(&OutputFormat::Raw) {
+            Some(match (req.clone_target, req.split) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::InvalidOption(
+                        "--clone and --split cannot be combined".into(),
+                    ))
+                }
+                (Some(dev), None) => RawLayout::Device(dev.to_path_buf()),
+                (None, Some(size)) => {
+                    crate::sink::raw::check_split(size)?;
+                    RawLayout::Split {
+                        base: req.base.to_path_buf(),
+                        segment_size: size,
+                    }
+                }
+                (None, None) => RawLayout::Single(side.raw()),
+            })
+        } else {
+            None
+        };
+        let mut planned: Vec<PathBuf> = side.all(&hashes);
+        if let Some(layout) = &raw_layout {
+            planned.extend(layout.paths(req.media_size));
+        }
+        Ok(Outputs {
+            base: req.base.to_path_buf(),
+            side,
+            hashes,
+            raw_layout,
+            e01,
+            overwrite: req.overwrite,
+            clone_target: req.clone_target.map(Path::to_path_buf),
+            media_size: req.media_size,
+            planned,
+        })
+    }
+
+    /// The hashes to compute: those asked for, with MD5 and SHA-1 for E01, sorted.
+    pub fn hashes(&self) -> &[HashAlgorithm] {
+        &self.hashes
+    }
+
+    /// The side files of BASE.
+    pub fn side(&self) -> &SideFiles {
+        &self.side
+    }
+
+    /// True when the set includes E01.
+    pub fn wants_e01(&self) -> bool {
+        self.e01
+    }
+
+    /// Everything the run may create, replace, write or remove, and the lock: the planned
+    /// files, `BASE.lock`, `BASE.E01`, and the segment names of BASE that exist (a run that
+    /// writes segments may replace or remove any of them).
+    pub fn guarded(&self) -> Result<Vec<PathBuf>> {
+        let mut guarded = self.planned.clone();
+        guarded.push(self.side.lock());
+        if self.e01 {
+            guarded.extend(naming::segment_path(&self.base, 1));
+        }
+        let raw_files = matches!(
+            self.raw_layout,
+            Some(RawLayout::Single(_) | RawLayout::Split { .. })
+        );
+        guarded.extend(self.side.segment_names(raw_files, self.e01)?);
+        Ok(guarded)
+    }
+
+    /// The refusals before anything is written, in this order: `refuse_source` on every
+    /// [`Self::guarded`] path (outputs that are the source or live on it), another run on
+    /// BASE (the lock, taken for `job` with `room` bytes reserved for the last side files),
+    /// and, unless `--overwrite`, existing outputs (a clone target exists by definition).
+    pub fn claim(
+        &self,
+        refuse_source: impl FnOnce(&[PathBuf]) -> Result<()>,
+        job: &str,
+        room: u64,
+    ) -> Result<BaseLock> {
+        refuse_source(&self.guarded()?)?;
+        let lock = BaseLock::acquire(&self.side.lock(), job, room)?;
+        for path in &self.planned {
+            let is_clone_target = self.clone_target.as_deref() == Some(path.as_path());
+            if !self.overwrite && !is_clone_target {
+                refuse_existing(path)?;
+            }
+        }
+        Ok(lock)
+    }
+
+    /// The sinks (raw, then E01), created empty. E01 needs media of whole `sector_size`-byte
+    /// sectors (refused otherwise); `e01` gives the writer's options. A refusal writes
+    /// nothing: what the sinks before the refusing one set up is removed.
+    pub fn create_sinks(
+        &self,
+        sector_size: u32,
+        e01: impl FnOnce() -> E01Options,
+    ) -> Result<Vec<Box<dyn Sink>>> {
+        if self.e01 {
+            let sector = u64::from(sector_size);
+            if self.media_size % sector != 0 {
+                return Err(Error::InvalidOption(format!(
+                    "E01 stores whole {sector}-byte sectors and the source is {} bytes; use --format raw",
+                    self.media_size
+                )));
+            }
+        }
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let created = (|| -> Result<()> {
+            if let Some(layout) = self.raw_layout.clone() {
+                let raw = RawSink::create(layout, self.media_size, self.overwrite)?;
+                sinks.push(Box::new(raw));
+            }
+            if self.e01 {
+                sinks.push(Box::new(E01Sink::create(
+                    &self.base,
+                    e01(),
+                    self.overwrite,
+                )?));
+            }
+            Ok(())
+        })();
+        if let Err(e) = created {
+            // New, empty files: existing names were refused by `claim` unless --overwrite.
+            for sink in sinks {
+                for file in sink.abandon() {
+                    if std::fs::metadata(&file.path).is_ok_and(|m| m.is_file()) {
+                        let _ = std::fs::remove_file(&file.path);
+                    }
+                }
+            }
+            return Err(e);
+        }
+        Ok(sinks)
+    }
+
+    /// The map's header lines for a run that started at `started_utc`.
+    fn map_header(started_utc: &str) -> Vec<String> {
+        vec![
+            format!("Start time: {started_utc}"),
+            format!(
+                "Current time: {}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ]
+    }
+
+    /// Ends the record with `outcome` and the unreadable runs (in `sector`-byte sectors).
+    pub fn end_record(
+        &self,
+        record: &mut RecordBuilder,
+        outcome: &Outcome,
+        unreadable: &[BadRun],
+        sector: u64,
+    ) -> Result<()> {
+        record.set_unreadable(unreadable, sector, self.side.map());
+        record.finish(outcome)
+    }
+
+    /// After a pass that failed: the map as far as it got (status `?`), the record with the
+    /// abandoned `outputs` and the error's outcome. Returns the error to report.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pass_failed(
+        &self,
+        record: &mut RecordBuilder,
+        lock: &BaseLock,
+        error: Error,
+        outputs: Vec<OutputFile>,
+        map: &mut SectorMap,
+        unreadable: &[BadRun],
+        sector: u64,
+    ) -> Error {
+        // The image may have filled the filesystem: the reserved room is for what follows.
+        lock.release_room();
+        map.current_status = '?';
+        let header = Self::map_header(&record.record().times.started_utc);
+        let _ = write_map(map, &self.side.map(), &header);
+        record.record_mut().outputs = outputs;
+        let written = self.end_record(record, &Outcome::from_error(&error), unreadable, sector);
+        error.or_unrecorded(record.path(), written)
+    }
+
+    /// After a pass that delivered every byte: closes every sink with `summary`, writes the
+    /// map (status `+`) and the piece list, removes with `--overwrite` what an earlier run on
+    /// BASE wrote and this one did not (never `protect`, the source's device and inode),
+    /// writes the hash logs, and fills the record's hashes (`how` the bytes got there: `read`),
+    /// piece list and outputs. A failure is recorded and returned.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &self,
+        record: &mut RecordBuilder,
+        lock: &BaseLock,
+        sinks: Vec<Box<dyn Sink>>,
+        summary: &MediaSummary,
+        map: &mut SectorMap,
+        pieces: &PieceList,
+        how: &str,
+        protect: Option<(u64, u64)>,
+    ) -> Result<()> {
+        let sector = u64::from(summary.sector_size);
+        let unreadable = &summary.unreadable;
+        let mut outputs = Vec::new();
+        let mut failure = None;
+        for sink in sinks {
+            if failure.is_some() {
+                outputs.extend(sink.abandon());
+                continue;
+            }
+            match sink.finish(summary) {
+                Ok(files) => outputs.extend(files),
+                Err(e) => failure = Some(e),
+            }
+        }
+        map.current_pos = summary.media_size;
+        map.current_status = '+';
+        lock.release_room();
+        let side_result = (|| -> Result<()> {
+            let header = Self::map_header(&record.record().times.started_utc);
+            write_map(map, &self.side.map(), &header)?;
+            write_atomically(&self.side.pieces(), &pieces.to_bytes())?;
+            Ok(())
+        })();
+        if let (None, Err(e)) = (&failure, side_result) {
+            failure = Some(e);
+        }
+        if failure.is_none() && self.overwrite {
+            // What an earlier run on this BASE wrote and this one did not (more segments,
+            // another layout) would make the new set fail verify: see sink::stale.
+            let mut keep: Vec<PathBuf> = outputs.iter().map(|o| o.path.clone()).collect();
+            keep.extend(self.side.all(&self.hashes));
+            if let Err(e) = crate::sink::stale::remove_stale(&self.base, &keep, protect) {
+                failure = Some(e);
+            }
+        }
+        if let Some(error) = failure {
+            record.record_mut().outputs = outputs;
+            let outcome = Outcome::Failed(error.to_string());
+            let written = self.end_record(record, &outcome, unreadable, sector);
+            return Err(error.or_unrecorded(record.path(), written));
+        }
+
+        let logs = match hash_logs::write(&self.side, &summary.hashes, &outputs, summary.media_size)
+        {
+            Ok(logs) => logs,
+            Err(error) => {
+                record.record_mut().outputs = outputs;
+                let outcome = Outcome::Failed(error.to_string());
+                let written = self.end_record(record, &outcome, unreadable, sector);
+                return Err(error.or_unrecorded(record.path(), written));
+            }
+        };
+
+        let rec = record.record_mut();
+        if self.e01 {
+            let lost = crate::ewf::unaddressable_runs(unreadable, summary.sector_size);
+            if !lost.is_empty() {
+                rec.unreadable_not_in_e01 = Some(format!(
+                    "{} unreadable runs lie beyond sector 2^32-1, which the E01 error2 section \
+                     cannot address; they are zeros in the E01 and listed only here and in the \
+                     map: {}",
+                    lost.len(),
+                    lost.iter()
+                        .map(|r| format!("bytes {}..{}", r.offset, r.offset + r.length))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let bad_bytes: u64 = unreadable.iter().map(|r| r.length).sum();
+        let zero_filled_sectors: u64 = unreadable.iter().map(|r| r.length.div_ceil(sector)).sum();
+        rec.hashes = Some(HashInfo::new(
+            &summary.hashes,
+            summary.media_size,
+            bad_bytes,
+            zero_filled_sectors,
+            how,
+            logs.logs,
+            logs.checks,
+        ));
+        rec.pieces = Some(PiecesInfo {
+            file: self.side.pieces(),
+            piece_size: pieces.piece_size,
+            algorithm: "crc-64/xz".into(),
+        });
+        rec.outputs = outputs;
+        Ok(())
+    }
+
+    /// The last write of a finished run's record: `outcome`, then the lock goes. Returns the
+    /// record, where it is, and the exit code.
+    pub fn complete(
+        &self,
+        mut record: RecordBuilder,
+        lock: BaseLock,
+        outcome: &Outcome,
+        unreadable: &[BadRun],
+        sector: u64,
+    ) -> Result<(AuditRecord, PathBuf, i32)> {
+        let written = self.end_record(&mut record, outcome, unreadable, sector);
+        Error::recorded(record.path(), written)?;
+        drop(lock);
+        let (record, path) = record.into_parts();
+        Ok((
+            record,
+            path,
+            outcome.exit_code().unwrap_or(crate::audit::exit::FAILED),
+        ))
+    }
+}
+
+/// Refuses an output that is one of `inputs` (by device and inode: also through another
+/// name, a hard link or a symbolic link).
+pub fn refuse_inputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
+    let ids: Vec<((u64, u64), &PathBuf)> = inputs
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| ((m.dev(), m.ino()), p)))
+        .collect();
+    for out in outputs {
+        let Ok(m) = std::fs::metadata(out) else {
+            continue;
+        };
+        if let Some((_, input)) = ids.iter().find(|(id, _)| *id == (m.dev(), m.ino())) {
+            return Err(Error::Refused(format!(
+                "{}: is {}, a file of the image being converted (or its record or hash log); \
+                 choose another -o",
+                out.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
