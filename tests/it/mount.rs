@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn is_mounted(dir: &Path) -> bool {
+pub(crate) fn is_mounted(dir: &Path) -> bool {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
@@ -91,7 +91,7 @@ impl Drop for Mounted {
     }
 }
 
-fn e01_of_sample(dir: &Path) -> PathBuf {
+pub(crate) fn e01_of_sample(dir: &Path) -> PathBuf {
     segmented_e01_of_sample(&dir.join("ev"))
 }
 
@@ -160,7 +160,7 @@ fn the_media_and_each_partition_are_files_byte_for_byte() {
 }
 
 /// Offset and stored length of chunk `n` of an E01 (from our container reader).
-fn chunk_place(first: &Path, n: u64) -> (PathBuf, u64, u64) {
+pub(crate) fn chunk_place(first: &Path, n: u64) -> (PathBuf, u64, u64) {
     let p = exhibit::ewf::E01Image::open(first)
         .unwrap()
         .chunk_place(n)
