@@ -156,7 +156,7 @@ pub fn mount(
     let mtime = std::fs::metadata(&mounted.image_files[0])
         .and_then(|m| m.modified())
         .unwrap_or(std::time::UNIX_EPOCH);
-    let filesystem = fs::ImageFs::new(image, files, info_yaml, mtime, notice);
+    let filesystem = fs::ImageFs::new(image, files, info_yaml, mtime, notice, opts)?;
     let session = fs::spawn(filesystem, opts)?;
     ready(&mounted);
     while !stop.load(Ordering::Relaxed) && !session.guard.is_finished() {
