@@ -22,6 +22,8 @@
 #   BENCH_VERIFY=1          also time ewfverify vs exhibit verify
 #   BENCH_MOUNT=1           also run bench/mount.sh (exhibit mount vs ewfmount, sequential read of
 #                           an E01 of the same source through the mount, one and two readers)
+#   BENCH_CONVERT=1         also run bench/convert.sh (exhibit convert vs ewfexport: an E01 of the
+#                           same source to raw and to E01)
 #   BENCH_RESCUE=1          also run bench/rescue.sh (exhibit rescue vs ddrescue on a faulty device,
 #                           512- and 4096-byte sectors) and put its tables in the report
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
@@ -39,6 +41,7 @@ exhibit=${EXHIBIT:-$repo/target/release/exhibit}
 tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibit-raw-e01 exhibit-rescue}
 do_rescue=${BENCH_RESCUE:-1}
 do_mount=${BENCH_MOUNT:-1}
+do_convert=${BENCH_CONVERT:-1}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -291,6 +294,17 @@ if ((do_mount && have_exhibit)) && "$exhibit" mount --help >/dev/null 2>&1; then
     fi
 fi
 
+# Convert: bench/convert.sh on the same source file, same run.
+convert_table=""
+if ((do_convert && have_exhibit)) && "$exhibit" convert --help >/dev/null 2>&1; then
+    log "convert: exhibit convert vs ewfexport"
+    if OUT="$work/convert.md" EXHIBIT="$exhibit" "$repo/bench/convert.sh" "$src" "$reps" >"$work/log.convert" 2>&1; then
+        convert_table=$work/convert.md
+    else
+        notes+=("bench/convert.sh failed: $(tail -n 1 "$work/log.convert")")
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else print "-" }'; }
@@ -364,6 +378,12 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         echo "## Mount (bench/mount.sh)"
         echo
         cat "$mount_table"
+    fi
+    if [[ -n $convert_table ]]; then
+        echo
+        echo "## Convert (bench/convert.sh)"
+        echo
+        cat "$convert_table"
     fi
     if ((${#verify_rows[@]})); then
         echo

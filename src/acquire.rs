@@ -88,6 +88,9 @@ pub struct AcquireOptions {
     pub overwrite: bool,
     /// Set the kernel's read-only flag on the source device before reading (default off).
     pub set_readonly: bool,
+    /// Image a live source (mounted read-write, held, swap): refused without it (default
+    /// off); with it, recorded in `source.live_use`.
+    pub allow_live: bool,
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
@@ -109,6 +112,7 @@ impl AcquireOptions {
             case: CaseMetadata::default(),
             overwrite: false,
             set_readonly: false,
+            allow_live: false,
             command_line: Vec::new(),
         }
     }
@@ -210,6 +214,7 @@ pub fn acquire(
     );
     guarded.extend(side.segment_names(raw_files, want_e01)?);
     source.refuse_outputs(&guarded)?;
+    let live = crate::device::live::guard_source(&source, opts.allow_live)?;
     let lock = BaseLock::acquire(
         &side.lock(),
         "acquisition",
@@ -270,6 +275,7 @@ pub fn acquire(
         started,
         side.record(),
     );
+    record.record_mut().source.live_use = live;
     record.write()?;
 
     progress.set_total(source.size());

@@ -18,15 +18,19 @@
 pub mod acquire;
 pub mod audit;
 pub mod block;
+pub mod browse;
 #[allow(unsafe_code)]
 pub mod buffer;
 pub mod case;
 pub mod cat;
 pub mod cputime;
+pub mod device;
+pub mod devices;
 pub mod error;
 pub mod ewf;
 pub mod exclusive;
 pub mod fake_disk;
+pub mod fs;
 pub mod hash;
 pub mod image;
 pub mod info;

@@ -11,7 +11,8 @@ use std::time::Instant;
 use clap::Parser;
 use cli::draw::with_progress;
 use cli::{
-    report, AcquireArgs, CatArgs, Cli, Command, InfoArgs, MountArgs, RescueArgs, VerifyArgs,
+    report, AcquireArgs, CatArgs, Cli, Command, DevicesArgs, InfoArgs, MountArgs, RescueArgs,
+    VerifyArgs,
 };
 use exhibit::audit::exit::FAILED as EXIT_FAILED;
 use exhibit::progress::Progress;
@@ -59,6 +60,9 @@ fn main() -> ExitCode {
         Command::Rescue(args) => run_rescue(args, &stop),
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
+        Command::Ls(args) => run_ls(args),
+        Command::Extract(args) => run_extract(args, &stop),
+        Command::Devices(args) => run_devices(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -82,8 +86,20 @@ fn one_line(e: &anyhow::Error) -> String {
     exhibit::text::printable(&parts.join(": ").replace('\n', " ")).into_owned()
 }
 
+/// Says on stderr, before a job starts, that its source is in use and the job goes on (a
+/// read-only mount, or `--allow-live`); a use that is refused is the job's own error.
+fn warn_live(source: &std::path::Path, allow_live: bool) {
+    if let Ok(Some(live)) = exhibit::device::live::guard_path(source, allow_live) {
+        eprintln!(
+            "exhibit: warning: {}",
+            exhibit::text::printable(&live.warning(source))
+        );
+    }
+}
+
 fn run_acquire(args: AcquireArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let opts = args.options()?;
+    warn_live(&opts.source, opts.allow_live);
     let report = with_progress(!args.quiet, |p: &Progress| {
         exhibit::acquire::acquire(&opts, p, stop)
     })?;
@@ -122,6 +138,22 @@ fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `exhibit devices`: a table, or JSON with `--json`.
+fn run_devices(args: DevicesArgs) -> anyhow::Result<i32> {
+    let report = exhibit::devices::devices(&args.options())?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        cli::devices::render(&report)
+    };
+    // `exhibit devices | head` closes the pipe early: that is not an error.
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
+}
+
 /// `exhibit cat`: the media on standard output (never a terminal), the verdict on stderr.
 fn run_cat(args: CatArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
@@ -138,6 +170,24 @@ fn run_cat(args: CatArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let report = exhibit::cat::cat(&args.options(), out, &Progress::default(), stop)?;
     report::cat(&report);
     Ok(report.exit_code())
+}
+
+/// `exhibit ls`: a listing, or JSON with `--json`.
+fn run_ls(args: cli::browse::LsArgs) -> anyhow::Result<i32> {
+    let l = exhibit::browse::ls::ls(&args.options())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&l)?);
+    } else {
+        cli::browse::listing(&l);
+    }
+    Ok(0)
+}
+
+/// `exhibit extract`: failures and totals on stderr; 1 when a path could not be extracted.
+fn run_extract(args: cli::browse::ExtractArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
+    let r = exhibit::browse::extract::extract(&args.options(), stop)?;
+    cli::browse::extracted(&r, args.quiet);
+    Ok(r.exit_code())
 }
 
 /// `exhibit mount`: says what is served, then waits for an unmount or a signal; failed reads
@@ -182,6 +232,7 @@ fn run_mount(args: MountArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
 fn run_rescue(args: RescueArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let source = exhibit::source::Source::open(&args.source, true)?;
     let opts = args.options()?;
+    warn_live(&args.source, opts.allow_live);
     let result = with_progress(!args.quiet, |p: &RescueProgress| {
         exhibit::rescue::rescue(&source, &opts, p, stop)
     });

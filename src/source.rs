@@ -1,11 +1,15 @@
 //! The evidence source: opened read-only, measured (size, sector sizes), identified (vendor,
-//! model, serial, firmware from sysfs), and guarded (an output that lives on it is refused).
+//! model, serial, firmware from sysfs, through the shared [`crate::device`] part), and guarded
+//! (an output that lives on it is refused; a live source is refused by
+//! [`crate::device::live::guard`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub use crate::device::Identity;
+use crate::device::Sysfs;
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -19,47 +23,6 @@ pub enum SourceKind {
     Partition,
     /// A regular file (an image).
     File,
-}
-
-/// What the device says about itself (from sysfs); empty for files.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    /// Kernel name (`sda`, `nvme0n1p2`, `loop3`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_name: Option<String>,
-    /// Kernel name of the parent disk, for a partition.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_disk: Option<String>,
-    /// Device number `major:minor`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_number: Option<String>,
-    /// Vendor string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
-    /// Model string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Serial number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// Firmware revision.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firmware: Option<String>,
-    /// World-wide identifier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wwid: Option<String>,
-    /// Removable medium.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub removable: Option<bool>,
-    /// Spinning disk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotational: Option<bool>,
-    /// For a loop device: the file behind it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loop_backing_file: Option<String>,
-    /// For a partition: first sector on the parent disk (512-byte units, as sysfs says).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partition_start_sector: Option<u64>,
 }
 
 /// An opened source.
@@ -142,7 +105,7 @@ impl Source {
             let logical = sys::logical_sector_size(&file).map_err(|e| Error::io(path, e))?;
             let physical = sys::physical_sector_size(&file).unwrap_or(logical);
             let rdev = meta.rdev();
-            let identity = sysfs::identity(rdev);
+            let identity = Sysfs::system().identity(rdev);
             let kind = if identity.parent_disk.is_some() {
                 SourceKind::Partition
             } else {
@@ -214,6 +177,10 @@ impl Source {
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
+    /// The device number of a block-device source; `None` for a file.
+    pub fn device_number(&self) -> Option<u64> {
+        self.device
+    }
     /// (st_dev, st_ino) of the path opened: for a file, which file it is.
     pub fn file_id(&self) -> (u64, u64) {
         self.file_id
@@ -238,6 +205,7 @@ impl Source {
     /// or its size changed.
     pub fn gone(&self) -> Option<String> {
         let name = self.path.display();
+        let sysfs = Sysfs::system();
         let Some(rdev) = self.device else {
             // fstat alone can be answered from a cache (FUSE); statfs reaches the filesystem.
             if let Err(e) = sys::filesystem_answers(&self.file) {
@@ -253,7 +221,7 @@ impl Source {
                 Ok(_) => None,
             };
         };
-        if !sysfs::present(rdev) {
+        if !sysfs.present(rdev) {
             return Some(format!(
                 "{name} ({}) is gone from /sys/dev/block (unplugged?)",
                 self.identity.kernel_name.as_deref().unwrap_or("?")
@@ -268,7 +236,10 @@ impl Source {
         }
         if let Some(backing) = &self.identity.loop_backing_file {
             // (A partition's backing file is its disk's; sysfs names it on the disk only.)
-            match sysfs::loop_backing_file(rdev).filter(|_| self.kind == SourceKind::Disk) {
+            match sysfs
+                .loop_backing_file(rdev)
+                .filter(|_| self.kind == SourceKind::Disk)
+            {
                 None if self.kind == SourceKind::Disk => {
                     return Some(format!("{name} no longer has a backing file"))
                 }
@@ -335,6 +306,7 @@ impl Source {
     /// evidence file.
     pub fn refuse_output_on_source(&self, output: &Path) -> Result<()> {
         let refuse = |why: String| Err(Error::Refused(format!("{}: {why}", output.display())));
+        let sysfs = Sysfs::system();
         // An existing output: the very same file or device?
         if let Ok(meta) = std::fs::metadata(output) {
             let id = (meta.dev(), meta.ino());
@@ -342,10 +314,10 @@ impl Source {
                 return refuse("is the source itself".into());
             }
             if let Some(dev) = self.device {
-                if let Some(loop_dev) = sysfs::loops_reading(&[dev], id) {
+                if let Some(loop_dev) = sysfs.loops_reading(&[dev], id) {
                     return refuse(format!(
                         "is the backing file of {}, which the source reads from",
-                        sysfs::name(loop_dev)
+                        sysfs.name(loop_dev)
                     ));
                 }
             }
@@ -354,25 +326,27 @@ impl Source {
                 // Where the source's bytes live: its device, or for a file its filesystem's.
                 let source_dev = self
                     .device
-                    .or_else(|| sysfs::block_device_of_filesystem(self.file_id.0));
+                    .or_else(|| sysfs.block_device_of_filesystem(self.file_id.0));
                 if let Some(sdev) = source_dev {
                     // Writing the target changes it and every device below it; the source's
                     // bytes live on it and every device below it. Either may not contain the
                     // other.
-                    let target_hits_source = sysfs::expand(&[target])
+                    let target_hits_source = sysfs
+                        .expand(&[target])
                         .into_iter()
-                        .find(|&t| sysfs::overlap(t, sdev));
-                    let source_on_target = sysfs::expand(&[sdev])
+                        .find(|&t| sysfs.overlap(t, sdev));
+                    let source_on_target = sysfs
+                        .expand(&[sdev])
                         .into_iter()
-                        .find(|&s| sysfs::overlap(s, target));
+                        .find(|&s| sysfs.overlap(s, target));
                     if let Some((a, b)) = target_hits_source
                         .map(|t| (t, sdev))
                         .or(source_on_target.map(|s| (target, s)))
                     {
                         return refuse(format!(
                             "the target device overlaps the source ({} and {})",
-                            sysfs::name(a),
-                            sysfs::name(b)
+                            sysfs.name(a),
+                            sysfs.name(b)
                         ));
                     }
                 }
@@ -383,7 +357,7 @@ impl Source {
         // every loop device backed by the source file.
         let source_devs = match self.device {
             Some(dev) => vec![dev],
-            None => sysfs::loops_backed_by(self.file_id),
+            None => sysfs.loops_backed_by(self.file_id),
         };
         if source_devs.is_empty() {
             return Ok(());
@@ -396,27 +370,27 @@ impl Source {
         let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
         // Writing a file changes the devices below its filesystem, not those the source is
         // stacked on: a loop-device source backed by a file on this same filesystem is safe.
-        for fdev in sysfs::expand(&[meta.dev()]) {
+        for fdev in sysfs.expand(&[meta.dev()]) {
             for &sdev in &source_devs {
-                if !sysfs::overlap(sdev, fdev) {
+                if !sysfs.overlap(sdev, fdev) {
                     continue;
                 }
                 return refuse(match self.device {
                     Some(_) => format!(
                         "its filesystem lives on the source device ({} on {})",
-                        sysfs::name(fdev),
-                        sysfs::name(sdev)
+                        sysfs.name(fdev),
+                        sysfs.name(sdev)
                     ),
                     None if fdev == sdev => format!(
                         "its filesystem lives inside the source file (on {}, whose backing file \
                          is the source)",
-                        sysfs::name(sdev)
+                        sysfs.name(sdev)
                     ),
                     None => format!(
                         "its filesystem lives inside the source file (on {}, stacked on {}, \
                          whose backing file is the source)",
-                        sysfs::name(fdev),
-                        sysfs::name(sdev)
+                        sysfs.name(fdev),
+                        sysfs.name(sdev)
                     ),
                 });
             }
@@ -428,172 +402,4 @@ impl Source {
 /// Size in bytes of an open block device.
 pub(crate) fn block_device_size(f: &File) -> io::Result<u64> {
     sys::block_device_size(f)
-}
-
-/// sysfs look-ups by device number.
-pub mod sysfs {
-    use std::collections::BTreeSet;
-    use std::os::unix::fs::MetadataExt;
-    use std::path::{Path, PathBuf};
-
-    use super::Identity;
-
-    fn major(dev: u64) -> u64 {
-        libc::major(dev as libc::dev_t) as u64
-    }
-    fn minor(dev: u64) -> u64 {
-        libc::minor(dev as libc::dev_t) as u64
-    }
-
-    fn node(dev: u64) -> Option<PathBuf> {
-        std::fs::canonicalize(format!("/sys/dev/block/{}:{}", major(dev), minor(dev))).ok()
-    }
-
-    fn read(path: &Path) -> Option<String> {
-        let s = std::fs::read_to_string(path).ok()?;
-        let s = s.trim();
-        (!s.is_empty()).then(|| s.to_string())
-    }
-
-    fn parse_dev(s: &str) -> Option<u64> {
-        let (ma, mi) = s.trim().split_once(':')?;
-        Some(libc::makedev(ma.parse().ok()?, mi.parse().ok()?) as u64)
-    }
-
-    /// Kernel name of a device number, or `major:minor` if sysfs does not know it.
-    pub fn name(dev: u64) -> String {
-        node(dev)
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| format!("{}:{}", major(dev), minor(dev)))
-    }
-
-    /// (disk, partition) for a device: a partition's parent disk, or the disk itself.
-    fn disk_of(dev: u64) -> (u64, Option<u64>) {
-        if let Some(p) = node(dev) {
-            if p.join("partition").exists() {
-                if let Some(parent) = p.parent().and_then(|d| read(&d.join("dev"))) {
-                    if let Some(pdev) = parse_dev(&parent) {
-                        return (pdev, Some(dev));
-                    }
-                }
-            }
-        }
-        (dev, None)
-    }
-
-    /// True if writing to one could change the other: the same disk, and either is the
-    /// whole disk or both are the same partition.
-    pub fn overlap(a: u64, b: u64) -> bool {
-        let (da, pa) = disk_of(a);
-        let (db, pb) = disk_of(b);
-        da == db && (pa.is_none() || pb.is_none() || pa == pb)
-    }
-
-    /// The devices themselves and every device they are stacked on (device-mapper, md and
-    /// loop backing files), so that an output on LVM on the source is still caught.
-    pub fn expand(devs: &[u64]) -> Vec<u64> {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<u64> = devs.to_vec();
-        while let Some(d) = todo.pop() {
-            if !seen.insert(d) || seen.len() > 256 {
-                continue;
-            }
-            let Some(p) = node(d) else { continue };
-            if let Ok(entries) = std::fs::read_dir(p.join("slaves")) {
-                for e in entries.flatten() {
-                    if let Some(sd) = read(&e.path().join("dev")).and_then(|s| parse_dev(&s)) {
-                        todo.push(sd);
-                    }
-                }
-            }
-            if let Some(backing) = read(&p.join("loop/backing_file")) {
-                if let Ok(m) = std::fs::metadata(&backing) {
-                    todo.push(m.dev());
-                }
-            }
-        }
-        seen.into_iter().collect()
-    }
-
-    /// The file behind a loop device, by (st_dev, st_ino), if it has one that still exists.
-    fn backing_file_id(p: &Path) -> Option<(u64, u64)> {
-        let backing = read(&p.join("loop/backing_file"))?;
-        let m = std::fs::metadata(backing).ok()?;
-        Some((m.dev(), m.ino()))
-    }
-
-    /// Every loop device whose backing file is the file `id` (st_dev, st_ino).
-    pub fn loops_backed_by(id: (u64, u64)) -> Vec<u64> {
-        let Ok(entries) = std::fs::read_dir("/sys/block") else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
-            .filter(|e| backing_file_id(&e.path()) == Some(id))
-            .filter_map(|e| read(&e.path().join("dev")).and_then(|s| parse_dev(&s)))
-            .collect()
-    }
-
-    /// The loop device in or below `devs` (see [`expand`]) whose backing file is `id`.
-    pub fn loops_reading(devs: &[u64], id: (u64, u64)) -> Option<u64> {
-        // A partition reads from its disk's backing file.
-        expand(devs).into_iter().find(|&d| {
-            [d, disk_of(d).0]
-                .iter()
-                .any(|&x| node(x).and_then(|p| backing_file_id(&p)) == Some(id))
-        })
-    }
-
-    /// Whether sysfs still knows the device (an unplugged disk's node goes away).
-    pub fn present(dev: u64) -> bool {
-        Path::new(&format!("/sys/dev/block/{}:{}", major(dev), minor(dev))).exists()
-    }
-
-    /// A loop device's backing file as sysfs names it now.
-    pub fn loop_backing_file(dev: u64) -> Option<String> {
-        read(&node(dev)?.join("loop/backing_file"))
-    }
-
-    /// The block device a filesystem (by st_dev) lives on, if it is a real one.
-    pub fn block_device_of_filesystem(st_dev: u64) -> Option<u64> {
-        node(st_dev).map(|_| st_dev)
-    }
-
-    /// Identity of a block device from sysfs; for a partition, from its parent disk.
-    pub fn identity(dev: u64) -> Identity {
-        let mut id = Identity {
-            device_number: Some(format!("{}:{}", major(dev), minor(dev))),
-            ..Identity::default()
-        };
-        let Some(p) = node(dev) else { return id };
-        id.kernel_name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let mut disk = p.clone();
-        if p.join("partition").exists() {
-            id.partition_start_sector = read(&p.join("start")).and_then(|s| s.parse().ok());
-            if let Some(parent) = p.parent() {
-                disk = parent.to_path_buf();
-                id.parent_disk = parent.file_name().map(|n| n.to_string_lossy().into_owned());
-            }
-        }
-        let dev_dir = disk.join("device");
-        id.vendor = read(&dev_dir.join("vendor"));
-        id.model = read(&dev_dir.join("model")).or_else(|| read(&disk.join("device/name")));
-        id.serial = read(&dev_dir.join("serial"))
-            .or_else(|| read(&disk.join("serial")))
-            .or_else(|| vpd_serial(&dev_dir.join("vpd_pg80")));
-        id.firmware = read(&dev_dir.join("rev")).or_else(|| read(&dev_dir.join("firmware_rev")));
-        id.wwid = read(&dev_dir.join("wwid")).or_else(|| read(&disk.join("wwid")));
-        id.removable = read(&disk.join("removable")).map(|s| s == "1");
-        id.rotational = read(&disk.join("queue/rotational")).map(|s| s == "1");
-        id.loop_backing_file = read(&disk.join("loop/backing_file"));
-        id
-    }
-
-    /// Unit serial number from a SCSI VPD page 0x80 (4-byte header, then ASCII).
-    fn vpd_serial(path: &Path) -> Option<String> {
-        let raw = std::fs::read(path).ok()?;
-        let text = String::from_utf8_lossy(raw.get(4..)?).trim().to_string();
-        (!text.is_empty()).then_some(text)
-    }
 }

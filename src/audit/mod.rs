@@ -1,5 +1,5 @@
 //! The audit record (`BASE.yaml`): what a court or a colleague reads about an acquisition.
-//! Schema `exhibit-audit/1`, documented field by field in docs/audit-record.md. It is written
+//! Schema `exhibit-audit/1.1`, documented field by field in docs/audit-record.md. It is written
 //! atomically (temporary file, fsync, rename), first when the job starts (status `running`, so
 //! that a run killed outright never leaves a record that looks finished) and again at the end.
 //!
@@ -23,15 +23,18 @@ mod host;
 mod outcome;
 mod record;
 pub mod side_files;
-mod yaml;
+pub mod yaml;
 
 pub use crate::exclusive::write_atomically;
 pub use outcome::{exit, Outcome, RESUME_GUIDANCE};
 pub use record::{JobKind, RecordBuilder, Started};
 pub use side_files::{with_extension, write_map, SideFiles};
 
-/// The schema name and version written in every record.
-pub const SCHEMA: &str = "exhibit-audit/1";
+/// The schema name and version written in every record. 1.1 added `source.live_use` and
+/// `source.identity.transport`.
+pub const SCHEMA: &str = "exhibit-audit/1.1";
+/// The schema's name and major version: records of every `exhibit-audit/1.x` are read.
+pub const SCHEMA_MAJOR: &str = "exhibit-audit/1";
 
 /// The whole record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,6 +160,10 @@ pub struct SourceInfo {
     /// `--set-readonly`, if given); absent for files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_read_only: Option<bool>,
+    /// How the device was in use when the job started (mounted, held, swap) and why the job
+    /// went on anyway; absent when it was not in use (and for files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_use: Option<crate::device::LiveUse>,
 }
 
 /// The read engine.
@@ -353,7 +360,7 @@ impl AuditRecord {
     /// and a check against them could pass or fail for the wrong reason. Minor versions
     /// (`exhibit-audit/1.x`) only add fields, which serde ignores.
     fn check_schema(&self, path: &Path) -> Result<()> {
-        let (name, major) = SCHEMA.split_once('/').unwrap_or((SCHEMA, ""));
+        let (name, major) = SCHEMA_MAJOR.split_once('/').unwrap_or((SCHEMA_MAJOR, ""));
         let ours = self
             .schema
             .strip_prefix(name)
@@ -366,7 +373,7 @@ impl AuditRecord {
         Err(Error::Format {
             path: path.to_path_buf(),
             message: format!(
-                "record schema '{}' is not {SCHEMA}: written by another version of exhibit or \
+                "record schema '{}' is not {SCHEMA_MAJOR}: written by another version of exhibit or \
                  another tool; read it with that version",
                 crate::text::printable(&self.schema)
             ),

@@ -101,6 +101,7 @@ impl RecordBuilder {
                 physical_sector_size: source.physical_sector_size(),
                 identity: source.identity().clone(),
                 kernel_read_only: source.kernel_read_only(),
+                live_use: None,
             },
             reader: None,
             outputs: Vec::new(),

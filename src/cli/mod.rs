@@ -3,6 +3,8 @@
 //! [`report`], progress drawing in [`draw`].
 
 pub mod background;
+pub mod browse;
+pub mod devices;
 pub mod draw;
 pub mod groups;
 pub mod report;
@@ -71,6 +73,20 @@ pub enum Command {
     /// record beside it. Exit codes: 0 sent and every stored hash matches; 1 a hash differs or
     /// a chunk was damaged (the data sent is then known bad); 2 could not run.
     Cat(CatArgs),
+    /// List a directory of a file system in the image (ext2/3/4, FAT12/16/32, NTFS), without
+    /// mounting: type, size, modification time, inode or MFT number, name.
+    Ls(browse::LsArgs),
+    /// Copy files or whole directories out of a file system in the image into DIR/pN/PATH,
+    /// with their modification times, and write DIR/extract.yaml (the image, its stored
+    /// hashes, each path with its size and SHA-256). Exit codes: 0 all extracted; 1 some path
+    /// could not be (damage, refused names: listed); 2 could not run.
+    Extract(browse::ExtractArgs),
+    /// List every block device (loop, zram and RAM disks with --all): size, sector sizes,
+    /// transport, vendor, model, serial, WWID, firmware, flags, partitions with their mount
+    /// points, holders, whether it holds the running system's root, and the partition table
+    /// exhibit reads itself. Reads nothing but sysfs, the mount table and each partition
+    /// table.
+    Devices(DevicesArgs),
 }
 
 /// `exhibit acquire`.
@@ -115,6 +131,12 @@ pub struct AcquireArgs {
     #[arg(long)]
     pub set_readonly: bool,
 
+    /// Image a live source: one that is mounted read-write (or a partition of it is), held
+    /// by device-mapper or md, or active swap. Refused without it; with it, warned and
+    /// recorded. (A source mounted read-only is imaged with a warning without it.)
+    #[arg(long)]
+    pub allow_live: bool,
+
     /// No progress and no summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -135,6 +157,7 @@ impl AcquireArgs {
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,
             set_readonly: self.set_readonly,
+            allow_live: self.allow_live,
             case: self.case.metadata()?,
             command_line: exhibit::text::args_text(std::env::args_os()),
             reader: ReaderOptions::try_from(&self.reader)?,
@@ -203,6 +226,11 @@ pub struct RescueArgs {
     #[arg(long)]
     pub force_source: bool,
 
+    /// Rescue a live source (mounted read-write, held by device-mapper or md, active swap):
+    /// refused without it; with it, warned and recorded.
+    #[arg(long)]
+    pub allow_live: bool,
+
     /// Hashes.
     #[command(flatten)]
     pub hash: HashArgs,
@@ -234,6 +262,7 @@ impl RescueArgs {
             io: self.io.into(),
             give_up: (&self.give_up).into(),
             force_source: self.force_source,
+            allow_live: self.allow_live,
             overwrite: self.overwrite,
             map_interval: Duration::try_from_secs_f64(self.map_interval.max(0.1)).map_err(
                 |_| {
@@ -252,6 +281,37 @@ impl RescueArgs {
             command_line: exhibit::text::args_text(std::env::args_os()),
             ..RescueOptions::new(&self.output)
         })
+    }
+}
+
+/// `exhibit devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Only these devices (a partition shows its disk); every device when none is given.
+    pub devices: Vec<PathBuf>,
+
+    /// JSON for scripts (shape: docs/devices.md, `"version": 1`).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also loop devices, zram and RAM disks.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Do not open the devices to read their partition tables (sysfs and the mount table
+    /// only: nothing touches a drive that hangs on reads).
+    #[arg(long)]
+    pub no_partition_tables: bool,
+}
+
+impl DevicesArgs {
+    /// The library's options for these flags.
+    pub fn options(&self) -> exhibit::devices::DevicesOptions {
+        exhibit::devices::DevicesOptions {
+            all: self.all,
+            partition_tables: !self.no_partition_tables,
+            only: self.devices.clone(),
+        }
     }
 }
 

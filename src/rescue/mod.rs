@@ -215,6 +215,7 @@ pub fn rescue(
     guarded.push(side.lock());
     guarded.extend(side.segment_names(false, opts.e01.is_some())?);
     source.refuse_outputs(&guarded)?;
+    let live = crate::device::live::guard_source(source, opts.allow_live)?;
     let lock = BaseLock::acquire(&side.lock(), "rescue", SIDE_FILE_ROOM)?;
     if opts.e01.is_some() {
         refuse_e01_up_front(source, opts)?;
@@ -258,6 +259,7 @@ pub fn rescue(
         started,
         opts.record_path(),
     );
+    record.record_mut().source.live_use = live;
     record.record_mut().reader = Some(reader_info(source, opts, job.geo.block_size, &engine_note));
     record.write()?;
     let result = job.run_saving(&lock);

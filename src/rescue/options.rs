@@ -65,6 +65,9 @@ pub struct RescueOptions {
     /// Resume a map that names another source (default: refused, since the image would mix
     /// two disks).
     pub force_source: bool,
+    /// Rescue a live source (mounted read-write, held, swap): refused without it (default
+    /// off); with it, recorded in `source.live_use`.
+    pub allow_live: bool,
 }
 
 /// Largest read of the copy pass on a healthy stretch. Reads are `block_size` until
@@ -106,6 +109,7 @@ impl RescueOptions {
             io: EngineChoice::Auto,
             give_up: GiveUp::default(),
             force_source: false,
+            allow_live: false,
         }
     }
 

@@ -5,7 +5,7 @@
 //! source is refused before, by [`crate::source::Source::refuse_output_on_source`].
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::image_file::ImageFile;
@@ -30,8 +30,13 @@ pub fn open_target(path: &Path, media_size: u64, readable: bool, flag: &str) -> 
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::EBUSY) {
+                // The shared device part names what holds it, when it is a mount or a holder
+                // (another exclusive opener is not visible there).
+                let what = crate::device::live::in_use(meta.rdev())
+                    .map(|u| format!(": {}", u.describe()))
+                    .unwrap_or_default();
                 Error::Refused(format!(
-                    "{} is in use (mounted or held); unmount it first",
+                    "{} is in use (mounted or held){what}; unmount it first",
                     path.display()
                 ))
             } else {

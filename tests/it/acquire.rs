@@ -24,7 +24,7 @@ fn assert_good_image(source: &Path, base: &Path) {
         );
     }
     hash_logs_check(base, &["md5", "sha1", "sha256"]);
-    assert_eq!(rec["schema"].as_str(), Some("exhibit-audit/1"));
+    assert_eq!(rec["schema"].as_str(), Some("exhibit-audit/1.1"));
     assert_eq!(rec["outcome"]["status"].as_str(), Some("complete"));
     assert_eq!(rec["outcome"]["exit_code"].as_i64(), Some(0));
     assert_eq!(

@@ -187,14 +187,6 @@ fn ext4_file(path: &Path, partitioned: bool) -> bool {
     mkfs_ext4(path)
 }
 
-fn mkfs_ext4(target: &Path) -> bool {
-    Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
-        .arg(target)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn sync() {
     let _ = Command::new("sync").status();
 }

@@ -158,7 +158,7 @@ fn every_hostile_string_loads_back_exactly_in_pyyaml_and_in_our_reader() {
             .as_str()
             .unwrap()
             .ends_with(&format!("{v}.md5")));
-        assert_eq!(r["schema"], "exhibit-audit/1");
+        assert_eq!(r["schema"], "exhibit-audit/1.1");
     }
 }
 
@@ -270,7 +270,7 @@ fn record_with_schema(dir: &Path, schema: &str) -> PathBuf {
     let rec = dir.join("r.yaml");
     let text = std::fs::read_to_string(&rec).unwrap();
     let text = text.replace(
-        "schema: \"exhibit-audit/1\"",
+        &format!("schema: \"{}\"", exhibit::audit::SCHEMA),
         &format!("schema: \"{schema}\""),
     );
     std::fs::write(&rec, text).unwrap();

@@ -644,6 +644,9 @@ fn rescue_refuses_a_target_that_is_mounted_too_small_or_the_source() {
     std::fs::create_dir(&mounted_dir).unwrap();
     let mounted = MountedExt4::new(&mounted_dir, 16 << 20);
     assert_rescue_onto_refused(&dev.device, &mounted.target.path, &base, "in use");
+    // The message names the mount (from the shared device part).
+    let named = format!("mounted read-only at {}", mounted.mount_point.display());
+    assert_rescue_onto_refused(&dev.device, &mounted.target.path, &base, &named);
     assert_eq!(
         std::fs::read(mounted.mount_point.join("evidence.txt")).unwrap(),
         b"do not overwrite"

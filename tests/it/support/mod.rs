@@ -17,6 +17,7 @@ pub mod data;
 pub mod e01;
 #[macro_use]
 pub mod faulty;
+pub mod fs_images;
 pub mod loops;
 pub mod process;
 pub mod tools;
@@ -24,6 +25,7 @@ pub mod tools;
 pub use data::*;
 pub use e01::*;
 pub use faulty::*;
+pub use fs_images::*;
 pub use loops::*;
 pub use process::*;
 pub use tools::*;

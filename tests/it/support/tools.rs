@@ -113,3 +113,14 @@ pub fn sfdisk(disk: &Path, script: &[u8]) -> bool {
         })
         .is_ok_and(|s| s.success())
 }
+
+/// Makes an ext4 file system on `target` (a file or a device) with its inode tables and
+/// journal written at once, so that a mount does not go on writing them; false if mkfs.ext4
+/// failed or is missing.
+pub fn mkfs_ext4(target: &Path) -> bool {
+    Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
+        .arg(target)
+        .status()
+        .is_ok_and(|s| s.success())
+}
