@@ -17,9 +17,12 @@ use std::thread::JoinHandle;
 
 /// The most media a stream decodes ahead of its reader.
 pub const MAX_WINDOW: u64 = 8 << 20;
-/// Reads that start this close to where the last one ended still continue it (the kernel
-/// may hand the pieces of one large read to different threads, slightly out of order).
-const SLACK: u64 = 256 << 10;
+/// Reads that start this close to where the reads so far ended stay in the stream: the
+/// kernel cuts one large read (`dd bs=1M`) into 128 KiB requests and hands them to several
+/// threads at once, so they arrive in any order within it.
+const SLACK: u64 = 4 << 20;
+/// Recent reads kept per stream, to see a read that exactly adjoins one of them.
+const RECENT: usize = 16;
 
 /// The window for a cache of `cache_bytes`: at most a quarter of it, so chunks decoded
 /// ahead are not forgotten before they are read, even with a few streams at once; 0 (no
@@ -33,15 +36,23 @@ pub fn window(cache_bytes: usize, chunk_size: u64) -> u64 {
     }
 }
 
-/// One open file's reads, as a possible sequential stream.
+/// One open file's reads, as a possible sequential stream. Only a read that exactly adjoins
+/// a recent one (starts where it ended, or ends where it began: the pieces of one large
+/// read, in any order) counts towards a stream; a read that is merely near keeps the stream
+/// without counting, and one further away breaks it. A random reader almost never adjoins
+/// its last reads exactly, so it never starts decoding ahead.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stream {
     /// Where the reads so far ended.
     end: u64,
-    /// Reads in the current run of continuing reads.
+    /// Reads that adjoined, plus the one that started the stream.
     run: u32,
     /// How far decoding ahead has been asked for (from `end`).
     ahead: u64,
+    /// The last reads (start, end), a ring: `filled` of them, the next one goes at `next`.
+    recent: [(u64, u64); RECENT],
+    filled: usize,
+    next: usize,
 }
 
 /// What to do after a read, in file offsets.
@@ -55,16 +66,21 @@ pub struct Ahead {
 
 impl Stream {
     /// Notes a read of `len` bytes at `offset` of a file of `size` bytes, with decoding
-    /// `window` bytes ahead: from the second read in a row that continues the one before,
-    /// the range to decode ahead (asked for in halves of the window, so not on every read).
+    /// `window` bytes ahead: once a read has adjoined an earlier one of the stream, the
+    /// range to decode ahead (asked for in halves of the window, so not on every read).
     pub fn read(&mut self, offset: u64, len: u64, size: u64, window: u64) -> Ahead {
         let mut out = Ahead::default();
         let end = offset.saturating_add(len).min(size);
-        let continues = self.run > 0
+        let near = self.run > 0
             && offset <= self.end.saturating_add(SLACK)
             && offset.saturating_add(SLACK) >= self.end;
-        if continues {
-            self.run = self.run.saturating_add(1);
+        if near {
+            let adjoins = self.recent[..self.filled]
+                .iter()
+                .any(|&(s, e)| e == offset || s == end);
+            if adjoins {
+                self.run = self.run.saturating_add(1);
+            }
             self.end = self.end.max(end);
         } else {
             if self.ahead > self.end {
@@ -74,8 +90,12 @@ impl Stream {
                 end,
                 run: 1,
                 ahead: end,
+                ..Stream::default()
             };
         }
+        self.recent[self.next] = (offset, end);
+        self.next = (self.next + 1) % RECENT;
+        self.filled = (self.filled + 1).min(RECENT);
         if self.run < 2 || window == 0 {
             return out;
         }
@@ -244,16 +264,25 @@ mod tests {
     }
 
     #[test]
-    fn reads_slightly_out_of_order_still_continue_it() {
+    fn the_pieces_of_one_large_read_in_any_order_continue_it() {
         let mut s = Stream::default();
-        s.read(131072, 131072, 100 << 20, W);
-        // The piece before arrives after (two kernel requests of one read).
-        let a = s.read(0, 131072, 100 << 20, W);
-        assert_eq!(a.cancel, None);
-        assert_eq!(a.decode, Some(262144..262144 + W));
-        s.read(262144, 131072, 100 << 20, W);
-        // Far behind is another place, not the same stream.
-        assert!(s.read(0, 4096, 100 << 20, W).cancel.is_some());
+        let (p, b, size) = (128 << 10, 64 << 20, 1 << 30);
+        // A 1 MiB read in eight requests, the last one first.
+        s.read(b + 7 * p, p, size, W);
+        for k in [0, 3, 1, 2, 6, 4, 5] {
+            assert_eq!(s.read(b + k * p, p, size, W).cancel, None, "piece {k}");
+        }
+        assert_eq!(s.outstanding(), Some(b + 8 * p..b + 8 * p + W));
+        // Further behind than the slack is another place: the stream breaks.
+        let behind = b + 8 * p - SLACK - 1;
+        let a = s.read(behind, 4096, size, W);
+        assert_eq!(a.cancel, Some(b + 8 * p..b + 8 * p + W));
+        // Further ahead than the slack too: no stream yet, nothing to cancel or decode…
+        let ahead = behind + 4096 + SLACK + 1;
+        assert_eq!(s.read(ahead, 4096, size, W), Ahead::default());
+        // …until the next read continues that one.
+        let a = s.read(ahead + 4096, 4096, size, W);
+        assert_eq!(a.decode, Some(ahead + 8192..ahead + 8192 + W));
     }
 
     #[test]
@@ -268,6 +297,23 @@ mod tests {
         assert_eq!(s.read(200_000, 100_000, size, W).decode, None);
         assert_eq!(s.read(300_000, 100_000, size, W).decode, None);
         assert_eq!(s.outstanding(), None);
+    }
+
+    #[test]
+    fn reads_near_each_other_that_never_adjoin_never_decode_ahead() {
+        let mut s = Stream::default();
+        let mut seed = 11u64;
+        for _ in 0..10_000 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            // Random 4 KiB reads at 8 KiB boundaries within 4 MiB: always near, never adjoining.
+            let offset = (seed >> 40) % 512 * 8192;
+            let a = s.read(offset, 4096, 1 << 30, W);
+            assert_eq!(a.decode, None, "at {offset}");
+        }
+        // An empty ring matches nothing, not even a read at 0.
+        let mut s = Stream::default();
+        s.read(0, 4096, 1 << 30, W);
+        assert_eq!(s.read(0, 4096, 1 << 30, W).decode, None);
     }
 
     #[test]
