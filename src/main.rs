@@ -204,12 +204,39 @@ fn run_extract(args: cli::browse::ExtractArgs, stop: &AtomicBool) -> anyhow::Res
 }
 
 /// `exhibit mount`: says what is served, then waits for an unmount or a signal; failed reads
-/// are reported on stderr as they happen.
+/// are reported on stderr (or in `--log`) as they happen. `--background` forks first: the
+/// parent returns once the child serves, or with the child's error.
 fn run_mount(args: MountArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
-    let notice = Box::new(|line: &str| eprintln!("exhibit mount: {line}"));
+    use cli::background::{self, Side};
+    let log = args.log.as_deref().map(background::open_log).transpose()?;
+    let notice: Box<exhibit::mount::Notice<'static>> = match &log {
+        Some(f) => {
+            let f = f.try_clone()?;
+            Box::new(move |line: &str| background::log_line(&f, line))
+        }
+        None => Box::new(|line: &str| eprintln!("exhibit mount: {line}")),
+    };
+    let mut daemon = None;
+    if args.background {
+        match background::fork(log.as_ref())? {
+            Side::Parent(code) => return Ok(code),
+            Side::Daemon(d) => daemon = Some(d),
+        }
+    }
+    let mut detached = Ok(());
     exhibit::mount::mount(&args.options(), stop, notice, &mut |m| {
-        report::mounted(m);
+        report::mounted(m, daemon.is_some().then_some(&args.log));
+        if let Some(d) = daemon.take() {
+            detached = d.detach();
+            if detached.is_err() {
+                // Not ready for the caller: unmount at once rather than serve unseen.
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     })?;
+    // A daemon that could not leave the caller's stdio never told it it was ready: the
+    // caller has its exit code and this message.
+    detached.map_err(|e| anyhow::anyhow!("--background: detaching: {e}"))?;
     Ok(0)
 }
 

@@ -246,6 +246,87 @@ pub fn set_thread_cpus(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
     Ok(())
 }
 
+/// Threads of this process now (the entries of /proc/self/task).
+pub fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Which side of a [`fork`] this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// The caller, with the child's process id.
+    Parent(libc::pid_t),
+    /// The new process.
+    Child,
+}
+
+/// Forks the process (fork(2)). Refused unless the caller is the only thread: a child of a
+/// multi-threaded process inherits locks held by threads that no longer exist in it.
+pub fn fork() -> io::Result<Forked> {
+    if thread_count()? != 1 {
+        return Err(io::Error::other(
+            "cannot fork: the process already runs other threads",
+        ));
+    }
+    // SAFETY: with one thread no lock can be held by a thread missing in the child, so the
+    // child may run any code, allocation included; fork touches no memory of ours.
+    let pid = check(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
+}
+
+/// Waits for child `pid` to end (waitpid); its status.
+pub fn wait_child(pid: libc::pid_t) -> io::Result<std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes one c_int into `status`, which lives across the call.
+        match check(unsafe { libc::waitpid(pid, &mut status, 0) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(std::process::ExitStatus::from_raw(status)),
+        }
+    }
+}
+
+/// Starts a new session with no controlling terminal (setsid): a terminal's Ctrl-C and
+/// hang-up no longer reach the process.
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments and touches no memory.
+    check(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
+/// Makes descriptor `target` (0, 1 or 2) a copy of `from` (dup2): standard input, output or
+/// error now reach `from`'s file.
+pub fn redirect_stdio(target: libc::c_int, from: impl AsFd) -> io::Result<()> {
+    if !(0..=2).contains(&target) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `from` is open for the call (borrowed); replacing 0, 1 or 2 closes no
+    // descriptor that Rust code owns (std's stdio handles do not own them).
+    check(unsafe { libc::dup2(from.as_fd().as_raw_fd(), target) })?;
+    Ok(())
+}
+
+/// A pipe (pipe2 with O_CLOEXEC): (read end, write end), as files.
+pub fn pipe() -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`, an array of two c_int.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors are new and owned by nobody else; each File owns one.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
 fn empty_cpu_set() -> libc::cpu_set_t {
     // SAFETY: cpu_set_t is an array of integers; all zeros is the empty set.
     unsafe { std::mem::zeroed() }
@@ -331,6 +412,31 @@ mod tests {
         assert!(block_device_read_only(&f).unwrap());
         set_block_device_read_only(&f, false).unwrap();
         assert!(!block_device_read_only(&f).unwrap());
+    }
+
+    #[test]
+    fn a_pipe_carries_bytes_and_ends_when_the_writer_closes() {
+        use std::io::{Read, Write};
+        let (mut r, mut w) = pipe().unwrap();
+        w.write_all(b"ready").unwrap();
+        drop(w);
+        let mut got = String::new();
+        r.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "ready");
+    }
+
+    #[test]
+    fn fork_is_refused_with_other_threads_running() {
+        // The test harness runs tests on threads: this process has more than one.
+        let _other = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(1)));
+        assert!(thread_count().unwrap() > 1);
+        assert!(fork().unwrap_err().to_string().contains("other threads"));
+        assert_eq!(
+            redirect_stdio(7, std::io::stdin())
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! flags turned into the library's options struct in one place (`options`). Printing is in
 //! [`report`], progress drawing in [`draw`].
 
+pub mod background;
 pub mod browse;
 pub mod devices;
 pub mod draw;
@@ -64,8 +65,8 @@ pub enum Command {
     Rescue(RescueArgs),
     /// Mount an image read-only (FUSE): MOUNTPOINT/disk.raw is the whole media, p1.raw, … one
     /// file per partition, info.yaml what `exhibit info` says with the partition table. Runs
-    /// until `umount MOUNTPOINT`, Ctrl-C or SIGTERM. Reads of damaged E01 chunks fail with EIO
-    /// and are reported on stderr.
+    /// until `umount MOUNTPOINT`, Ctrl-C or SIGTERM (--background: returns once served). Reads
+    /// of damaged E01 chunks fail with EIO and are reported on stderr (or --log).
     Mount(MountArgs),
     /// Write an image's media bytes to standard output (for pipes: `| sha256sum`, `| ssh`),
     /// hashing them on the way; at the end compare with the image's stored hashes and the
@@ -483,6 +484,17 @@ pub struct MountArgs {
     /// allow_other, so that other tools and users can).
     #[arg(long)]
     pub private: bool,
+
+    /// Return once the mount is served, leaving a daemon that serves until `umount
+    /// MOUNTPOINT` or SIGTERM (errors before that still come here, exit 2).
+    #[arg(long)]
+    pub background: bool,
+
+    /// Append the reports of failed reads (damaged chunks) to FILE, each with its UTC time,
+    /// instead of stderr. Without it a --background mount keeps no reports (the reads still
+    /// fail with EIO).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 impl MountArgs {

@@ -259,8 +259,9 @@ pub fn rescue(report: &RescueReport) {
     println!("map     {}", p(&report.map));
 }
 
-/// What a mount serves, once it is visible (stderr: stdout stays free for scripts).
-pub fn mounted(m: &exhibit::mount::Mounted) {
+/// What a mount serves, once it is visible (stderr: stdout stays free for scripts); for a
+/// `--background` mount, the daemon's pid and where its reports go.
+pub fn mounted(m: &exhibit::mount::Mounted, background: Option<&Option<std::path::PathBuf>>) {
     let first = m
         .image_files
         .first()
@@ -279,10 +280,18 @@ pub fn mounted(m: &exhibit::mount::Mounted) {
             f.media_offset + f.size
         );
     }
-    eprintln!(
-        "exhibit: serving until `umount {}`, Ctrl-C or SIGTERM",
-        m.mountpoint.display()
-    );
+    let point = m.mountpoint.display();
+    match background {
+        None => eprintln!("exhibit: serving until `umount {point}`, Ctrl-C or SIGTERM"),
+        Some(log) => eprintln!(
+            "exhibit: serving in the background (pid {}) until `umount {point}` or SIGTERM; {}",
+            std::process::id(),
+            log.as_ref()
+                .map_or("failed reads are not logged (no --log)".into(), |l| {
+                    format!("failed reads are logged to {}", l.display())
+                })
+        ),
+    }
 }
 
 /// `exhibit cat`'s verdict, on stderr (stdout carries the media).

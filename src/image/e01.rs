@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
-use super::cache::ChunkCache;
+use super::cache::{ChunkCache, Claim};
 use super::{BLOCK_SIZE, POOL_BLOCKS};
 use crate::buffer::PooledBuf;
 use crate::error::{Error, Result};
@@ -175,11 +175,34 @@ impl E01Media {
         }
     }
 
-    /// Media chunk `index`, decoded (from the cache when it was decoded before).
+    /// Media chunk `index`, decoded (from the cache when it was decoded before, or once
+    /// another thread that decodes it now has finished).
     fn chunk(&self, index: u64) -> Result<Arc<[u8]>> {
-        if let Some(c) = self.cache.get(index) {
-            return Ok(c);
+        match self.cache.claim(index) {
+            Claim::Cached(c) => Ok(c),
+            Claim::Decode(_decoding) => self.decode(index),
         }
+    }
+
+    /// Decodes media chunk `index` into the cache ahead of a reader, unless it is there or
+    /// being decoded. A damaged chunk is left out: its reader decodes it and gets the error
+    /// (so EIO comes exactly when, and only if, it is read).
+    pub fn decode_ahead(&self, index: u64) {
+        let media_chunks = self.media_size().div_ceil(self.chunk_size().max(1));
+        if index < media_chunks {
+            if let Some(_decoding) = self.cache.claim_idle(index) {
+                let _ = self.decode(index);
+            }
+        }
+    }
+
+    /// Whether media chunk `index` is decoded in the cache now.
+    pub fn is_cached(&self, index: u64) -> bool {
+        self.cache.get(index).is_some()
+    }
+
+    /// Decodes media chunk `index` and caches it (the caller holds its claim).
+    fn decode(&self, index: u64) -> Result<Arc<[u8]>> {
         let media = self.media_size();
         let cs = self.chunk_size();
         let start = index * cs;

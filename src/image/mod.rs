@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::ewf::{naming, E01Image, Problem};
 use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
+pub mod ahead;
 pub mod cache;
 mod e01;
 pub mod provenance;
@@ -229,6 +230,23 @@ impl Image {
         match self {
             Image::Raw(_, r) => r.read_at(buf, offset),
             Image::E01(e) => e.read_at(buf, offset),
+        }
+    }
+
+    /// Bytes per decoded chunk that [`Self::read_at`] caches (E01), or 0 when reads are
+    /// plain file reads (raw: the kernel reads ahead in the image's files by itself).
+    pub fn cached_chunk_size(&self) -> u64 {
+        match self {
+            Image::Raw(..) => 0,
+            Image::E01(e) => e.chunk_size(),
+        }
+    }
+
+    /// Decodes chunk `index` into the cache ahead of a reader (see
+    /// [`E01Media::decode_ahead`]); nothing for raw images.
+    pub fn decode_ahead(&self, index: u64) {
+        if let Image::E01(e) = self {
+            e.decode_ahead(index);
         }
     }
 

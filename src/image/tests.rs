@@ -210,6 +210,52 @@ fn a_damaged_chunk_fails_for_exactly_its_bytes() {
 }
 
 #[test]
+fn a_damaged_chunk_decoded_ahead_still_fails_when_read_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(1 << 20);
+    let first = write_e01(dir.path(), "d", &data, 100 << 20);
+    let cs = 32768u64;
+    let place = crate::ewf::E01Image::open(&first)
+        .unwrap()
+        .chunk_place(2)
+        .unwrap();
+    let mut bytes = std::fs::read(&place.segment).unwrap();
+    bytes[(place.offset + place.stored_size / 2) as usize] ^= 0x40;
+    std::fs::write(&place.segment, bytes).unwrap();
+
+    let image = Image::open(&first).unwrap();
+    let Image::E01(e) = &image else { panic!() };
+    assert_eq!(image.cached_chunk_size(), cs);
+    let chunks = data.len() as u64 / cs;
+    for c in 0..chunks + 5 {
+        // Past the media's end: nothing to decode, no panic.
+        image.decode_ahead(c);
+    }
+    for c in 0..chunks {
+        assert_eq!(e.is_cached(c), c != 2, "chunk {c}");
+    }
+    // Its reader gets the damage, every time; its neighbours come from the cache.
+    for _ in 0..2 {
+        let mut buf = vec![0u8; 100];
+        assert!(matches!(
+            image.read_at(&mut buf, 2 * cs),
+            Err(Error::Damaged { .. })
+        ));
+    }
+    let mut buf = vec![0u8; 2 * cs as usize];
+    image.read_at(&mut buf, 0).unwrap();
+    assert!(buf[..] == data[..2 * cs as usize]);
+    image.read_at(&mut buf, 3 * cs).unwrap();
+    assert!(buf[..] == data[3 * cs as usize..5 * cs as usize]);
+    // Raw images are read through the kernel: nothing to decode ahead.
+    let raw = dir.path().join("r.raw");
+    std::fs::write(&raw, &data).unwrap();
+    let raw = Image::open(&raw).unwrap();
+    assert_eq!(raw.cached_chunk_size(), 0);
+    raw.decode_ahead(0);
+}
+
+#[test]
 fn a_missing_middle_segment_leaves_every_other_chunk_in_its_place() {
     let dir = tempfile::tempdir().unwrap();
     let data = mixed(3 << 20);

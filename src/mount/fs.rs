@@ -1,17 +1,23 @@
 //! The FUSE side of a mount: a root directory with the image's files, all read-only, every
-//! read answered from the image reader.
+//! read answered from the image reader. Each open file is watched for a sequential reader
+//! ([`Stream`]); while one reads on, the chunks ahead of it are decoded on the decode-ahead
+//! pool into the image's chunk cache.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, MountOption,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
+    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, Request,
 };
 
 use super::{MountOptions, MountedFile, Notice};
 use crate::error::{Error, Result};
+use crate::image::ahead::{self, DecodeAhead, Stream};
 use crate::image::Image;
 
 /// Nothing changes while mounted: the kernel may keep names and attributes.
@@ -20,8 +26,69 @@ const ROOT: u64 = 1;
 /// Inode of the first file; `info.yaml` comes last.
 const FIRST: u64 = 2;
 
+/// Chunk numbers waiting for the decode-ahead pool, per byte of window: room for a few
+/// streams at once (only numbers wait; decoded chunks live in the cache).
+const QUEUED_WINDOWS: u64 = 4;
+
+/// Decoding ahead of sequential readers of an E01.
+struct Readahead {
+    pool: DecodeAhead,
+    /// Bytes decoded ahead of each stream (a whole number of chunks).
+    window: u64,
+    chunk_size: u64,
+    /// Each open file's stream, by file handle.
+    streams: Mutex<HashMap<u64, Stream>>,
+}
+
+impl Readahead {
+    fn start(image: &Arc<Image>, opts: &MountOptions) -> Result<Option<Readahead>> {
+        let chunk_size = image.cached_chunk_size();
+        let window = ahead::window(opts.cache_bytes, chunk_size);
+        if window == 0 {
+            return Ok(None);
+        }
+        let limit = usize::try_from(QUEUED_WINDOWS * window / chunk_size).unwrap_or(usize::MAX);
+        let decoder = Arc::clone(image);
+        let pool = DecodeAhead::new(crate::image::workers(opts.threads), limit, move |c| {
+            decoder.decode_ahead(c)
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the decode-ahead threads: {e}")))?;
+        Ok(Some(Readahead {
+            pool,
+            window,
+            chunk_size,
+            streams: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Stream>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a read of `len` bytes at `offset` of `file` through handle `fh`, and asks the
+    /// pool for what the stream wants decoded (and forgets what it no longer wants).
+    fn note(&self, fh: u64, file: &MountedFile, offset: u64, len: u64) {
+        let next = match self.streams().get_mut(&fh) {
+            Some(s) => s.read(offset, len, file.size, self.window),
+            None => return,
+        };
+        let media = |r: std::ops::Range<u64>| {
+            ahead::chunks_of(
+                file.media_offset + r.start..file.media_offset + r.end,
+                self.chunk_size,
+            )
+        };
+        if let Some(r) = next.cancel {
+            self.pool.cancel(media(r));
+        }
+        if let Some(r) = next.decode {
+            self.pool.request(media(r));
+        }
+    }
+}
+
 pub(super) struct ImageFs {
-    image: Image,
+    image: Arc<Image>,
     /// Media files (`disk.raw`, `pN.raw`), then `info.yaml` as the last inode.
     files: Vec<MountedFile>,
     info_yaml: Arc<[u8]>,
@@ -29,6 +96,8 @@ pub(super) struct ImageFs {
     uid: u32,
     gid: u32,
     notice: Box<Notice<'static>>,
+    readahead: Option<Readahead>,
+    next_fh: AtomicU64,
 }
 
 impl ImageFs {
@@ -38,14 +107,17 @@ impl ImageFs {
         info_yaml: Vec<u8>,
         mtime: SystemTime,
         notice: Box<Notice<'static>>,
-    ) -> Self {
+        opts: &MountOptions,
+    ) -> Result<Self> {
         files.push(MountedFile {
             name: "info.yaml".into(),
             media_offset: 0,
             size: info_yaml.len() as u64,
         });
         let (uid, gid) = crate::sys::ids();
-        ImageFs {
+        let image = Arc::new(image);
+        let readahead = Readahead::start(&image, opts)?;
+        Ok(ImageFs {
             image,
             files,
             info_yaml: Arc::from(info_yaml),
@@ -53,7 +125,9 @@ impl ImageFs {
             uid,
             gid,
             notice,
-        }
+            readahead,
+            next_fh: AtomicU64::new(1),
+        })
     }
 
     fn file(&self, ino: INodeNo) -> Option<&MountedFile> {
@@ -148,15 +222,39 @@ impl Filesystem for ImageFs {
             reply.error(Errno::EROFS);
             return;
         }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        if let Some(ra) = &self.readahead {
+            ra.streams().insert(fh, Stream::default());
+        }
         // Direct I/O: a short read reaches the reader as a short read, never as zeros.
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if let (Some(ra), Some(file)) = (&self.readahead, self.file(ino)) {
+            let left = ra.streams().remove(&u64::from(fh));
+            if let Some(r) = left.and_then(|s| s.outstanding()) {
+                let media = file.media_offset + r.start..file.media_offset + r.end;
+                ra.pool.cancel(ahead::chunks_of(media, ra.chunk_size));
+            }
+        }
+        reply.ok();
     }
 
     fn read(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -175,6 +273,10 @@ impl Filesystem for ImageFs {
         if self.is_info(ino) {
             reply.data(&self.info_yaml[offset as usize..offset as usize + len]);
             return;
+        }
+        if let Some(ra) = &self.readahead {
+            // Before this read's own decode, so the pool works beside it.
+            ra.note(u64::from(fh), file, offset, len as u64);
         }
         match self.read_media(file, offset, len) {
             Ok(bytes) => reply.data(&bytes),

@@ -106,6 +106,22 @@ pub fn mount(
             "{missing}; a mount would fail every read of its chunks (`exhibit verify` lists what the set lacks)"
         )));
     }
+    if let Some(e) = image.e01() {
+        let usable = e
+            .volume()
+            .is_some_and(|v| (1..=crate::ewf::reader::MAX_CHUNK).contains(&v.chunk_size()));
+        if !usable {
+            // Every read would fail: no geometry to place a chunk by.
+            let why = e
+                .problems()
+                .first()
+                .map_or_else(|| "no usable volume section".into(), ToString::to_string);
+            return Err(Error::Refused(format!(
+                "{} cannot be read as an E01: {why}",
+                opts.image.display()
+            )));
+        }
+    }
     check_mountpoint(&opts.mountpoint)?;
     let media = image.media_size();
     let info = crate::info::info(&opts.image)?;
@@ -140,7 +156,7 @@ pub fn mount(
     let mtime = std::fs::metadata(&mounted.image_files[0])
         .and_then(|m| m.modified())
         .unwrap_or(std::time::UNIX_EPOCH);
-    let filesystem = fs::ImageFs::new(image, files, info_yaml, mtime, notice);
+    let filesystem = fs::ImageFs::new(image, files, info_yaml, mtime, notice, opts)?;
     let session = fs::spawn(filesystem, opts)?;
     ready(&mounted);
     while !stop.load(Ordering::Relaxed) && !session.guard.is_finished() {

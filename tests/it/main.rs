@@ -21,6 +21,7 @@ mod e01_write;
 mod hostile_files;
 mod image;
 mod mount;
+mod mount_background;
 mod partition;
 mod readable;
 mod rescue_cli;

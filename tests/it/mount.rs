@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn is_mounted(dir: &Path) -> bool {
+pub(crate) fn is_mounted(dir: &Path) -> bool {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()
@@ -28,10 +28,15 @@ struct Mounted {
 
 impl Mounted {
     fn start(image: &Path, dir: &Path) -> Mounted {
+        Self::start_with(image, dir, &[])
+    }
+
+    fn start_with(image: &Path, dir: &Path, extra: &[&str]) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
         let stderr = dir.with_extension("stderr");
         let child = exhibit()
             .arg("mount")
+            .args(extra)
             .arg(image)
             .arg(dir)
             .stdin(Stdio::null())
@@ -91,7 +96,7 @@ impl Drop for Mounted {
     }
 }
 
-fn e01_of_sample(dir: &Path) -> PathBuf {
+pub(crate) fn e01_of_sample(dir: &Path) -> PathBuf {
     segmented_e01_of_sample(&dir.join("ev"))
 }
 
@@ -160,7 +165,7 @@ fn the_media_and_each_partition_are_files_byte_for_byte() {
 }
 
 /// Offset and stored length of chunk `n` of an E01 (from our container reader).
-fn chunk_place(first: &Path, n: u64) -> (PathBuf, u64, u64) {
+pub(crate) fn chunk_place(first: &Path, n: u64) -> (PathBuf, u64, u64) {
     let p = exhibit::ewf::E01Image::open(first)
         .unwrap()
         .chunk_place(n)
@@ -324,4 +329,74 @@ fn a_set_with_a_missing_segment_is_refused() {
     let err = stderr(&out);
     assert!(err.contains("missing") && err.contains("E02"), "{err}");
     assert!(!is_mounted(&mnt));
+}
+
+#[test]
+fn a_sequential_reader_gets_every_byte_and_eio_for_a_damaged_chunk_decoded_ahead() {
+    require_faulty_device!();
+    let dir = tempdir();
+    let base = dir.path().join("d");
+    acquire(&sample(), &base, &["--format", "e01"], 0);
+    let first = with_ext(&base, "E01");
+    let source = std::fs::read(sample()).unwrap();
+    let cs = 32768u64;
+
+    // Whole sequential reads, with the default cache (the window reaches the end of this
+    // small disk) and with a cache so small that the window is two chunks.
+    for (i, extra) in [&[][..], &["--cache-size", "256K"][..]].iter().enumerate() {
+        let mut m = Mounted::start_with(&first, &dir.path().join(format!("whole{i}")), extra);
+        assert_eq!(
+            coreutils_sum("sha256sum", &m.dir.join("disk.raw")),
+            coreutils_sum("sha256sum", &sample())
+        );
+        let p1 = std::fs::read(m.dir.join("p1.raw")).unwrap();
+        assert!(p1 == source[2048 * 512..8192 * 512]);
+        assert_eq!(m.terminate(), 0, "{}", m.stderr_text());
+    }
+
+    // Chunk 40 damaged: a reader going through the disk in order has it decoded ahead (and
+    // failing) long before it gets there.
+    let chunk = 40u64;
+    let (segment, offset, stored) = chunk_place(&first, chunk);
+    flip(&segment, offset + stored / 2);
+    let mut m = Mounted::start(&first, &dir.path().join("mnt"));
+    let mut f = std::fs::File::open(m.dir.join("disk.raw")).unwrap();
+    let (bad_start, bad_end) = (chunk * cs, (chunk + 1) * cs);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 20_000]; // not a multiple of the chunk: reads straddle chunks
+    let mut failures = Vec::new();
+    loop {
+        let at = f.stream_position().unwrap();
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                assert!(
+                    at + n as u64 <= bad_start || at >= bad_end,
+                    "bytes {at}..{} of a damaged chunk were returned",
+                    at + n as u64
+                );
+                assert!(buf[..n] == source[at as usize..at as usize + n], "at {at}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EIO));
+                failures.push(at);
+                // Past the damage, in 4 KiB steps: every step inside it fails too.
+                f.seek(SeekFrom::Start(at + 4096)).unwrap();
+                got.extend_from_slice(&source[at as usize..(at + 4096) as usize]);
+            }
+        }
+    }
+    assert_eq!(got.len(), source.len());
+    assert_eq!(
+        failures.first(),
+        Some(&bad_start),
+        "the good bytes before it came first"
+    );
+    assert!(failures.iter().all(|&a| (bad_start..bad_end).contains(&a)));
+    assert_eq!(failures.len() as u64, cs / 4096, "{failures:?}");
+    drop(f);
+    assert_eq!(m.terminate(), 0);
+    let said = m.stderr_text();
+    assert!(said.contains(&format!("chunk {chunk}")), "{said}");
 }
