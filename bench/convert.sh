@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # exhibit convert vs libewf's ewfexport on the same E01 (ewfacquire -c fast of SOURCE):
-#   E01 -> raw        ewfexport -f raw            vs  exhibit convert --format raw
-#   E01 -> E01 fast   ewfexport -f encase6 -c fast -d sha1  vs  exhibit convert --format e01 --compression fast
+#   E01 -> raw        ewfexport -f raw (MD5)                  vs  exhibit convert --format raw --hash md5
+#   E01 -> E01 fast   ewfexport -f encase6 -c fast -d sha1    vs  exhibit convert --format e01 --compression fast --hash md5,sha1
+# (the same hashes as the peer), and exhibit with its default three hashes for each.
 # Each tool runs once per repetition, interleaved; page cache dropped before every run; the
 # time includes the `sync` that puts the output on disk. Writes a Markdown table to stdout
 # (and to $OUT if set).
@@ -32,16 +33,18 @@ run() { # run TOOL FORMAT: appends the seconds to times[TOOL-FORMAT]
     case $tool-$format in
         ewfexport-raw) ewfexport -u -q -f raw -t "$out/img" "$E01" >/dev/null 2>&1 ;;
         ewfexport-e01) ewfexport -u -q -f encase6 -c fast -d sha1 -t "$out/img" "$E01" >/dev/null 2>&1 ;;
-        exhibit-raw) "$EXHIBIT" convert "$E01" -o "$out/img" --format raw >/dev/null 2>"$WORK/log.exhibit" ;;
-        exhibit-e01) "$EXHIBIT" convert "$E01" -o "$out/img" --format e01 --compression fast >/dev/null 2>"$WORK/log.exhibit" ;;
-    esac
+        exhibit-raw) "$EXHIBIT" convert "$E01" -o "$out/img" --format raw --hash md5 >/dev/null 2>"$WORK/log.exhibit" ;;
+        exhibit-e01) "$EXHIBIT" convert "$E01" -o "$out/img" --format e01 --compression fast --hash md5,sha1 >/dev/null 2>"$WORK/log.exhibit" ;;
+        exhibit3-raw) "$EXHIBIT" convert "$E01" -o "$out/img" --format raw >/dev/null 2>"$WORK/log.exhibit" ;;
+        exhibit3-e01) "$EXHIBIT" convert "$E01" -o "$out/img" --format e01 --compression fast >/dev/null 2>"$WORK/log.exhibit" ;;
+    esac || { echo "convert.sh: $tool to $format failed: $(tail -n 1 "$WORK/log.exhibit" 2>/dev/null)" >&2; exit 2; }
     sync
     t1=$(now)
     times[$tool-$format]+="$(echo "$t1 - $t0" | bc) "
 }
 for _ in $(seq "$REPEATS"); do
     for format in raw e01; do
-        for tool in ewfexport exhibit; do
+        for tool in ewfexport exhibit exhibit3; do
             run "$tool" "$format"
         done
     done
@@ -55,14 +58,16 @@ fastest() { tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
     echo "|---|---|---:|---:|---:|---:|"
     for format in raw e01; do
         base=$(echo "${times[ewfexport-$format]}" | median)
-        for tool in ewfexport exhibit; do
+        for tool in ewfexport exhibit exhibit3; do
             m=$(echo "${times[$tool-$format]}" | median)
             f=$(echo "${times[$tool-$format]}" | fastest)
             case $tool-$format in
                 ewfexport-raw) what='`ewfexport -f raw` (MD5)' ;;
                 ewfexport-e01) what='`ewfexport -f encase6 -c fast -d sha1` (MD5, SHA-1)' ;;
-                exhibit-raw) what='`exhibit convert --format raw` (MD5, SHA-1, SHA-256, checked against the stored MD5)' ;;
-                exhibit-e01) what='`exhibit convert --format e01 --compression fast` (MD5, SHA-1, SHA-256, checked)' ;;
+                exhibit-raw) what='`exhibit convert --format raw --hash md5` (MD5, checked against the stored MD5)' ;;
+                exhibit-e01) what='`exhibit convert --format e01 --compression fast --hash md5,sha1` (MD5, SHA-1, checked)' ;;
+                exhibit3-raw) what='`exhibit convert --format raw` (MD5, SHA-1, SHA-256, checked)' ;;
+                exhibit3-e01) what='`exhibit convert --format e01 --compression fast` (MD5, SHA-1, SHA-256, checked)' ;;
             esac
             printf '| %s | %s | %.2f | %.2f | %.0f | %.2f× |\n' "$what" "$format" "$f" "$m" \
                 "$(echo "$size / $m / 1000000" | bc -l)" "$(echo "$base / $m" | bc -l)"
