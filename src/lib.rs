@@ -34,7 +34,6 @@ pub mod fake_disk;
 pub mod fs;
 pub mod hash;
 pub mod image;
-pub mod info;
 pub mod map;
 pub mod mount;
 pub mod outputs;

@@ -142,7 +142,7 @@ fn run_verify(args: VerifyArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
 
 /// `exhibit info`: a readable summary, or JSON with `--json`.
 fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
-    let i = exhibit::info::info(&args.path)?;
+    let i = exhibit::image::describe::describe(&args.path)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&i)?);
     } else {

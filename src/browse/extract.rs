@@ -91,7 +91,7 @@ pub struct ImageDoc {
     /// Media bytes.
     pub media_size: u64,
     /// Hashes stored in the image, its record and hash logs (what `exhibit info` shows).
-    pub stored_hashes: Vec<crate::info::StoredHash>,
+    pub stored_hashes: Vec<crate::image::describe::StoredHash>,
 }
 
 /// Totals.
@@ -544,7 +544,7 @@ pub fn extract(opts: &ExtractOptions, stop: &AtomicBool) -> Result<ExtractReport
         }
     }
     run.set_dir_times();
-    let info = crate::info::info(&opts.image).ok();
+    let info = crate::image::describe::describe(&opts.image).ok();
     let record = ExtractRecord {
         schema: "exhibit-extract/1",
         tool: format!(

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use exhibit::acquire::AcquireReport;
-use exhibit::info::ImageInfo;
+use exhibit::image::describe::ImageInfo;
 use exhibit::rescue::RescueReport;
 use exhibit::text::{printable as t, printable_path as p};
 use exhibit::verify::{Verdict, VerifyReport};

@@ -21,6 +21,7 @@ use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
 pub mod ahead;
 pub mod cache;
+pub mod describe;
 mod e01;
 pub mod provenance;
 mod raw;

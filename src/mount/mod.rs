@@ -81,7 +81,7 @@ pub struct Mounted {
 #[derive(Serialize)]
 struct InfoDoc<'a> {
     /// What `exhibit info` says, its partition table included.
-    image: &'a crate::info::ImageInfo,
+    image: &'a crate::image::describe::ImageInfo,
     files: &'a [MountedFile],
 }
 
@@ -124,7 +124,7 @@ pub fn mount(
     }
     check_mountpoint(&opts.mountpoint)?;
     let media = image.media_size();
-    let info = crate::info::info(&opts.image)?;
+    let info = crate::image::describe::describe(&opts.image)?;
     let table = info.partitions.as_ref();
     let mut files = vec![MountedFile {
         name: "disk.raw".into(),

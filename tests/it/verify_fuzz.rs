@@ -272,7 +272,7 @@ fn corrupted_sets_never_panic_hang_or_explode() {
             let mut opts = VerifyOptions::new(&path);
             opts.workers = 2;
             let v = verify(&opts, &Progress::default(), &stop);
-            let i = exhibit::info::info(&path);
+            let i = exhibit::image::describe::describe(&path);
             (v, i.is_ok())
         }));
         started.store(0, Ordering::Relaxed);

@@ -1,7 +1,8 @@
-//! `exhibit info`: what an image holds, without reading its media: format, segments, media
-//! size, sector size, case metadata, stored hashes, acquisition errors, E01 geometry and
-//! header fields, and the audit record's summary. Results are data ([`ImageInfo`], also
-//! serialised as JSON by the CLI); the library never prints.
+//! What an image holds, without reading its media: format, segments, media size, sector
+//! size, case metadata, stored hashes, acquisition errors, E01 geometry and header fields, the
+//! partition table and the audit record's summary. A part, not a job: `exhibit info` prints
+//! it, `mount` serves it as `info.yaml`, `extract` names the image by it. Results are data
+//! ([`ImageInfo`], also serialised as JSON by the CLI); the library never prints.
 //!
 //! For E01 the structural checker walks every section (cheap: descriptors and tables only),
 //! so container problems found on the way are listed too; `exhibit verify` reads the chunks.
@@ -14,9 +15,8 @@ use crate::audit::AuditRecord;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm};
-use crate::image::references::{base_of, file_name, normal_hex, parse_log, side_file};
-use crate::image::Image;
-use crate::verify::ImageFormat;
+use super::references::{base_of, file_name, normal_hex, parse_log, side_file};
+use super::{Image, ImageFormat};
 
 /// One file of the image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -151,7 +151,7 @@ fn file_info(p: &Path) -> FileInfo {
 }
 
 /// Describes `path` (`BASE.E01`, `BASE.raw`, `BASE.001` or `BASE.yaml`) and its side files.
-pub fn info(path: &Path) -> Result<ImageInfo> {
+pub fn describe(path: &Path) -> Result<ImageInfo> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
