@@ -2,8 +2,8 @@
 # exhibit mount vs libewf's ewfmount on the same E01 (ewfacquire -c fast of SOURCE): sequential
 # read of the whole media file (MOUNT/disk.raw vs MOUNT/ewf1) with one reader, and with two
 # readers each reading one half at the same time. Page cache dropped before every run; the
-# mount is made fresh for every run (so no decoded chunk survives between runs). Root only
-# (FUSE mounts). Writes a Markdown table to stdout (and to $OUT if set).
+# mount is made fresh for every run (so no decoded chunk survives between runs). Also the peak
+# resident memory (VmHWM) of each mount process over the run. Root only (FUSE mounts). Writes a Markdown table to stdout (and to $OUT if set).
 #
 #   bench/mount.sh SOURCE [REPEATS]      (REPEATS default 3; median and fastest reported)
 #   EXHIBIT=target/release/exhibit
@@ -49,7 +49,9 @@ stop() {
     rmdir "$dir"
 }
 now() { date +%s.%N; }
-declare -A times
+declare -A times peak
+# hwm PID: the peak resident set of a process in KiB (0 when it is gone).
+hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 run() { # run TOOL READERS: appends the seconds to times[TOOL-READERS]
     local tool=$1 readers=$2 dir=$WORK/mnt-$1
     start "$tool" "$dir"
@@ -66,6 +68,10 @@ run() { # run TOOL READERS: appends the seconds to times[TOOL-READERS]
         wait "$first"
     fi
     t1=$(now)
+    local pid=$PID kib
+    [[ $tool == ewfmount ]] && pid=$(pgrep -n -f "ewfmount $E01" || echo 0)
+    kib=$(hwm "$pid")
+    ((kib > ${peak[$tool-$readers]:-0})) && peak[$tool-$readers]=$kib
     stop "$dir"
     times[$tool-$readers]+="$(echo "$t1 - $t0" | bc) "
 }
@@ -79,17 +85,18 @@ done
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 fastest() { tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
 {
-    echo "Sequential read of the media through the mount, $((size >> 20)) MiB, E01 by \`ewfacquire -c fast\`, page cache dropped, fresh mount each run, $REPEATS runs"
+    echo "Sequential read of the media through the mount, $((size >> 20)) MiB, E01 by \`ewfacquire -c fast\`, page cache dropped, fresh mount each run, $REPEATS runs; exhibit with its default 64 MiB chunk cache; peak RSS: the mount process's VmHWM, highest of the runs"
     echo
-    echo "| tool | readers | fastest s | median s | MB/s (median) | vs ewfmount |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| tool | readers | fastest s | median s | MB/s (median) | vs ewfmount | peak RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     for readers in 1 2; do
         base=$(echo "${times[ewfmount-$readers]}" | median)
         for tool in ewfmount exhibit; do
             m=$(echo "${times[$tool-$readers]}" | median)
             f=$(echo "${times[$tool-$readers]}" | fastest)
-            printf '| %s mount | %d | %.2f | %.2f | %.0f | %.2f× |\n' "$tool" "$readers" "$f" "$m" \
-                "$(echo "$size / $m / 1000000" | bc -l)" "$(echo "$base / $m" | bc -l)"
+            printf '| %s mount | %d | %.2f | %.2f | %.0f | %.2f× | %.0f |\n' "$tool" "$readers" "$f" "$m" \
+                "$(echo "$size / $m / 1000000" | bc -l)" "$(echo "$base / $m" | bc -l)" \
+                "$(echo "${peak[$tool-$readers]:-0} / 1024" | bc -l)"
         done
     done
 } | tee "${OUT:-/dev/null}"
