@@ -22,6 +22,7 @@ mod hostile_files;
 mod image;
 mod mount;
 mod mount_background;
+mod mount_partitions;
 mod partition;
 mod readable;
 mod rescue_cli;

@@ -20,14 +20,14 @@ pub(crate) fn is_mounted(dir: &Path) -> bool {
 
 /// A running `exhibit mount`; on drop (also when a test fails) it is stopped and the mount
 /// point unmounted if it is still mounted.
-struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
     dir: PathBuf,
     stderr: PathBuf,
 }
 
 impl Mounted {
-    fn start(image: &Path, dir: &Path) -> Mounted {
+    pub(crate) fn start(image: &Path, dir: &Path) -> Mounted {
         Self::start_with(image, dir, &[])
     }
 
@@ -56,7 +56,7 @@ impl Mounted {
         m
     }
 
-    fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -76,7 +76,7 @@ impl Mounted {
         }
     }
 
-    fn terminate(&mut self) -> i32 {
+    pub(crate) fn terminate(&mut self) -> i32 {
         if let Some(c) = &self.child {
             send_signal(c, libc::SIGTERM);
         }
