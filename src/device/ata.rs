@@ -3,6 +3,10 @@
 //! IDENTIFY), their ATA PASS-THROUGH(16) command blocks, what the answer registers say, and
 //! the parsers of the IDENTIFY DEVICE and DCO IDENTIFY data (ACS-3, ATA8-ACS).
 //!
+//! On ACS-3 drives with the Accessible Max Address feature set, the native max address is
+//! read with GET NATIVE MAX ADDRESS EXT (78h with feature 0000h; 78h with any other feature
+//! sets or freezes it, so the feature is fixed here).
+//!
 //! A write or a SET command cannot be built: [`AtaCommand`] names only the read-only ones,
 //! and [`Cdb`], the only thing `sys::sg_io_ata` sends, comes only from an [`AtaCommand`].
 
@@ -16,6 +20,9 @@ pub enum AtaCommand {
     ReadNativeMaxAddress,
     /// READ NATIVE MAX ADDRESS EXT (27h, 48-bit): the answer is in the LBA registers.
     ReadNativeMaxAddressExt,
+    /// GET NATIVE MAX ADDRESS EXT (78h, feature 0000h; ACS-3 Accessible Max Address): the
+    /// answer is in the LBA registers.
+    GetNativeMaxAddressExt,
     /// DEVICE CONFIGURATION IDENTIFY (B1h, feature C2h): 512 bytes in.
     DcoIdentify,
 }
@@ -30,6 +37,7 @@ impl AtaCommand {
             AtaCommand::IdentifyDevice => "IDENTIFY DEVICE",
             AtaCommand::ReadNativeMaxAddress => "READ NATIVE MAX ADDRESS",
             AtaCommand::ReadNativeMaxAddressExt => "READ NATIVE MAX ADDRESS EXT",
+            AtaCommand::GetNativeMaxAddressExt => "GET NATIVE MAX ADDRESS EXT",
             AtaCommand::DcoIdentify => "DEVICE CONFIGURATION IDENTIFY",
         }
     }
@@ -51,6 +59,7 @@ impl AtaCommand {
             // LBA mode (device bit 6), as the standard asks of both.
             AtaCommand::ReadNativeMaxAddress => (0xF8, 0x00, NON_DATA, false, 0x40),
             AtaCommand::ReadNativeMaxAddressExt => (0x27, 0x00, NON_DATA, true, 0x40),
+            AtaCommand::GetNativeMaxAddressExt => (0x78, 0x00, NON_DATA, true, 0x40),
         };
         let mut c = [0u8; 16];
         c[0] = 0x85;
@@ -357,6 +366,11 @@ pub struct Identify {
     pub hpa_enabled: bool,
     /// DCO feature set supported (word 83 bit 11).
     pub dco_supported: bool,
+    /// ACS-3 Accessible Max Address Configuration supported (word 80 bit 10 and word 119
+    /// bit 8): the native max address is read with GET NATIVE MAX ADDRESS EXT.
+    pub amax_supported: bool,
+    /// The 48-bit address feature set is supported and enabled (words 83 and 86 bit 10).
+    pub lba48_enabled: bool,
     /// Logical sector size in bytes (word 106, 117-118).
     pub logical_sector_size: u32,
     /// Physical sector size in bytes (word 106).
@@ -405,6 +419,8 @@ impl Identify {
             hpa_supported: valid(w[83]) && w[82] & (1 << 10) != 0,
             hpa_enabled: valid(w[87]) && w[85] & (1 << 10) != 0,
             dco_supported: valid(w[83]) && w[83] & (1 << 11) != 0,
+            amax_supported: w[80] & (1 << 10) != 0 && valid(w[119]) && w[119] & (1 << 8) != 0,
+            lba48_enabled: lba48 && w[86] & (1 << 10) != 0,
             logical_sector_size: logical,
             physical_sector_size: physical,
         })
@@ -419,9 +435,22 @@ impl Identify {
         }
     }
 
-    /// Whether READ NATIVE MAX ADDRESS must be the 48-bit one.
+    /// Whether the 48-bit address commands are the ones to use.
     pub fn lba48(&self) -> bool {
-        self.lba48_sectors.is_some_and(|n| n > 0)
+        self.lba48_enabled && self.lba48_sectors.is_some_and(|n| n > 0)
+    }
+
+    /// The command that reads the native max address, if the drive has one.
+    pub fn native_max_command(&self) -> Option<AtaCommand> {
+        if self.amax_supported {
+            Some(AtaCommand::GetNativeMaxAddressExt)
+        } else if !self.hpa_supported {
+            None
+        } else if self.lba48() {
+            Some(AtaCommand::ReadNativeMaxAddressExt)
+        } else {
+            Some(AtaCommand::ReadNativeMaxAddress)
+        }
     }
 }
 
@@ -540,12 +569,15 @@ pub(crate) mod tests {
             AtaCommand::IdentifyDevice,
             AtaCommand::ReadNativeMaxAddress,
             AtaCommand::ReadNativeMaxAddressExt,
+            AtaCommand::GetNativeMaxAddressExt,
             AtaCommand::DcoIdentify,
         ] {
             let b = cmd.cdb();
             let b = b.bytes();
-            assert!(matches!(b[14], 0xec | 0xf8 | 0x27 | 0xb1), "{cmd:?}");
+            assert!(matches!(b[14], 0xec | 0xf8 | 0x27 | 0x78 | 0xb1), "{cmd:?}");
             assert!(b[14] != 0xb1 || b[4] == 0xc2, "{cmd:?}");
+            // 78h with feature 0001h/0002h sets or freezes the accessible max address.
+            assert!(b[14] != 0x78 || (b[3], b[4]) == (0, 0), "{cmd:?}");
             // No data goes to the drive: T_DIR is "from device" or there is no data.
             assert!(b[2] & 0x08 != 0 || b[2] & 0x03 == 0, "{cmd:?}");
         }

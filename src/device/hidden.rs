@@ -1,6 +1,6 @@
 //! The drive itself asked who it is and whether it hides sectors from the operating system:
-//! for ATA (also behind SAT bridges) IDENTIFY DEVICE, READ NATIVE MAX ADDRESS (EXT) and
-//! DEVICE CONFIGURATION IDENTIFY give the current, native and DCO maximum sectors, so a Host
+//! for ATA (also behind SAT bridges) IDENTIFY DEVICE, READ NATIVE MAX ADDRESS (EXT) (GET
+//! NATIVE MAX ADDRESS EXT on ACS-3 drives) and DEVICE CONFIGURATION IDENTIFY give the current, native and DCO maximum sectors, so a Host
 //! Protected Area or a Device Configuration Overlay is named with the sectors it hides; for
 //! NVMe the Identify Controller and Namespace data. Only read-only commands exist here
 //! ([`AtaCommand`], [`NvmeIdentify`]).
@@ -299,17 +299,15 @@ pub fn probe_ata(port: &mut dyn AtaPort, device: &str) -> DriveReport {
     r.dco_supported = Some(id.dco_supported);
     r.current_max_sectors = Some(current);
 
-    let hpa = if !id.hpa_supported {
-        r.native_max_sectors = Some(current);
-        AreaVerdict::none(Some("the drive does not support the HPA feature set"))
-    } else {
-        let cmd = if id.lba48() {
-            AtaCommand::ReadNativeMaxAddressExt
-        } else {
-            AtaCommand::ReadNativeMaxAddress
-        };
-        match port.run(cmd, &mut []) {
-            Ok(Some(regs)) if cmd == AtaCommand::ReadNativeMaxAddressExt && !regs.lba_complete => {
+    let hpa = match id.native_max_command() {
+        None => {
+            r.native_max_sectors = Some(current);
+            AreaVerdict::none(Some(
+                "the drive supports neither the HPA nor the Accessible Max Address feature set",
+            ))
+        }
+        Some(cmd) => match port.run(cmd, &mut []) {
+            Ok(Some(regs)) if cmd != AtaCommand::ReadNativeMaxAddress && !regs.lba_complete => {
                 AreaVerdict::unknown(format!(
                     "the bridge returned only 24 bits of the {} answer",
                     cmd.name()
@@ -330,7 +328,7 @@ pub fn probe_ata(port: &mut dyn AtaPort, device: &str) -> DriveReport {
                 cmd.name()
             )),
             Err(e) => AreaVerdict::unknown(e.reason()),
-        }
+        },
     };
 
     let dco = if !id.dco_supported {
@@ -627,6 +625,17 @@ mod tests {
         assert_eq!(r.lba48, Some(false));
         assert_eq!(r.hidden.hpa.hidden_sectors, Some(0x1000_0000 - 0x0fff_0000));
         assert_eq!(r.hidden.dco.state, AreaState::None);
+    }
+
+    #[test]
+    fn acs3_drives_are_asked_with_get_native_max_address() {
+        // Accessible Max Address (word 80 bit 10: ACS-3; word 119 bit 8), no HPA bit.
+        let mut w = disk(1_000_000, false, false);
+        w.set(80, 1 << 10).set(119, 0x4000 | (1 << 8));
+        let mut f = fake(w.bytes(), 1_000_016, 1_000_016);
+        let r = probe_ata(&mut f, "/dev/sdd");
+        assert_eq!(f.sent[1], AtaCommand::GetNativeMaxAddressExt);
+        assert_eq!(r.hidden.summary, "HPA present: 16 sectors hidden");
     }
 
     #[test]

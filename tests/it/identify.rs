@@ -215,7 +215,9 @@ impl AtaPort for Fake {
                 w.set(0, 2).long(3, 4, self.dco_sectors - 1);
                 data.copy_from_slice(&w.bytes(true));
             }
-            AtaCommand::ReadNativeMaxAddressExt | AtaCommand::ReadNativeMaxAddress => {
+            AtaCommand::ReadNativeMaxAddressExt
+            | AtaCommand::ReadNativeMaxAddress
+            | AtaCommand::GetNativeMaxAddressExt => {
                 return Ok(Some(AtaRegisters {
                     status: 0x50,
                     lba: self.native_sectors - 1,
