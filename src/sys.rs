@@ -408,7 +408,9 @@ pub fn sg_io_ata(
         // (`h`, laid out as <scsi/sg.h> has it) and through it the 16 command bytes (`cmd`),
         // writes at most `dxfer_len` bytes into `data` (its exact length; with
         // SG_DXFER_NONE none) and at most `mx_sb_len` into `sense`; all live across the call.
-        match check(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), SG_IO as _, &mut h as *mut SgIoHdr) }) {
+        match check(unsafe {
+            libc::ioctl(fd.as_fd().as_raw_fd(), SG_IO as _, &mut h as *mut SgIoHdr)
+        }) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
             Ok(_) => break,

@@ -545,7 +545,11 @@ pub(crate) mod tests {
             .set(87, 0x4000 | (1 << 8))
             .u64_at(100, 4, sectors)
             .set(106, 0x4000)
-            .u64_at(108, 4, 0x5001_4ee2_0abc_def1);
+            // The WWN's most significant word first (NAA 5, then the OUI).
+            .set(108, 0x5001)
+            .set(109, 0x4ee2)
+            .set(110, 0x0abc)
+            .set(111, 0xdef1);
         w
     }
 
@@ -592,7 +596,10 @@ pub(crate) mod tests {
         assert_eq!(id.wwn.as_deref(), Some("50014ee20abcdef1"));
         assert_eq!(id.current_sectors(), 1_953_525_168);
         assert!(id.hpa_supported && id.hpa_enabled && id.dco_supported && id.lba48());
-        assert_eq!((id.logical_sector_size, id.physical_sector_size), (512, 512));
+        assert_eq!(
+            (id.logical_sector_size, id.physical_sector_size),
+            (512, 512)
+        );
 
         let mut bad = disk(1000, false, false).bytes();
         bad[54] ^= 1;
@@ -611,14 +618,20 @@ pub(crate) mod tests {
         // 4096-byte physical sectors of 512-byte logical ones (2^3 per physical).
         let d = disk(1000, false, false).set(106, 0x6003).bytes();
         let id = Identify::parse(&d).unwrap();
-        assert_eq!((id.logical_sector_size, id.physical_sector_size), (512, 4096));
+        assert_eq!(
+            (id.logical_sector_size, id.physical_sector_size),
+            (512, 4096)
+        );
         // 4096-byte logical sectors (words 117-118: 2048 words).
         let d = disk(1000, false, false)
             .set(106, 0x5000)
             .u64_at(117, 2, 2048)
             .bytes();
         let id = Identify::parse(&d).unwrap();
-        assert_eq!((id.logical_sector_size, id.physical_sector_size), (4096, 4096));
+        assert_eq!(
+            (id.logical_sector_size, id.physical_sector_size),
+            (4096, 4096)
+        );
     }
 
     #[test]
@@ -695,7 +708,9 @@ pub(crate) mod tests {
         assert!(matches!(e, CommandError::NotPassed(_)), "{e:?}");
         assert!(e.reason().contains("bridge does not pass"));
         // Fixed format with the upper LBA bits not given: incomplete.
-        let fixed = [0x70, 0, 0x01, 0x00, 0x50, 0x40, 0, 10, 0x20, 0x5f, 0xc0, 0x70, 0x00, 0x1d];
+        let fixed = [
+            0x70, 0, 0x01, 0x00, 0x50, 0x40, 0, 10, 0x20, 0x5f, 0xc0, 0x70, 0x00, 0x1d,
+        ];
         let regs = parse_sense(&fixed).unwrap().ata.unwrap();
         assert!(!regs.lba_complete);
         assert_eq!(regs.lba, 0x70c05f);

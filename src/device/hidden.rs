@@ -14,8 +14,7 @@ use std::fs::File;
 use serde::{Deserialize, Serialize};
 
 use super::ata::{
-    errno_error, interpret, AtaCommand, AtaRegisters, CommandError, DcoIdentify, Identify,
-    DATA_LEN,
+    errno_error, interpret, AtaCommand, AtaRegisters, CommandError, DcoIdentify, Identify, DATA_LEN,
 };
 use super::identity::Transport;
 use super::nvme::{NvmeController, NvmeIdentify, NvmeNamespace};
@@ -27,8 +26,11 @@ const TIMEOUT_MS: u32 = 15_000;
 pub trait AtaPort {
     /// Runs `cmd` with `data` (exactly [`AtaCommand::data_len`] bytes) for its answer; the
     /// answer registers when the transport returned them.
-    fn run(&mut self, cmd: AtaCommand, data: &mut [u8])
-        -> Result<Option<AtaRegisters>, CommandError>;
+    fn run(
+        &mut self,
+        cmd: AtaCommand,
+        data: &mut [u8],
+    ) -> Result<Option<AtaRegisters>, CommandError>;
 }
 
 /// Sends the NVMe Identify commands to a drive.
@@ -445,9 +447,9 @@ impl NvmePort for AdminPort<'_> {
         match crate::sys::nvme_identify(self.0, what, data, TIMEOUT_MS) {
             Ok(0) => Ok(()),
             Ok(status) => Err(format!("{name}: the drive answered status {status:#x}")),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Err(
-                format!("permission: {name} through the admin ioctl needs root: {e}"),
-            ),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Err(format!(
+                "permission: {name} through the admin ioctl needs root: {e}"
+            )),
             Err(e) => Err(format!("{name} (NVME_IOCTL_ADMIN_CMD): {e}")),
         }
     }
@@ -566,7 +568,11 @@ mod tests {
         assert_eq!(r.hidden.state, HiddenState::None);
         assert_eq!(r.hidden.summary, "none");
         assert_eq!(
-            (r.current_max_sectors, r.native_max_sectors, r.dco_max_sectors),
+            (
+                r.current_max_sectors,
+                r.native_max_sectors,
+                r.dco_max_sectors
+            ),
             (Some(1_000_000), Some(1_000_000), Some(1_000_000))
         );
         assert_eq!(r.identify_hex.as_deref().map(str::len), Some(1024));
@@ -606,7 +612,9 @@ mod tests {
     fn lba28_only_drives_use_the_28_bit_command() {
         let mut w = disk(0, true, false);
         // No 48-bit feature set: words 83 bit 10 clear, words 100-103 zero.
-        w.set(83, 0x4000).u64_at(60, 2, 0x0fff_0000).u64_at(100, 4, 0);
+        w.set(83, 0x4000)
+            .u64_at(60, 2, 0x0fff_0000)
+            .u64_at(100, 4, 0);
         let mut f = FakeAta {
             identify: Ok(w.bytes()),
             // LBA 0x0fff_ffff: 24 bits in the LBA registers, 4 in the device register.
@@ -657,18 +665,33 @@ mod tests {
         let mut f = fake(bad, 1000, 1000);
         let r = probe_ata(&mut f, "/dev/sdb");
         assert_eq!(r.hidden.state, HiddenState::Unknown);
-        assert!(r.hidden.summary.contains("checksum"), "{}", r.hidden.summary);
+        assert!(
+            r.hidden.summary.contains("checksum"),
+            "{}",
+            r.hidden.summary
+        );
         assert_eq!(r.protocol, None);
-        assert!(r.identify_hex.is_some(), "the raw data is kept even when refused");
+        assert!(
+            r.identify_hex.is_some(),
+            "the raw data is kept even when refused"
+        );
 
         // The bridge passes IDENTIFY but returns no registers; the drive aborts DCO IDENTIFY.
         let mut f = fake(disk(1000, true, true).bytes(), 1000, 1000);
         f.native_lba = Ok(None);
-        f.dco = Err(CommandError::Aborted("the drive aborted DEVICE CONFIGURATION IDENTIFY".into()));
+        f.dco = Err(CommandError::Aborted(
+            "the drive aborted DEVICE CONFIGURATION IDENTIFY".into(),
+        ));
         let r = probe_ata(&mut f, "/dev/sdb");
         assert_eq!(r.hidden.state, HiddenState::Unknown);
-        assert!(r.hidden.summary.starts_with("HPA unknown (why: the bridge does not pass"));
-        assert!(r.hidden.summary.contains("DCO unknown (why: the drive aborted"));
+        assert!(r
+            .hidden
+            .summary
+            .starts_with("HPA unknown (why: the bridge does not pass"));
+        assert!(r
+            .hidden
+            .summary
+            .contains("DCO unknown (why: the drive aborted"));
     }
 
     struct FakeNvme;

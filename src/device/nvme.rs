@@ -72,7 +72,8 @@ impl NvmeController {
             model: ascii(&d[24..64]),
             firmware: ascii(&d[64..72]),
             total_capacity_bytes: nonzero(le128(&d[280..296])),
-            unallocated_capacity_bytes: le128(&d[296..312]).filter(|_| nonzero(le128(&d[280..296])).is_some()),
+            unallocated_capacity_bytes: le128(&d[296..312])
+                .filter(|_| nonzero(le128(&d[280..296])).is_some()),
         }
     }
 }
@@ -186,14 +187,19 @@ pub(crate) mod tests {
         assert_eq!(c.unallocated_capacity_bytes, Some(0));
 
         let n = NvmeNamespace::parse(1, &namespace(122_096_646, 12)).unwrap();
-        assert_eq!((n.size_blocks, n.lba_size, n.lba_format), (122_096_646, 4096, 1));
+        assert_eq!(
+            (n.size_blocks, n.lba_size, n.lba_format),
+            (122_096_646, 4096, 1)
+        );
         assert_eq!(n.size_bytes(), 122_096_646 * 4096);
         assert_eq!(n.eui64.as_deref(), Some("0025385a91501234"));
         assert_eq!(n.nguid, None);
 
         let mut bad = namespace(10, 12);
         bad[26] = 5;
-        assert!(NvmeNamespace::parse(1, &bad).unwrap_err().contains("only 2"));
+        assert!(NvmeNamespace::parse(1, &bad)
+            .unwrap_err()
+            .contains("only 2"));
         assert!(NvmeNamespace::parse(1, &namespace(10, 3)).is_err());
     }
 }

@@ -255,7 +255,10 @@ fn hidden_sectors_are_counted_from_the_drives_answers() {
             dco_sectors: dco,
         };
         let r = probe_ata(&mut port, "/dev/sdz");
-        assert_eq!((r.hidden.state, r.hidden.summary.as_str()), (state, summary));
+        assert_eq!(
+            (r.hidden.state, r.hidden.summary.as_str()),
+            (state, summary)
+        );
         assert_eq!(r.current_max_sectors, Some(current));
         assert_eq!(r.native_max_sectors, Some(native));
         assert_eq!(r.dco_max_sectors, Some(dco));
@@ -267,7 +270,11 @@ fn hidden_sectors_are_counted_from_the_drives_answers() {
     };
     let r = probe_ata(&mut port, "/dev/sdz");
     assert_eq!(r.hidden.state, HiddenState::Unknown);
-    assert!(r.hidden.summary.contains("checksum"), "{}", r.hidden.summary);
+    assert!(
+        r.hidden.summary.contains("checksum"),
+        "{}",
+        r.hidden.summary
+    );
 }
 
 fn assert_unknown_not_ata(drive: &serde_json::Value, what: &str) {
@@ -301,7 +308,13 @@ fn loop_and_virtio_devices_answer_unknown_with_why() {
     );
     // The record says the same, and nothing is warned about.
     let base = d.join("img");
-    let out = run_ok(&["acquire", dev.as_str(), "-o", base.to_str().unwrap(), "--quiet"]);
+    let out = run_ok(&[
+        "acquire",
+        dev.as_str(),
+        "-o",
+        base.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(!stderr(&out).contains("hidden"), "{}", stderr(&out));
     let rec = record(&base);
     let drive: serde_json::Value =
