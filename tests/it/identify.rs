@@ -320,6 +320,16 @@ fn loop_and_virtio_devices_answer_unknown_with_why() {
     let drive: serde_json::Value =
         serde_json::to_value(&rec["source"]["drive"]).expect("record has source.drive");
     assert_unknown_not_ata(&drive, "record");
+    let base = d.join("rescued");
+    run_ok(&[
+        "rescue",
+        dev.as_str(),
+        "-o",
+        base.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let drive = serde_json::to_value(&record(&base)["source"]["drive"]).unwrap();
+    assert_unknown_not_ata(&drive, "rescue record");
     // An image file has no drive.
     let base = d.join("file");
     acquire(&src, &base, &[], 0);
