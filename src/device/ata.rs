@@ -407,7 +407,10 @@ impl Identify {
                 physical = logical << (w[106] & 0x0f).min(7);
             }
         }
-        let wwn = (valid(w[87]) && w[87] & (1 << 8) != 0 && w[108..112].iter().any(|&v| v != 0))
+        // Word 84 bit 8 says a WWN is there; word 87 bit 8 repeats it.
+        let has_wwn =
+            (valid(w[84]) && w[84] & (1 << 8) != 0) || (valid(w[87]) && w[87] & (1 << 8) != 0);
+        let wwn = (has_wwn && w[108..112].iter().any(|&v| v != 0))
             .then(|| w[108..112].iter().map(|v| format!("{v:04x}")).collect());
         Ok(Identify {
             model: ata_string(&w[27..47]),

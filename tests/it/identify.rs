@@ -139,6 +139,16 @@ fn identify_parser_agrees_with_hdparm() {
                 .clone(),
         ),
         (
+            "WWN",
+            drive(976_773_168, false, false, false)
+                .set(84, 0x4100)
+                .set(108, 0x5000)
+                .set(109, 0xc500)
+                .set(110, 0xa1b2)
+                .set(111, 0xc3d4)
+                .clone(),
+        ),
+        (
             "4K logical",
             drive(976_754_646, false, false, false)
                 .set(106, 0x5000)
@@ -177,6 +187,11 @@ fn identify_parser_agrees_with_hdparm() {
             number(&out, "Physical Sector size"),
             Some(u64::from(id.physical_sector_size)),
             "{name}"
+        );
+        assert_eq!(
+            field(&out, "Logical Unit WWN Device Identifier"),
+            id.wwn.as_deref(),
+            "{name}: {out}"
         );
         assert_eq!(
             feature(&out, "Host Protected Area feature set"),
