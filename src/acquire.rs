@@ -163,6 +163,7 @@ pub fn acquire(
         side.record(),
     );
     record.record_mut().source.live_use = live;
+    record.record_mut().source.drive = source.drive();
     record.write()?;
 
     progress.set_total(source.size());

@@ -162,6 +162,7 @@ pub fn convert(
         identity: carried.identity.clone(),
         kernel_read_only: None,
         live_use: None,
+        drive: None,
     };
     let mut record = RecordBuilder::start_from(
         JobKind::Conversion,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::device::list::{list, DeviceInfo};
 use crate::device::sysfs::parse_dev;
-use crate::device::{MountTable, Sysfs};
+use crate::device::{DriveReport, MountTable, Sysfs};
 use crate::error::{Error, Result};
 use crate::partition::PartitionTable;
 
@@ -25,7 +25,8 @@ pub const JSON_VERSION: u32 = 1;
 pub struct DevicesOptions {
     /// Also loop devices, zram and RAM disks (default: only disks).
     pub all: bool,
-    /// Read each device's partition table (default on; it opens every device read-only).
+    /// Open every device read-only to read its partition table and to ask the drive who it
+    /// is and whether it hides sectors (read-only ATA or NVMe identify commands; default on).
     pub partition_tables: bool,
     /// Only these devices (a partition names its disk); all when empty. Named devices are
     /// shown whatever their kind.
@@ -62,6 +63,9 @@ pub struct DeviceEntry {
     pub partition_table: Option<PartitionTable>,
     /// Why the partition table could not be read (`null` when it was, or was not asked).
     pub partition_table_error: Option<String>,
+    /// What the drive itself says (identity, current/native/DCO maximum sectors, the HPA
+    /// and DCO verdict); `null` when the device was not opened.
+    pub drive: Option<DriveReport>,
 }
 
 /// Lists the devices of this machine.
@@ -94,10 +98,15 @@ pub fn devices(opts: &DevicesOptions) -> Result<DevicesReport> {
                 } else {
                     (None, None)
                 };
+            let drive = opts.partition_tables.then(|| {
+                let rdev = parse_dev(&device.device_number).unwrap_or(u64::MAX);
+                crate::device::hidden::probe_node(Path::new(&device.path), rdev, device.transport)
+            });
             DeviceEntry {
                 device,
                 partition_table,
                 partition_table_error,
+                drive,
             }
         })
         .collect();

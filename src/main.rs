@@ -98,9 +98,18 @@ fn warn_live(source: &std::path::Path, allow_live: bool) {
     }
 }
 
+/// Says on stderr, before a job starts, that the drive hides sectors from the kernel (an HPA
+/// or a DCO): an image of the device then misses them. The record says it too.
+fn warn_hidden(source: &std::path::Path) {
+    if let Some(w) = exhibit::device::hidden::probe_path(source).and_then(|d| d.hidden_warning()) {
+        eprintln!("exhibit: warning: {}", exhibit::text::printable(&w));
+    }
+}
+
 fn run_acquire(args: AcquireArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let opts = args.options()?;
     warn_live(&opts.source, opts.allow_live);
+    warn_hidden(&opts.source);
     let report = with_progress(!args.quiet, |p: &Progress| {
         exhibit::acquire::acquire(&opts, p, stop)
     })?;
@@ -246,6 +255,7 @@ fn run_rescue(args: RescueArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let source = exhibit::source::Source::open(&args.source, true)?;
     let opts = args.options()?;
     warn_live(&args.source, opts.allow_live);
+    warn_hidden(&args.source);
     let result = with_progress(!args.quiet, |p: &RescueProgress| {
         exhibit::rescue::rescue(&source, &opts, p, stop)
     });

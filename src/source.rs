@@ -268,6 +268,31 @@ impl Source {
         None
     }
 
+    /// What the drive holding the source says about itself and its hidden areas (for a
+    /// partition, its disk), through read-only commands only; `None` for a file.
+    pub fn drive(&self) -> Option<crate::device::DriveReport> {
+        let rdev = self.device?;
+        let transport = self
+            .identity
+            .transport
+            .unwrap_or(crate::device::Transport::Unknown);
+        if self.kind == SourceKind::Disk {
+            return Some(crate::device::hidden::probe(
+                &self.file,
+                &self.path.to_string_lossy(),
+                transport,
+            ));
+        }
+        let sysfs = Sysfs::system();
+        let disk = sysfs.disk_of(rdev).0;
+        let name = sysfs.name(disk);
+        Some(crate::device::hidden::probe_node(
+            Path::new(&crate::device::list::dev_path(&name)),
+            disk,
+            transport,
+        ))
+    }
+
     /// Whether the kernel's read-only flag is set on the source device (`blockdev --getro`);
     /// `None` for a file.
     pub fn kernel_read_only(&self) -> Option<bool> {

@@ -327,6 +327,184 @@ pub fn pipe() -> io::Result<(std::fs::File, std::fs::File)> {
     })
 }
 
+/// `struct sg_io_hdr` of <scsi/sg.h>.
+#[repr(C)]
+struct SgIoHdr {
+    interface_id: libc::c_int,
+    dxfer_direction: libc::c_int,
+    cmd_len: libc::c_uchar,
+    mx_sb_len: libc::c_uchar,
+    iovec_count: libc::c_ushort,
+    dxfer_len: libc::c_uint,
+    dxferp: *mut libc::c_void,
+    cmdp: *const libc::c_uchar,
+    sbp: *mut libc::c_uchar,
+    timeout: libc::c_uint,
+    flags: libc::c_uint,
+    pack_id: libc::c_int,
+    usr_ptr: *mut libc::c_void,
+    status: libc::c_uchar,
+    masked_status: libc::c_uchar,
+    msg_status: libc::c_uchar,
+    sb_len_wr: libc::c_uchar,
+    host_status: libc::c_ushort,
+    driver_status: libc::c_ushort,
+    resid: libc::c_int,
+    duration: libc::c_uint,
+    info: libc::c_uint,
+}
+
+const SG_IO: libc::c_ulong = 0x2285;
+const SG_DXFER_NONE: libc::c_int = -1;
+const SG_DXFER_FROM_DEV: libc::c_int = -3;
+
+/// Sends one read-only ATA command to a drive through SG_IO as ATA PASS-THROUGH(16). Only a
+/// [`crate::device::ata::Cdb`] can be sent, and it comes only from one of the read-only
+/// [`crate::device::ata::AtaCommand`]s; data only ever flows from the drive (`data` receives
+/// it; empty for a command without data). The SCSI status, sense and residue come back for
+/// the caller to judge; errno (ENOTTY: a device without SCSI pass-through; EPERM: no
+/// CAP_SYS_RAWIO) is the error.
+pub fn sg_io_ata(
+    fd: impl AsFd,
+    cdb: &crate::device::ata::Cdb,
+    data: &mut [u8],
+    timeout_ms: u32,
+) -> io::Result<crate::device::ata::SgOutcome> {
+    let Ok(dxfer_len) = libc::c_uint::try_from(data.len()) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let cmd = *cdb.bytes();
+    let mut sense = [0u8; 64];
+    let mut h = SgIoHdr {
+        interface_id: b'S' as libc::c_int,
+        dxfer_direction: if data.is_empty() {
+            SG_DXFER_NONE
+        } else {
+            SG_DXFER_FROM_DEV
+        },
+        cmd_len: cmd.len() as libc::c_uchar,
+        mx_sb_len: sense.len() as libc::c_uchar,
+        iovec_count: 0,
+        dxfer_len,
+        dxferp: data.as_mut_ptr().cast(),
+        cmdp: cmd.as_ptr(),
+        sbp: sense.as_mut_ptr(),
+        timeout: timeout_ms,
+        flags: 0,
+        pack_id: 0,
+        usr_ptr: std::ptr::null_mut(),
+        status: 0,
+        masked_status: 0,
+        msg_status: 0,
+        sb_len_wr: 0,
+        host_status: 0,
+        driver_status: 0,
+        resid: 0,
+        duration: 0,
+        info: 0,
+    };
+    loop {
+        // SAFETY: the descriptor is open for the call (borrowed); SG_IO reads one sg_io_hdr
+        // (`h`, laid out as <scsi/sg.h> has it) and through it the 16 command bytes (`cmd`),
+        // writes at most `dxfer_len` bytes into `data` (its exact length; with
+        // SG_DXFER_NONE none) and at most `mx_sb_len` into `sense`; all live across the call.
+        match check(unsafe {
+            libc::ioctl(fd.as_fd().as_raw_fd(), SG_IO as _, &mut h as *mut SgIoHdr)
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(_) => break,
+        }
+    }
+    let written = usize::from(h.sb_len_wr).min(sense.len());
+    Ok(crate::device::ata::SgOutcome {
+        status: h.status,
+        host_status: h.host_status,
+        driver_status: h.driver_status,
+        resid: h.resid,
+        sense: sense[..written].to_vec(),
+    })
+}
+
+/// `struct nvme_passthru_cmd` of <linux/nvme_ioctl.h> (72 bytes).
+#[repr(C)]
+struct NvmePassthruCmd {
+    opcode: u8,
+    flags: u8,
+    rsvd1: u16,
+    nsid: u32,
+    cdw2: u32,
+    cdw3: u32,
+    metadata: u64,
+    addr: u64,
+    metadata_len: u32,
+    data_len: u32,
+    cdw10: u32,
+    cdw11: u32,
+    cdw12: u32,
+    cdw13: u32,
+    cdw14: u32,
+    cdw15: u32,
+    timeout_ms: u32,
+    result: u32,
+}
+
+// _IO('N', 0x40) and _IOWR('N', 0x41, struct nvme_passthru_cmd).
+const NVME_IOCTL_ID: libc::c_ulong = 0x4e40;
+const NVME_IOCTL_ADMIN_CMD: libc::c_ulong = 0xc048_4e41;
+
+/// The namespace id of an NVMe namespace's device node (NVME_IOCTL_ID).
+pub fn nvme_namespace_id(fd: impl AsFd) -> io::Result<u32> {
+    // SAFETY: the descriptor is open for the call; NVME_IOCTL_ID takes no memory and returns
+    // the id.
+    let id = check(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), NVME_IOCTL_ID as _) })?;
+    Ok(id as u32)
+}
+
+/// Sends one NVMe Identify (admin opcode 06h, the only one that can be named here) into
+/// `data`; `Ok(0)` when the drive completed it, `Ok(status)` with the NVMe status when it
+/// refused.
+pub fn nvme_identify(
+    fd: impl AsFd,
+    what: crate::device::nvme::NvmeIdentify,
+    data: &mut [u8; crate::device::nvme::DATA_LEN],
+    timeout_ms: u32,
+) -> io::Result<u32> {
+    let (nsid, cdw10) = what.fields();
+    let mut cmd = NvmePassthruCmd {
+        opcode: crate::device::nvme::NvmeIdentify::OPCODE,
+        flags: 0,
+        rsvd1: 0,
+        nsid,
+        cdw2: 0,
+        cdw3: 0,
+        metadata: 0,
+        addr: data.as_mut_ptr() as u64,
+        metadata_len: 0,
+        data_len: data.len() as u32,
+        cdw10,
+        cdw11: 0,
+        cdw12: 0,
+        cdw13: 0,
+        cdw14: 0,
+        cdw15: 0,
+        timeout_ms,
+        result: 0,
+    };
+    // SAFETY: the descriptor is open for the call; the ioctl reads one nvme_passthru_cmd
+    // (`cmd`, laid out as the kernel's) and the drive writes at most `data_len` bytes (the
+    // whole of `data`) at `addr`; both live across the call. Identify transfers from the
+    // drive only.
+    let r = check(unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            NVME_IOCTL_ADMIN_CMD as _,
+            &mut cmd as *mut NvmePassthruCmd,
+        )
+    })?;
+    Ok(r as u32)
+}
+
 fn empty_cpu_set() -> libc::cpu_set_t {
     // SAFETY: cpu_set_t is an array of integers; all zeros is the empty set.
     unsafe { std::mem::zeroed() }
@@ -412,6 +590,29 @@ mod tests {
         assert!(block_device_read_only(&f).unwrap());
         set_block_device_read_only(&f, false).unwrap();
         assert!(!block_device_read_only(&f).unwrap());
+    }
+
+    #[test]
+    fn drive_commands_on_files_and_loop_devices_fail_with_errno() {
+        // The kernel's own layout sizes: a wrong one would make it read past our structs.
+        assert_eq!(std::mem::size_of::<SgIoHdr>(), 88);
+        assert_eq!(std::mem::size_of::<NvmePassthruCmd>(), 72);
+        let f = regular_file();
+        let mut data = [0u8; 512];
+        let cdb = crate::device::ata::AtaCommand::IdentifyDevice.cdb();
+        let e = sg_io_ata(&f, &cdb, &mut data, 1000).unwrap_err();
+        assert!(e.raw_os_error().is_some(), "{e}");
+        assert!(nvme_namespace_id(&f).is_err());
+        let Some(dev) = Loop::new() else {
+            eprintln!("skipped: needs root and losetup");
+            return;
+        };
+        let f = std::fs::File::open(&dev.path).unwrap();
+        let e = sg_io_ata(&f, &cdb, &mut data, 1000).unwrap_err();
+        assert!(
+            matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)),
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use record::{JobKind, RecordBuilder, Started};
 pub use side_files::{with_extension, write_map, SideFiles};
 
 /// The schema name and version written in every record. 1.1 added `source.live_use`,
-/// `source.identity.transport`, and conversions (`converted_from`, `complete-with-findings`).
+/// `source.identity.transport`, `source.drive`, and conversions (`converted_from`, `complete-with-findings`).
 pub const SCHEMA: &str = "exhibit-audit/1.1";
 /// The schema's name and major version: records of every `exhibit-audit/1.x` are read.
 pub const SCHEMA_MAJOR: &str = "exhibit-audit/1";
@@ -209,6 +209,11 @@ pub struct SourceInfo {
     /// went on anyway; absent when it was not in use (and for files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_use: Option<crate::device::LiveUse>,
+    /// What the drive itself says (IDENTIFY through read-only ATA or NVMe commands): its
+    /// identity, the current, native and DCO maximum sectors, the HPA/DCO verdict and the raw
+    /// identify data as hex; absent for files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drive: Option<crate::device::DriveReport>,
 }
 
 /// The read engine.

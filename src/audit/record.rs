@@ -92,6 +92,7 @@ impl RecordBuilder {
             identity: source.identity().clone(),
             kernel_read_only: source.kernel_read_only(),
             live_use: None,
+            drive: None,
         };
         Self::start_from(kind, source, options, case, command_line, started, path)
     }

@@ -70,6 +70,39 @@ fn usage_text(u: &Usage) -> String {
     parts.join("; ")
 }
 
+/// What the drive itself said: its identity and sizes, then the hidden-area verdict.
+fn drive_text(d: &exhibit::device::DriveReport) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(protocol) = &d.protocol {
+        let mut s = format!("the drive says ({protocol}):");
+        for (label, v) in [
+            ("model", &d.model),
+            ("serial", &d.serial),
+            ("firmware", &d.firmware),
+            ("wwn", &d.wwn),
+        ] {
+            if let Some(v) = v {
+                s.push_str(&format!(" {label} {}", t(v)));
+            }
+        }
+        if let Some(n) = d.current_max_sectors {
+            s.push_str(&format!(", {n} sectors"));
+        }
+        if let Some(n) = d.native_max_sectors.filter(|_| protocol == "ata") {
+            s.push_str(&format!(", native max {n}"));
+        }
+        if let Some(n) = d.dco_max_sectors.filter(|_| protocol == "ata") {
+            s.push_str(&format!(", DCO max {n}"));
+        }
+        if let (Some(l), Some(p)) = (d.logical_sector_size, d.physical_sector_size) {
+            s.push_str(&format!(", {l}/{p}-byte sectors"));
+        }
+        notes.push(s);
+    }
+    notes.push(format!("hidden sectors: {}", t(&d.hidden.summary)));
+    notes
+}
+
 /// The table and the details below it, as printed.
 pub fn render(report: &DevicesReport) -> String {
     let mut out = String::new();
@@ -164,6 +197,9 @@ pub fn render(report: &DevicesReport) -> String {
             }
             (None, Some(err)) => notes.push(format!("partition table not read: {}", t(err))),
             (None, None) => {}
+        }
+        if let Some(drive) = &e.drive {
+            notes.extend(drive_text(drive));
         }
         if notes.is_empty() {
             continue;

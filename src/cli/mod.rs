@@ -362,8 +362,8 @@ pub struct DevicesArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Do not open the devices to read their partition tables (sysfs and the mount table
-    /// only: nothing touches a drive that hangs on reads).
+    /// Do not open the devices to read their partition tables or ask the drives who they
+    /// are (sysfs and the mount table only: nothing touches a drive that hangs on reads).
     #[arg(long)]
     pub no_partition_tables: bool,
 }

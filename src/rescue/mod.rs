@@ -261,6 +261,7 @@ pub fn rescue(
         opts.record_path(),
     );
     record.record_mut().source.live_use = live;
+    record.record_mut().source.drive = source.drive();
     record.record_mut().reader = Some(reader_info(source, opts, job.geo.block_size, &engine_note));
     record.write()?;
     let result = job.run_saving(&lock);

@@ -19,6 +19,7 @@ mod e01_reference;
 mod e01_tsk;
 mod e01_write;
 mod hostile_files;
+mod identify;
 mod image;
 mod mount;
 mod mount_background;
