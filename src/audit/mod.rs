@@ -31,7 +31,7 @@ pub use record::{JobKind, RecordBuilder, Started};
 pub use side_files::{with_extension, write_map, SideFiles};
 
 /// The schema name and version written in every record. 1.1 added `source.live_use`,
-/// `source.identity.transport`, and conversions (`converted_from`, `complete-with-findings`).
+/// `source.identity.transport`, `partitions`, and conversions (`converted_from`, `complete-with-findings`).
 pub const SCHEMA: &str = "exhibit-audit/1.1";
 /// The schema's name and major version: records of every `exhibit-audit/1.x` are read.
 pub const SCHEMA_MAJOR: &str = "exhibit-audit/1";

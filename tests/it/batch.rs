@@ -208,6 +208,14 @@ fn one_source_twice_or_overlapping_outputs_start_nothing() {
         &[(&s, &x, &[]), (&d.join("missing.img"), &y, &[])],
         "job 2 (",
     );
+    // BASE.yaml of a job would be JOBS.yaml itself.
+    refused(
+        &[
+            (&s, &x, &[]),
+            (&other, &d.join("jobs"), &["overwrite: true"]),
+        ],
+        "job 2 would write",
+    );
 
     // A block device under two names (its node and a link to it).
     if skip_without_loop("one_source_twice: loop devices") {

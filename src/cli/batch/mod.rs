@@ -60,7 +60,8 @@ struct Ended {
 pub fn run(args: BatchArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
     let name = p(&args.jobs);
     let jobs = jobs::read(&args.jobs).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let checked = preflight::check(&jobs).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let checked =
+        preflight::check(&args.jobs, &jobs).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     for job in &jobs {
         crate::warn_live(&job.options.source, job.options.allow_live);
     }

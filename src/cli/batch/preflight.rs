@@ -46,8 +46,8 @@ fn place(path: &Path) -> Option<Place> {
     })
 }
 
-/// Every refusal, or one line naming the jobs.
-pub fn check(jobs: &[Job]) -> Result<Vec<Checked>, String> {
+/// Every refusal, or one line naming the jobs; `jobs_file` is not an output either.
+pub fn check(jobs_file: &Path, jobs: &[Job]) -> Result<Vec<Checked>, String> {
     let mut opened: Vec<(Source, Vec<PathBuf>)> = Vec::with_capacity(jobs.len());
     for job in jobs {
         let o = &job.options;
@@ -79,9 +79,17 @@ pub fn check(jobs: &[Job]) -> Result<Vec<Checked>, String> {
     }
 
     let mut places: HashMap<Place, usize> = HashMap::new();
+    let jobs_file = place(jobs_file);
     for (i, (_, guarded)) in opened.iter().enumerate() {
         for path in guarded {
             let Some(at) = place(path) else { continue };
+            if Some(&at) == jobs_file.as_ref() {
+                return Err(format!(
+                    "job {} would write {}, the jobs file itself",
+                    jobs[i].number,
+                    p(path)
+                ));
+            }
             match places.get(&at) {
                 Some(&other) if other != i => {
                     return Err(format!(
