@@ -94,6 +94,28 @@ impl AcquireOptions {
     }
 }
 
+impl AcquireOptions {
+    /// What these options refuse before anything is touched, for `source` (opened with them):
+    /// reader settings that do not fit its sector size, a piece size of 0, an output set that
+    /// cannot be (a missing directory, `--clone` with `--split`, a bad split size); and the
+    /// output set, planned for its size. `exhibit batch` asks it of every job before any starts.
+    pub fn plan(&self, source: &Source) -> Result<Outputs> {
+        self.reader.validate(source.logical_sector_size())?;
+        if self.piece_size == 0 {
+            return Err(Error::InvalidOption("the piece size must not be 0".into()));
+        }
+        Outputs::plan(&OutputRequest {
+            base: &self.base,
+            formats: &self.formats,
+            split: self.split,
+            clone_target: self.clone_target.as_deref(),
+            hashes: &self.hashes,
+            overwrite: self.overwrite,
+            media_size: source.size(),
+        })
+    }
+}
+
 /// What a finished acquisition produced.
 #[derive(Debug)]
 pub struct AcquireReport {
@@ -115,19 +137,7 @@ pub fn acquire(
 ) -> Result<AcquireReport> {
     let started = Started::now();
     let source = Source::open(&opts.source, opts.reader.direct)?;
-    opts.reader.validate(source.logical_sector_size())?;
-    if opts.piece_size == 0 {
-        return Err(Error::InvalidOption("the piece size must not be 0".into()));
-    }
-    let set = Outputs::plan(&OutputRequest {
-        base: &opts.base,
-        formats: &opts.formats,
-        split: opts.split,
-        clone_target: opts.clone_target.as_deref(),
-        hashes: &opts.hashes,
-        overwrite: opts.overwrite,
-        media_size: source.size(),
-    })?;
+    let set = opts.plan(&source)?;
     let hashes = set.hashes().to_vec();
     let side = set.side().clone();
 
@@ -164,6 +174,7 @@ pub fn acquire(
     );
     record.record_mut().source.live_use = live;
     record.record_mut().source.drive = source.drive();
+    record.note_partitions(crate::partition::of_source(&source));
     record.write()?;
 
     progress.set_total(source.size());

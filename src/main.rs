@@ -31,18 +31,9 @@ fn main() -> ExitCode {
             ) {
                 e.exit();
             }
-            // One line, like every other error; `--help` has the details.
-            let text = e.render().to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                .map(str::trim)
-                .collect();
-            let message = message.join(" ");
-            let message = message.strip_prefix("error: ").unwrap_or(&message);
             eprintln!(
                 "exhibit: error: {} (see exhibit --help)",
-                exhibit::text::printable(message)
+                cli::clap_error_line(&e)
             );
             return ExitCode::from(EXIT_FAILED as u8);
         }
@@ -64,6 +55,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => run_ls(args),
         Command::Extract(args) => run_extract(args, &stop),
         Command::Devices(args) => run_devices(args),
+        Command::Batch(args) => cli::batch::run(args, &stop),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

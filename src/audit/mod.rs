@@ -31,7 +31,8 @@ pub use record::{JobKind, RecordBuilder, Started};
 pub use side_files::{with_extension, write_map, SideFiles};
 
 /// The schema name and version written in every record. 1.1 added `source.live_use`,
-/// `source.identity.transport`, `source.drive`, and conversions (`converted_from`, `complete-with-findings`).
+/// `source.identity.transport`, `source.drive`,
+/// `partitions`, and conversions (`converted_from`, `complete-with-findings`).
 pub const SCHEMA: &str = "exhibit-audit/1.1";
 /// The schema's name and major version: records of every `exhibit-audit/1.x` are read.
 pub const SCHEMA_MAJOR: &str = "exhibit-audit/1";
@@ -55,6 +56,14 @@ pub struct AuditRecord {
     pub times: Times,
     /// What was read.
     pub source: SourceInfo,
+    /// The source's partition table as exhibit's own parser reads it (the shape `info` shows).
+    /// Absent: not read (a conversion, an older record); `Some(None)`, written `null`: the
+    /// source has none, or it could not be read ([`AuditRecord::partitions_error`] says why).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "read_or_not")]
+    pub partitions: Option<Option<crate::partition::PartitionTable>>,
+    /// Why the partition table could not be read (never fatal: the pass reads every sector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions_error: Option<String>,
     /// How it was read.
     pub reader: Option<ReaderInfo>,
     /// Every file written, with its size.
@@ -80,6 +89,28 @@ pub struct AuditRecord {
     pub converted_from: Option<ConvertedFrom>,
     /// How it ended.
     pub outcome: OutcomeInfo,
+}
+
+/// `partitions`: absent when not read, `null` when read and there is none.
+mod read_or_not {
+    use crate::partition::PartitionTable;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<Option<PartitionTable>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(found) => found.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<PartitionTable>>, D::Error> {
+        Option::<PartitionTable>::deserialize(d).map(Some)
+    }
 }
 
 /// One run of a rescue job, as its map remembers it.

@@ -122,6 +122,8 @@ impl RecordBuilder {
                 duration_seconds: None,
             },
             source,
+            partitions: None,
+            partitions_error: None,
             reader: None,
             outputs: Vec::new(),
             hashes: None,
@@ -164,6 +166,16 @@ impl RecordBuilder {
     /// The unreadable runs, in `sector`-byte sectors, with the map that lists them.
     pub fn set_unreadable(&mut self, runs: &[BadRun], sector: u64, map: PathBuf) {
         self.record.unreadable = UnreadableInfo::from_runs(runs, sector, Some(map));
+    }
+
+    /// The source's partition table, or why it could not be read (recorded, never fatal).
+    pub fn note_partitions(&mut self, found: Result<Option<crate::partition::PartitionTable>>) {
+        let (table, error) = match found {
+            Ok(table) => (table, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        self.record.partitions = Some(table);
+        self.record.partitions_error = error;
     }
 
     /// Writes the record as it stands (atomically).

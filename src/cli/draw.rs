@@ -16,8 +16,19 @@ where
     P: Observe + Default + 'static,
 {
     let progress = Arc::new(P::default());
-    let drawer = show.then(|| Drawer::start(Arc::clone(&progress) as Arc<dyn Observe>));
-    let result = job(&progress);
+    let drawn = vec![(String::new(), Arc::clone(&progress) as Arc<dyn Observe>)];
+    with_progress_of(show, drawn, || job(&progress))
+}
+
+/// Runs `work` while the labelled counters are drawn when `show`: a bar each on a terminal
+/// (`exhibit batch`: one per drive), otherwise a line each every 5 s, starting with its label.
+pub fn with_progress_of<R>(
+    show: bool,
+    jobs: Vec<(String, Arc<dyn Observe>)>,
+    work: impl FnOnce() -> R,
+) -> R {
+    let drawer = show.then(|| Drawer::start(jobs));
+    let result = work();
     drop(drawer);
     result
 }
@@ -29,11 +40,11 @@ struct Drawer {
 }
 
 impl Drawer {
-    fn start(job: Arc<dyn Observe>) -> Drawer {
+    fn start(jobs: Vec<(String, Arc<dyn Observe>)>) -> Drawer {
         let done = Arc::new(AtomicBool::new(false));
         let thread = {
             let done = Arc::clone(&done);
-            std::thread::spawn(move || draw(&*job, &done))
+            std::thread::spawn(move || draw(&jobs, &done))
         };
         Drawer {
             done,
@@ -51,61 +62,92 @@ impl Drop for Drawer {
     }
 }
 
-fn draw(job: &dyn Observe, done: &AtomicBool) {
+const TEMPLATE: &str = "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+
+fn draw(jobs: &[(String, Arc<dyn Observe>)], done: &AtomicBool) {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let bar = tty.then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b
-    });
+    let width = jobs
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let multi = (tty && jobs.len() > 1).then(indicatif::MultiProgress::new);
+    let bars: Vec<indicatif::ProgressBar> = if tty {
+        jobs.iter()
+            .map(|(label, _)| {
+                let template = if label.is_empty() {
+                    TEMPLATE.to_string()
+                } else {
+                    format!("{{prefix:{width}}} {TEMPLATE}")
+                };
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(&template)
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(label.clone());
+                match &multi {
+                    Some(m) => m.add(b),
+                    None => b,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut last_line = Instant::now();
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        let s = job.snapshot();
-        let bad = if s.unreadable_runs > 0 {
-            format!(
-                "{} unreadable bytes in {} runs",
-                s.unreadable_bytes, s.unreadable_runs
-            )
-        } else {
-            String::new()
-        };
-        if let Some(b) = &bar {
-            b.set_length(s.total);
-            b.set_position(s.done);
-            b.set_message(format!("{} {bad}", s.phase));
-        } else if last_line.elapsed() >= Duration::from_secs(5) {
+        let lines_due = !tty && last_line.elapsed() >= Duration::from_secs(5);
+        if lines_due {
             last_line = Instant::now();
-            let secs = start.elapsed().as_secs_f64().max(1e-3);
-            let rate = s.done as f64 / secs;
-            let eta = if rate > 0.0 {
-                (s.total.saturating_sub(s.done)) as f64 / rate
+        }
+        for (i, (label, job)) in jobs.iter().enumerate() {
+            let s = job.snapshot();
+            let bad = if s.unreadable_runs > 0 {
+                format!(
+                    "{} unreadable bytes in {} runs",
+                    s.unreadable_bytes, s.unreadable_runs
+                )
             } else {
-                0.0
+                String::new()
             };
-            eprintln!(
-                "exhibit: {}: {} of {} bytes ({:.1}%), {:.0} MB/s, ETA {:.0} s {bad}",
-                s.phase,
-                s.done,
-                s.total,
-                if s.total > 0 {
-                    s.done as f64 * 100.0 / s.total as f64
+            if let Some(b) = bars.get(i) {
+                b.set_length(s.total);
+                b.set_position(s.done);
+                b.set_message(format!("{} {bad}", s.phase));
+            } else if lines_due {
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                let rate = s.done as f64 / secs;
+                let eta = if rate > 0.0 {
+                    (s.total.saturating_sub(s.done)) as f64 / rate
                 } else {
-                    100.0
-                },
-                rate / 1e6,
-                eta
-            );
+                    0.0
+                };
+                let label = if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("{label}: ")
+                };
+                eprintln!(
+                    "exhibit: {label}{}: {} of {} bytes ({:.1}%), {:.0} MB/s, ETA {:.0} s {bad}",
+                    s.phase,
+                    s.done,
+                    s.total,
+                    if s.total > 0 {
+                        s.done as f64 * 100.0 / s.total as f64
+                    } else {
+                        100.0
+                    },
+                    rate / 1e6,
+                    eta
+                );
+            }
         }
     }
-    if let Some(b) = bar {
+    for b in bars {
         b.finish_and_clear();
     }
 }

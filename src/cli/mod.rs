@@ -3,6 +3,7 @@
 //! [`report`], progress drawing in [`draw`].
 
 pub mod background;
+pub mod batch;
 pub mod browse;
 pub mod devices;
 pub mod draw;
@@ -94,6 +95,26 @@ pub enum Command {
     /// exhibit reads itself. Reads nothing but sysfs, the mount table and each partition
     /// table.
     Devices(DevicesArgs),
+    /// Image several drives at the same time, as JOBS.yaml lists them (each entry `source`,
+    /// `output` and any acquire option by its long name): one progress bar per drive, each
+    /// job with its own outputs, record and exit status, a summary table at the end. One
+    /// failing or vanishing drive does not stop the others; Ctrl-C stops all (every record
+    /// says interrupted). Exit codes: 0 all complete; 1 some sectors were unreadable; 2 a job
+    /// failed, or the batch was refused before any started.
+    Batch(batch::BatchArgs),
+}
+
+/// A clap error as one line, like every other error (`--help` has the details).
+pub fn clap_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    exhibit::text::printable(message).into_owned()
 }
 
 /// `exhibit convert`.

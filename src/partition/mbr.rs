@@ -33,7 +33,7 @@ fn is_extended(kind: u8) -> bool {
     matches!(kind, 0x05 | 0x0f | 0x85)
 }
 
-fn type_name(kind: u8) -> Option<&'static str> {
+pub(super) fn type_name(kind: u8) -> Option<&'static str> {
     Some(match kind {
         0x01 => "FAT12",
         0x04 | 0x06 | 0x0e => "FAT16",

@@ -11,7 +11,7 @@
 //! Numbering follows Linux (and `sfdisk`): MBR slots 1–4, logical partitions from 5; GPT
 //! entries by their index, empty entries skipped.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::Result;
 
@@ -25,7 +25,7 @@ mod tests;
 pub type ReadFn<'a> = dyn Fn(u64, &mut [u8]) -> Result<()> + 'a;
 
 /// The partitioning scheme found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// A DOS/MBR table.
@@ -35,7 +35,7 @@ pub enum Scheme {
 }
 
 /// What a partition entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A primary MBR partition or a GPT entry.
@@ -47,7 +47,7 @@ pub enum Role {
 }
 
 /// One partition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partition {
     /// Number as Linux and sfdisk give it (`disk1`, … ; logical from 5).
     pub number: u32,
@@ -63,22 +63,28 @@ pub struct Partition {
     pub bytes: u64,
     /// The type: MBR `0x83`, or the GPT type GUID.
     pub type_id: String,
-    /// What the type means, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub type_name: Option<&'static str>,
+    /// What the type means, when known (read back from a record: a name this build does not
+    /// know is left out, the type stays in `type_id`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_type_name"
+    )]
+    pub type_name: Option<TypeName>,
     /// GPT partition name.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// GPT unique partition GUID.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guid: Option<String>,
     /// MBR boot flag (0x80).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bootable: bool,
 }
 
-/// A partition table and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A partition table and what is wrong with it: the one shape `info` (`--json`), mount's
+/// `info.yaml`, `devices --json` and the audit record's `partitions` all show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionTable {
     /// MBR or GPT.
     pub scheme: Scheme,
@@ -90,6 +96,24 @@ pub struct PartitionTable {
     pub partitions: Vec<Partition>,
     /// Damage and disagreements, one line each (a bad backup GPT, a partition past the end).
     pub problems: Vec<String>,
+}
+
+/// A partition type's name, from this build's tables. (An alias, so that serde does not take
+/// `&'static str` for text borrowed from the input: it is looked up in the tables instead.)
+pub type TypeName = &'static str;
+
+/// The names this build gives partition types, as `&'static str`, so a table read back from
+/// a record compares equal to one read from the media.
+fn known_type_name<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<&'static str>, D::Error> {
+    let Some(name) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    Ok((0..=255u8)
+        .filter_map(mbr::type_name)
+        .chain(gpt::TYPE_NAMES.iter().map(|(_, n)| *n))
+        .find(|n| *n == name))
 }
 
 impl Partition {
@@ -166,7 +190,27 @@ fn gpt_sector_sizes(given: u32) -> Vec<u32> {
 
 /// Reads the partition table of an image through its reader.
 pub fn of_image(image: &crate::image::Image) -> Result<Option<PartitionTable>> {
+    of_image_as(image, image.media_size(), image.sector_size(), &[])
+}
+
+/// [`of_image`] for media of `media_size` bytes in `sector_size`-byte sectors (what the source
+/// said, for an image that does not), whose `unreadable` byte ranges are zeros standing in for
+/// sectors that could not be read (a rescue's bad sectors): a read that touches one fails,
+/// naming it, rather than taking the zeros for the table (or for the absence of one).
+pub fn of_image_as(
+    image: &crate::image::Image,
+    media_size: u64,
+    sector_size: u32,
+    unreadable: &[std::ops::Range<u64>],
+) -> Result<Option<PartitionTable>> {
     let fetch = |offset: u64, buf: &mut [u8]| -> Result<()> {
+        let end = offset.saturating_add(buf.len() as u64);
+        if let Some(bad) = unreadable.iter().find(|r| r.start < end && offset < r.end) {
+            return Err(crate::Error::Damaged {
+                range: bad.start.max(offset)..bad.end.min(end),
+                detail: "unreadable on the source (zeros in the image)".into(),
+            });
+        }
         let n = image.read_at(buf, offset)?;
         if n < buf.len() {
             return Err(crate::Error::Damaged {
@@ -176,7 +220,51 @@ pub fn of_image(image: &crate::image::Image) -> Result<Option<PartitionTable>> {
         }
         Ok(())
     };
-    read(&fetch, image.media_size(), image.sector_size())
+    read(&fetch, media_size.min(image.media_size()), sector_size)
+}
+
+/// Reads the partition table of an opened source through its own read-only descriptor, before
+/// the pass. The descriptor may be O_DIRECT: each read covers whole aligned blocks (the
+/// logical sector of a device; 4096 bytes for a file, whose filesystem may need that) into an
+/// aligned buffer, and only the bytes asked for are handed on. One attempt per read: a sector
+/// that fails is the error, not retried here (the pass reads and maps it).
+pub fn of_source(source: &crate::source::Source) -> Result<Option<PartitionTable>> {
+    let align = match source.kind() {
+        crate::source::SourceKind::File => crate::buffer::ALIGN as u64,
+        _ => u64::from(source.logical_sector_size()),
+    };
+    let size = source.size();
+    let fetch = |offset: u64, buf: &mut [u8]| -> Result<()> {
+        let failed = |at: u64, e: std::io::Error| crate::Error::Read {
+            path: source.path().to_path_buf(),
+            offset: at,
+            source: e,
+        };
+        let end = offset.saturating_add(buf.len() as u64);
+        let start = offset - offset % align;
+        let stop = end
+            .div_ceil(align)
+            .saturating_mul(align)
+            .min(size.next_multiple_of(align));
+        let mut block = crate::buffer::AlignedBuf::new((stop - start) as usize);
+        let mut got = 0usize;
+        while start + (got as u64) < end {
+            let n = source
+                .read_at(&mut block[got..], start + got as u64)
+                .map_err(|e| failed(start + got as u64, e))?;
+            if n == 0 {
+                return Err(failed(
+                    start + got as u64,
+                    std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                ));
+            }
+            got += n;
+        }
+        let from = (offset - start) as usize;
+        buf.copy_from_slice(&block[from..from + buf.len()]);
+        Ok(())
+    };
+    read(&fetch, size, source.logical_sector_size())
 }
 
 /// Little-endian fields.

@@ -292,6 +292,9 @@ pub fn rescue(
         }
     }
     record.set_unreadable(&report.bad_runs, sector, report.map.clone());
+    if report.complete {
+        record.note_partitions(partitions_of_image(&report));
+    }
     let zero_filled_sectors = report.bad_bytes.div_ceil(sector);
     let seconds = record.elapsed();
     let rec = record.record_mut();
@@ -319,6 +322,24 @@ pub fn rescue(
     Error::recorded(record.path(), written)?;
     drop(lock);
     Ok(report)
+}
+
+/// The source's partition table, read from the finished image rather than the source: a
+/// rescue reads no sector of a failing disk twice. Sectors that stayed unreadable are zeros
+/// in the image, not a table: a table that needs one is the error.
+fn partitions_of_image(report: &RescueReport) -> Result<Option<crate::partition::PartitionTable>> {
+    let raw = crate::image::RawImage::open_recorded(
+        std::slice::from_ref(&report.image),
+        None,
+        Some(report.size),
+    )?;
+    let image = crate::image::Image::Raw(crate::image::ImageFormat::Raw, raw);
+    let bad: Vec<_> = report
+        .bad_runs
+        .iter()
+        .map(|r| r.offset..r.offset + r.length)
+        .collect();
+    crate::partition::of_image_as(&image, report.size, report.sector_size, &bad)
 }
 
 /// How a rescue run reads, for the record.

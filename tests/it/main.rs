@@ -8,6 +8,7 @@ mod support;
 mod acquire;
 mod acquire_bad_sectors;
 mod acquire_e01;
+mod batch;
 mod bounded;
 mod browse;
 mod cat;

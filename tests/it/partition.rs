@@ -247,3 +247,179 @@ fn info_shows_the_partition_table_of_an_image() {
         "{text}"
     );
 }
+
+/// `sfdisk --dump`: the label, its id, the sector size and per partition (number, start,
+/// size, type, uuid, name, bootable).
+type DumpRow = (u32, u64, u64, String, Option<String>, Option<String>, bool);
+
+fn sfdisk_dump(disk: &Path) -> (String, String, u32, Vec<DumpRow>) {
+    let text = tool_stdout(Command::new("sfdisk").arg("--dump").arg(disk));
+    let (mut label, mut id, mut sector) = (String::new(), String::new(), 512);
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        if let Some((node, fields)) = line.split_once(" : ") {
+            let digits: String = node
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let mut row: DumpRow = (
+                digits.parse().unwrap(),
+                0,
+                0,
+                String::new(),
+                None,
+                None,
+                false,
+            );
+            // name="…" may hold commas: take it off first. sfdisk escapes bytes past ASCII
+            // as \xNN.
+            let (fields, name) = match fields.split_once("name=\"") {
+                Some((before, rest)) => (before, Some(unescape(rest.trim_end_matches('"')))),
+                None => (fields, None),
+            };
+            row.5 = name;
+            for f in fields.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                match f.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                    Some(("start", v)) => row.1 = v.parse().unwrap(),
+                    Some(("size", v)) => row.2 = v.parse().unwrap(),
+                    Some(("type", v)) => row.3 = v.to_string(),
+                    Some(("uuid", v)) => row.4 = Some(v.to_string()),
+                    None if f == "bootable" => row.6 = true,
+                    _ => {}
+                }
+            }
+            rows.push(row);
+        } else if let Some((k, v)) = line.split_once(": ") {
+            match k {
+                "label" => label = v.to_string(),
+                "label-id" => id = v.to_string(),
+                "sector-size" => sector = v.parse().unwrap(),
+                _ => {}
+            }
+        }
+    }
+    (label, id, sector, rows)
+}
+
+/// sfdisk's `\xNN` and `\"` escapes undone.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 4 <= b.len() {
+            out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
+            i += 4;
+        } else if b[i] == b'\\' && i + 1 < b.len() {
+            out.push(b[i + 1]);
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn as_dump(t: &PartitionTable) -> (String, String, u32, Vec<DumpRow>) {
+    let label = match t.scheme {
+        Scheme::Mbr => "dos",
+        Scheme::Gpt => "gpt",
+    };
+    let rows = ours(t)
+        .into_iter()
+        .zip(&t.partitions)
+        .map(|((n, start, size, kind, name, uuid), p)| {
+            (n, start, size, kind, uuid, name, p.bootable)
+        })
+        .collect();
+    (label.into(), t.disk_id.clone(), t.sector_size, rows)
+}
+
+/// The record's `partitions:` of an acquisition (and of a rescue) of an MBR disk with logical
+/// partitions and of a GPT disk with many named entries are what `sfdisk --dump` says.
+#[test]
+fn the_record_holds_the_partition_table_sfdisk_dumps() {
+    if !have("sfdisk") {
+        return;
+    }
+    let dir = tempdir();
+    for (name, size, script) in [
+        ("mbr", 32u64 << 20, MBR.to_string()),
+        ("gpt", 64 << 20, gpt_script(40)),
+    ] {
+        let disk = dir.path().join(format!("{name}.img"));
+        sparse(&disk, size);
+        assert!(sfdisk(&disk, script.as_bytes()));
+        let dump = sfdisk_dump(&disk);
+        assert!(!dump.3.is_empty());
+        let base = dir.path().join(format!("{name}-acquired"));
+        acquire(&disk, &base, &[], 0);
+        let record = exhibit::audit::AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
+        let table = record
+            .partitions
+            .clone()
+            .flatten()
+            .expect("partitions in the record");
+        assert_eq!(as_dump(&table), dump, "{name}");
+        assert!(table.problems.is_empty(), "{:?}", table.problems);
+        assert_eq!(record.partitions_error, None);
+        for p in &table.partitions {
+            assert_eq!(p.offset, p.start * 512);
+            assert_eq!(p.bytes, p.sectors * 512);
+        }
+        // What info shows of the image is the same table, in the same shape.
+        assert_eq!(
+            Some(&table),
+            read_table_opt(&with_ext(&base, "raw")).as_ref()
+        );
+        let text = std::fs::read_to_string(with_ext(&base, "yaml")).unwrap();
+        assert!(text.contains("\npartitions:\n  scheme: "), "{text}");
+
+        let rbase = dir.path().join(format!("{name}-rescued"));
+        rescue_cmd(&disk, &rbase, &[]).exits(0);
+        let rescued = exhibit::audit::AuditRecord::read(&with_ext(&rbase, "yaml")).unwrap();
+        assert_eq!(rescued.partitions, record.partitions, "{name}");
+    }
+}
+
+fn read_table_opt(path: &Path) -> Option<PartitionTable> {
+    partition::of_image(&Image::open(path).unwrap()).unwrap()
+}
+
+/// No table is `partitions: null`; a table that cannot be read is `null` with the reason, and
+/// the acquisition goes on (sector 0 is then an unreadable sector of the image like any other).
+#[test]
+fn a_partition_table_that_cannot_be_read_is_recorded_not_fatal() {
+    let dir = tempdir();
+    let plain = make_source(dir.path(), "plain.img", 1 << 20, 9);
+    let base = dir.path().join("plain");
+    acquire(&plain, &base, &[], 0);
+    let text = std::fs::read_to_string(with_ext(&base, "yaml")).unwrap();
+    assert!(text.contains("\npartitions: null\n"), "{text}");
+    assert!(!text.contains("partitions_error"), "{text}");
+
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(2 << 20).bad(0).build();
+    let base = dev.dir.join("ev");
+    acquire(&dev.device, &base, &[], 1);
+    let record = exhibit::audit::AuditRecord::read(&with_ext(&base, "yaml")).unwrap();
+    assert_eq!(record.partitions, Some(None));
+    let why = record.partitions_error.clone().expect("partitions_error");
+    assert!(
+        why.contains(dev.device.to_str().unwrap()) && why.contains("at byte 0"),
+        "{why}"
+    );
+    assert_eq!(unreadable_runs(&record), vec![(0, 1)]);
+
+    // A rescue reads the table from its image: sector 0 unreadable there is named too.
+    let rbase = dev.dir.join("res");
+    rescue_cmd(&dev.device, &rbase, &[]).exits(1);
+    let rescued = exhibit::audit::AuditRecord::read(&with_ext(&rbase, "yaml")).unwrap();
+    assert_eq!(rescued.partitions, Some(None));
+    assert!(rescued.partitions_error.unwrap().contains("unreadable"));
+}

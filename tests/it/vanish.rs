@@ -6,43 +6,12 @@
 //! so and a map whose unread rest is `?`.
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use exhibit::map::BlockState;
 
 use crate::support::*;
-
-/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
-fn wait_bounded(mut child: Child, limit: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return (child.wait_with_output().unwrap(), started.elapsed());
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the device has served at least `n` reads (the run is in its read loop).
-fn wait_for_reads(dev: &FaultyDevice, n: usize) {
-    let started = Instant::now();
-    while dev.read_log().len() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the run never started reading"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// The byte in "source stopped responding at byte X".
 fn stopped_at(stderr: &str) -> u64 {
@@ -96,7 +65,7 @@ fn assert_one_line(out: &Output, needle: &str) -> u64 {
 /// reads; the run must end within seconds.
 fn vanish_mid_run(cmd: &mut std::process::Command, dev: &FaultyDevice) -> Output {
     let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    wait_for_reads(dev, 40);
+    dev.wait_for_reads(40);
     dev.abort();
     let (out, took) = wait_bounded(child, Duration::from_secs(60));
     assert!(

@@ -346,6 +346,18 @@ impl FaultyDevice {
         self.disk.read_log()
     }
 
+    /// Waits until the device has served at least `n` reads (the run is in its read loop).
+    pub fn wait_for_reads(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.read_log().len() < n {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the run never started reading"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Reads logged so far that touch `start..start+len`.
     pub fn reads_touching(&self, start: u64, len: u64) -> usize {
         self.disk.reads_touching(start, len)
