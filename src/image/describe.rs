@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::references::{base_of, file_name, normal_hex, parse_log, side_file};
+use super::{Image, ImageFormat};
 use crate::audit::AuditRecord;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
 use crate::hash::{to_hex, HashAlgorithm};
-use super::references::{base_of, file_name, normal_hex, parse_log, side_file};
-use super::{Image, ImageFormat};
 
 /// One file of the image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -355,7 +355,10 @@ fn ntfs_directories_made_through_an_ntfs3g_mount_extract_whole() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        assert!(Instant::now() < deadline, "ntfs-3g did not end after its unmount");
+        assert!(
+            Instant::now() < deadline,
+            "ntfs-3g did not end after its unmount"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = dir.path().join("out");
