@@ -109,6 +109,11 @@ impl E01Media {
         &self.img
     }
 
+    #[cfg(test)]
+    pub(crate) fn structure_mut(&mut self) -> &mut E01Image {
+        &mut self.img
+    }
+
     /// Media size in bytes (0 without a volume section).
     pub fn media_size(&self) -> u64 {
         self.img.media_size().unwrap_or(0)

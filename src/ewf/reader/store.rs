@@ -182,3 +182,101 @@ pub(super) fn file_id(f: &File, path: &Path) -> crate::error::Result<(u64, u64)>
     let m = f.metadata().map_err(|e| crate::error::Error::io(path, e))?;
     Ok((m.dev(), m.ino()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(n: usize, seed: u32) -> Arc<[u32]> {
+        (0..n as u32).map(|i| i.wrapping_mul(seed) ^ seed).collect()
+    }
+
+    #[test]
+    fn the_table_cache_stays_within_its_budget_and_keeps_the_newest() {
+        // 1 KiB a shard: one table of 100 entries (400 bytes) fits twice.
+        let c = TableCache::new(1024);
+        for t in 0..1000 {
+            c.put(t, table(100, t as u32));
+            assert!(c.len() <= 2 * TABLE_SHARDS, "{} tables held", c.len());
+            assert_eq!(c.get(t).unwrap(), table(100, t as u32));
+        }
+        // A table larger than a shard's budget is still kept, alone.
+        c.put(4000, table(10_000, 3));
+        assert_eq!(c.get(4000).unwrap(), table(10_000, 3));
+        let shard = c.shard(4000).read().unwrap();
+        assert_eq!(shard.len(), 1);
+    }
+
+    #[test]
+    fn the_least_recently_used_table_goes_first() {
+        let c = TableCache::new(1024);
+        // Tables 0, 4, 8 share a shard; 0 is used again before 8 comes.
+        c.put(0, table(100, 1));
+        c.put(4, table(100, 2));
+        assert!(c.get(0).is_some());
+        c.put(8, table(100, 3));
+        assert!(c.get(4).is_none());
+        assert_eq!(c.get(0).unwrap(), table(100, 1));
+        assert_eq!(c.get(8).unwrap(), table(100, 3));
+    }
+
+    #[test]
+    fn parallel_readers_get_their_own_tables_right() {
+        let c = TableCache::new(2048);
+        std::thread::scope(|s| {
+            for w in 0..8u32 {
+                let c = &c;
+                s.spawn(move || {
+                    for i in 0..2000u32 {
+                        let t = ((i * 7 + w * 13) % 64) as usize;
+                        let e = match c.get(t) {
+                            Some(e) => e,
+                            None => {
+                                let e = table(64 + t, t as u32);
+                                c.put(t, Arc::clone(&e));
+                                e
+                            }
+                        };
+                        assert_eq!(e, table(64 + t, t as u32));
+                    }
+                });
+            }
+        });
+        assert!(c.len() <= 64);
+    }
+
+    #[test]
+    fn segment_files_are_bounded_and_must_stay_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs: Vec<Segment> = (0..10)
+            .map(|i| {
+                let path = dir.path().join(format!("s{i}"));
+                std::fs::write(&path, [i as u8; 8]).unwrap();
+                let f = File::open(&path).unwrap();
+                let id = file_id(&f, &path).unwrap();
+                Segment { path, len: 8, id }
+            })
+            .collect();
+        let files = SegmentFiles::new(3);
+        for round in 0..3 {
+            for (i, s) in segs.iter().enumerate() {
+                let f = files.get(i, s).unwrap();
+                let mut b = [0u8; 1];
+                std::os::unix::fs::FileExt::read_exact_at(&*f, &mut b, round).unwrap();
+                assert_eq!(b[0], i as u8);
+                assert!(files.open_count() <= 3);
+            }
+        }
+        // Replaced under us: refused once it has to be opened again.
+        let p = &segs[0].path;
+        // Held open so that the new file cannot get the old one's inode number.
+        let _old = File::open(p).unwrap();
+        std::fs::remove_file(p).unwrap();
+        std::fs::write(p, [9u8; 8]).unwrap();
+        for (i, s) in segs.iter().enumerate().skip(1) {
+            files.get(i, s).unwrap();
+        }
+        let e = files.get(0, &segs[0]).unwrap_err();
+        assert!(e.to_string().contains("replaced"), "{e}");
+    }
+}

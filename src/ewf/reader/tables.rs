@@ -271,3 +271,17 @@ impl E01Image {
             .collect())
     }
 }
+
+#[cfg(test)]
+impl E01Image {
+    /// Caches this small (decoded entries per shard, open files) for tests of eviction.
+    pub(crate) fn shrink_caches(&mut self, table_bytes: usize, files: usize) {
+        self.table_cache = TableCache::new(table_bytes);
+        self.files = SegmentFiles::new(files);
+    }
+
+    /// (tables decoded, segment files open) held now.
+    pub(crate) fn cache_use(&self) -> (usize, usize) {
+        (self.table_cache.len(), self.files.open_count())
+    }
+}
