@@ -297,11 +297,11 @@ fn a_missing_middle_segment_leaves_every_other_chunk_in_its_place() {
     assert_eq!(problems.len() as u64, damaged);
 }
 
-/// Image `first` opened with caches of one table per shard and two open files.
+/// Image `first` opened with caches of one table per shard (the newest) and two open files.
 fn with_tiny_caches(first: &Path) -> Image {
     let mut image = Image::open(first).unwrap();
     let Image::E01(e) = &mut image else { panic!() };
-    e.structure_mut().shrink_caches(64, 2);
+    e.structure_mut().shrink_caches(1, 2);
     image
 }
 
@@ -309,7 +309,7 @@ fn with_tiny_caches(first: &Path) -> Image {
 fn e01_tables_and_segments_reread_after_eviction_give_the_same_places_and_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let data = mixed(3 << 20);
-    let first = write_e01(dir.path(), "ev", &data, 200 * 1024);
+    let first = write_e01(dir.path(), "ev", &data, 100 * 1024);
     let all = crate::ewf::E01Image::open(&first).unwrap();
     assert!(
         all.segment_paths().len() >= 10,
