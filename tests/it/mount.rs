@@ -20,9 +20,9 @@ pub(crate) fn is_mounted(dir: &Path) -> bool {
 
 /// A running `exhibit mount`; on drop (also when a test fails) it is stopped and the mount
 /// point unmounted if it is still mounted.
-struct Mounted {
-    child: Option<Child>,
-    dir: PathBuf,
+pub(crate) struct Mounted {
+    pub(crate) child: Option<Child>,
+    pub(crate) dir: PathBuf,
     stderr: PathBuf,
 }
 
@@ -31,7 +31,7 @@ impl Mounted {
         Self::start_with(image, dir, &[])
     }
 
-    fn start_with(image: &Path, dir: &Path, extra: &[&str]) -> Mounted {
+    pub(crate) fn start_with(image: &Path, dir: &Path, extra: &[&str]) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
         let stderr = dir.with_extension("stderr");
         let child = exhibit()
@@ -56,7 +56,7 @@ impl Mounted {
         m
     }
 
-    fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -76,7 +76,7 @@ impl Mounted {
         }
     }
 
-    fn terminate(&mut self) -> i32 {
+    pub(crate) fn terminate(&mut self) -> i32 {
         if let Some(c) = &self.child {
             send_signal(c, libc::SIGTERM);
         }

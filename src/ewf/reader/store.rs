@@ -47,9 +47,10 @@ struct Slot {
 }
 
 const TABLE_SHARDS: usize = 4;
-/// Decoded entries kept per shard (2 MiB in all; our tables are 256 KiB at most, so at least
-/// 8 of them). A shard always keeps the newest table, whatever its size.
-const TABLE_SHARD_BYTES: usize = 512 << 10;
+/// Decoded entries kept per shard (1 MiB in all; our tables are 256 KiB at most, so at least
+/// 4 of them, each 2 GiB of media at 32 KiB chunks). A shard always keeps the newest table,
+/// whatever its size.
+const TABLE_SHARD_BYTES: usize = 256 << 10;
 
 impl Default for TableCache {
     fn default() -> Self {
