@@ -252,7 +252,7 @@ impl E01Media {
                 let p = Problem {
                     chunk: Some(index),
                     media_range: Some(range.clone()),
-                    ..p
+                    ..*p
                 };
                 return Err(self.damaged(range.clone(), p.to_string()));
             }
@@ -484,13 +484,13 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                                 }
                                 items.push(Item {
                                     index,
-                                    segment: p.segment,
+                                    segment: p.segment.clone(),
                                     offset: None,
                                     at: 0,
                                     stored: 0,
                                     compressed: false,
                                     expected,
-                                    fault: Some(p.message),
+                                    fault: Some(p.message.clone()),
                                 });
                                 index += 1;
                                 at += expected as u64;

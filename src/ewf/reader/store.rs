@@ -124,7 +124,14 @@ pub(super) const MAX_OPEN_SEGMENTS: usize = 64;
 /// closed first.
 pub(super) struct SegmentFiles {
     capacity: usize,
-    open: Mutex<(HashMap<usize, (Arc<File>, u64)>, u64)>,
+    open: Mutex<OpenFiles>,
+}
+
+#[derive(Default)]
+struct OpenFiles {
+    /// Segment number → (file, last use).
+    map: HashMap<usize, (Arc<File>, u64)>,
+    tick: u64,
 }
 
 impl SegmentFiles {
@@ -140,7 +147,7 @@ impl SegmentFiles {
     pub fn get(&self, i: usize, seg: &Segment) -> std::io::Result<Arc<File>> {
         {
             let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let (map, tick) = &mut *g;
+            let OpenFiles { map, tick } = &mut *g;
             *tick += 1;
             if let Some((f, used)) = map.get_mut(&i) {
                 *used = *tick;
@@ -158,7 +165,7 @@ impl SegmentFiles {
         }
         let f = Arc::new(f);
         let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, tick) = &mut *g;
+        let OpenFiles { map, tick } = &mut *g;
         if let Some((f, _)) = map.get(&i) {
             return Ok(Arc::clone(f));
         }
@@ -174,7 +181,11 @@ impl SegmentFiles {
     /// Files open now (for tests of the bound).
     #[cfg(test)]
     pub fn open_count(&self) -> usize {
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).0.len()
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 }
 

@@ -217,7 +217,10 @@ impl E01Image {
     /// Where chunk `index` is stored: `Ok(None)` past the tables, an error (with the table's
     /// place) when its table cannot be read again as the walk read it (the segment was
     /// truncated, replaced or rewritten since): damage for its chunks.
-    pub(crate) fn locate(&self, index: u64) -> std::result::Result<Option<ChunkPlace>, Problem> {
+    pub(crate) fn locate(
+        &self,
+        index: u64,
+    ) -> std::result::Result<Option<ChunkPlace>, Box<Problem>> {
         if index >= self.chunk_total {
             return Ok(None);
         }
@@ -226,13 +229,15 @@ impl E01Image {
         let entries = match self.table_cache.get(t) {
             Some(e) => e,
             None => {
-                let e = self.load_table(loc).map_err(|m| Problem {
-                    segment: self.segments[loc.segment].path.clone(),
-                    section: Some("table".into()),
-                    offset: Some(loc.end),
-                    chunk: Some(index),
-                    media_range: None,
-                    message: m,
+                let e = self.load_table(loc).map_err(|m| {
+                    Box::new(Problem {
+                        segment: self.segments[loc.segment].path.clone(),
+                        section: Some("table".into()),
+                        offset: Some(loc.end),
+                        chunk: Some(index),
+                        media_range: None,
+                        message: m,
+                    })
                 })?;
                 self.table_cache.put(t, Arc::clone(&e));
                 e
