@@ -109,6 +109,11 @@ impl E01Media {
         &self.img
     }
 
+    #[cfg(test)]
+    pub(crate) fn structure_mut(&mut self) -> &mut E01Image {
+        &mut self.img
+    }
+
     /// Media size in bytes (0 without a volume section).
     pub fn media_size(&self) -> u64 {
         self.img.media_size().unwrap_or(0)
@@ -235,17 +240,32 @@ impl E01Media {
             };
             return Err(self.damaged(range.clone(), p.to_string()));
         };
-        let Some((file, place)) = self.img.stored_chunk(t) else {
-            return Err(fail(
-                None,
-                in_no_chunk(start, media, self.img.chunk_count()),
-            ));
+        let place = match self.img.locate(t) {
+            Ok(Some(place)) => place,
+            Ok(None) => {
+                return Err(fail(
+                    None,
+                    in_no_chunk(start, media, self.img.chunk_count()),
+                ))
+            }
+            Err(p) => {
+                let p = Problem {
+                    chunk: Some(index),
+                    media_range: Some(range.clone()),
+                    ..*p
+                };
+                return Err(self.damaged(range.clone(), p.to_string()));
+            }
         };
         if let Some(f) = implausible(&place, cs) {
             return Err(fail(Some(&place), f));
         }
+        let file = match self.img.segment_file(place.segment_index) {
+            Ok(f) => f,
+            Err(e) => return Err(fail(Some(&place), format!("unreadable: {e}"))),
+        };
         let mut stored = vec![0u8; place.stored_size as usize];
-        match read_upto(file, &mut stored, place.offset) {
+        match read_upto(&file, &mut stored, place.offset) {
             Ok(n) if n == stored.len() => {}
             Ok(_) => {
                 return Err(fail(
@@ -417,15 +437,13 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
         std::thread::Builder::new()
             .name("verify-e01-read".into())
             .spawn_scoped(scope, move || {
-                // One segment open at a time (batches go in segment order): a set of
-                // thousands of segments must not take a descriptor for each.
-                let mut open: Option<(PathBuf, Option<File>)> = None;
                 let mut index = 0u64;
                 let mut seq = 0u64;
                 let mut at = 0u64;
                 while at < media && !stopping() {
                     let mut items: Vec<Item> = Vec::new();
-                    let mut span: Option<(PathBuf, u64, u64)> = None; // segment, start, end
+                    // segment, its number, start, end
+                    let mut span: Option<(PathBuf, usize, u64, u64)> = None;
                     while items.len() < per_batch && at < media {
                         let expected = (media - at).min(cs) as usize;
                         let Some(t) = table_index(index) else {
@@ -456,7 +474,30 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                             // The batch so far is gap chunks: keep reads apart from them.
                             break;
                         }
-                        let Some(place) = img.chunk_place(t) else {
+                        let place = match img.locate(t) {
+                            Ok(p) => p,
+                            Err(p) => {
+                                // Its table cannot be read again: damage for this chunk,
+                                // and the pass goes on.
+                                if !items.is_empty() {
+                                    break;
+                                }
+                                items.push(Item {
+                                    index,
+                                    segment: p.segment.clone(),
+                                    offset: None,
+                                    at: 0,
+                                    stored: 0,
+                                    compressed: false,
+                                    expected,
+                                    fault: Some(p.message.clone()),
+                                });
+                                index += 1;
+                                at += expected as u64;
+                                break;
+                            }
+                        };
+                        let Some(place) = place else {
                             let mut t = tail_r.lock().unwrap_or_else(|e| e.into_inner());
                             *t = Some(Problem {
                                 segment: last_segment.clone(),
@@ -475,16 +516,23 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                         let fault = implausible(&place, cs);
                         let contiguous = match &span {
                             None => true,
-                            Some((seg, _, end)) => *seg == place.segment && *end == place.offset,
+                            Some((_, seg, _, end)) => *seg == place.segment_index && *end == place.offset,
                         };
                         if !contiguous && !items.is_empty() {
                             break;
                         }
                         let stored = if fault.is_some() { 0 } else { place.stored_size };
-                        let rel = span.as_ref().map_or(0, |s| s.2 - s.1) as usize;
+                        let rel = span.as_ref().map_or(0, |s| s.3 - s.2) as usize;
                         match &mut span {
-                            None => span = Some((place.segment.clone(), place.offset, place.offset + stored)),
-                            Some(s) => s.2 += stored,
+                            None => {
+                                span = Some((
+                                    place.segment.clone(),
+                                    place.segment_index,
+                                    place.offset,
+                                    place.offset + stored,
+                                ))
+                            }
+                            Some(s) => s.3 += stored,
                         }
                         items.push(Item {
                             index,
@@ -502,19 +550,13 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                     if items.is_empty() {
                         break;
                     }
-                    let (seg, start, end) = span.unwrap_or_default();
+                    let (_, seg, start, end) = span.unwrap_or_default();
                     let mut data = vec![0u8; (end - start) as usize];
                     let got = if data.is_empty() {
                         Ok(0)
                     } else {
-                        if open.as_ref().is_none_or(|(p, _)| *p != seg) {
-                            let f = crate::small_file::open_media(&seg, false).ok();
-                            open = Some((seg.clone(), f));
-                        }
-                        match open.as_ref().and_then(|(_, f)| f.as_ref()) {
-                            Some(f) => read_upto(f, &mut data, start),
-                            None => Err(std::io::Error::other("cannot open the segment file")),
-                        }
+                        img.segment_file(seg)
+                            .and_then(|f| read_upto(&f, &mut data, start))
                     };
                     match got {
                         Ok(n) => {

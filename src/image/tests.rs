@@ -296,3 +296,106 @@ fn a_missing_middle_segment_leaves_every_other_chunk_in_its_place() {
     let (problems, _, _) = pass(&image);
     assert_eq!(problems.len() as u64, damaged);
 }
+
+/// Image `first` opened with caches of one table per shard (the newest) and two open files.
+fn with_tiny_caches(first: &Path) -> Image {
+    let mut image = Image::open(first).unwrap();
+    let Image::E01(e) = &mut image else { panic!() };
+    e.structure_mut().shrink_caches(1, 2);
+    image
+}
+
+#[test]
+fn e01_tables_and_segments_reread_after_eviction_give_the_same_places_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(3 << 20);
+    let first = write_e01(dir.path(), "ev", &data, 100 * 1024);
+    let all = crate::ewf::E01Image::open(&first).unwrap();
+    assert!(
+        all.segment_paths().len() >= 10,
+        "many segments, one table each"
+    );
+    let places: Vec<_> = (0..all.chunk_count())
+        .map(|c| all.chunk_place(c).unwrap())
+        .collect();
+    let image = with_tiny_caches(&first);
+    let Image::E01(e) = &image else { panic!() };
+    let img = e.structure();
+    let mut seed = 3u64;
+    for _ in 0..2000 {
+        let c = lcg(&mut seed) % places.len() as u64;
+        assert_eq!(img.chunk_place(c).as_ref(), Some(&places[c as usize]));
+        let (tables, files) = img.cache_use();
+        assert!(tables <= 4 && files <= 2, "{tables} tables, {files} files");
+    }
+    // Parallel readers across every segment, and a pass, through the same small caches.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| random_reads_match(&image, &data));
+        }
+    });
+    let (problems, hashes, _) = pass(&image);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(hashes, sha256(&data));
+}
+
+#[test]
+fn a_table_truncated_or_rewritten_after_opening_is_damage_for_its_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = mixed(3 << 20);
+    let first = write_e01(dir.path(), "ev", &data, 400 * 1024);
+    let all = crate::ewf::E01Image::open(&first).unwrap();
+    let segs = all.segment_paths();
+    let places: Vec<_> = (0..all.chunk_count())
+        .map(|c| all.chunk_place(c).unwrap())
+        .collect();
+    let in_seg = |s: &Path| -> Vec<u64> {
+        (0..places.len() as u64)
+            .filter(|&c| places[c as usize].segment == s)
+            .collect()
+    };
+    let (two, three) = (in_seg(&segs[1]), in_seg(&segs[2]));
+    let image = with_tiny_caches(&first);
+    // The table of segment 2 cut off; an entry of segment 3's rewritten in place.
+    let last = &places[*two.last().unwrap() as usize];
+    let table_at = last.offset + last.stored_size;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[1])
+        .unwrap();
+    f.set_len(table_at).unwrap();
+    let last = &places[*three.last().unwrap() as usize];
+    let entries_at = last.offset + last.stored_size + 76 + 24;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[2])
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x55], entries_at).unwrap();
+    let cs = 32768u64;
+    for (chunks, says) in [(&two, "cannot be read again"), (&three, "changed since")] {
+        for &c in [chunks[0], *chunks.last().unwrap()].iter() {
+            let mut buf = vec![0u8; 10];
+            match image.read_at(&mut buf, c * cs + 5) {
+                Err(Error::Damaged { range, detail }) => {
+                    assert_eq!(range, c * cs..(c * cs + cs).min(data.len() as u64));
+                    assert!(
+                        detail.contains(says) && detail.contains("table"),
+                        "{detail}"
+                    );
+                }
+                other => panic!("chunk {c}: expected damage, got {other:?}"),
+            }
+        }
+    }
+    // Chunks of other segments read as before; a pass names every damaged chunk.
+    let c = in_seg(&segs[0])[1];
+    let mut buf = vec![0u8; cs as usize];
+    image.read_at(&mut buf, c * cs).unwrap();
+    assert!(buf[..] == data[(c * cs) as usize..((c + 1) * cs) as usize]);
+    let (problems, _, bytes) = pass(&image);
+    assert_eq!(bytes, data.len() as u64);
+    let bad: Vec<u64> = problems.iter().filter_map(|p| p.chunk).collect();
+    let mut expected: Vec<u64> = two.iter().chain(&three).copied().collect();
+    expected.sort();
+    assert_eq!(bad, expected, "{problems:?}");
+}

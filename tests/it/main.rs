@@ -16,6 +16,7 @@ mod cli;
 mod convert;
 mod devices;
 mod e01_check;
+mod e01_memory;
 mod e01_reference;
 mod e01_tsk;
 mod e01_write;

@@ -21,8 +21,8 @@ pub(crate) fn is_mounted(dir: &Path) -> bool {
 /// A running `exhibit mount`; on drop (also when a test fails) it is stopped and the mount
 /// point unmounted if it is still mounted.
 pub(crate) struct Mounted {
-    child: Option<Child>,
-    dir: PathBuf,
+    pub(crate) child: Option<Child>,
+    pub(crate) dir: PathBuf,
     stderr: PathBuf,
 }
 
@@ -31,7 +31,7 @@ impl Mounted {
         Self::start_with(image, dir, &[])
     }
 
-    fn start_with(image: &Path, dir: &Path, extra: &[&str]) -> Mounted {
+    pub(crate) fn start_with(image: &Path, dir: &Path, extra: &[&str]) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
         let stderr = dir.with_extension("stderr");
         let child = exhibit()

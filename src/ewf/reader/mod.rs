@@ -2,7 +2,8 @@
 //! descriptor and checks the container (file headers, descriptor Adler-32s,
 //! `next == offset + size`, the section chain, volume checksum and counts, `table` against
 //! `table2`, entry order, `done`, missing segments), and keeps the metadata, the stored hashes
-//! and the place of every chunk. Reading the media (decoding the chunks) is
+//! and where each table is: a chunk's place is read from its table on demand ([`store`]), so
+//! memory does not grow with the image. Reading the media (decoding the chunks) is
 //! [`crate::image::E01Media`]'s, on top of this; [`super::check()`] does both.
 //!
 //! It keeps going past damage and reports every problem with its place. It never panics on
@@ -20,9 +21,11 @@ use super::format::{
 };
 use super::naming;
 
+mod store;
 mod tables;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
+use store::{Segment, SegmentFiles, TableCache, TableLoc};
 
 /// Largest header text we inflate (EnCase itself hangs long before this).
 const MAX_HEADER_TEXT: usize = 16 << 20;
@@ -72,20 +75,6 @@ impl fmt::Display for Problem {
     }
 }
 
-struct Segment {
-    path: PathBuf,
-    file: File,
-    len: u64,
-}
-
-#[derive(Clone, Debug)]
-struct ChunkLoc {
-    segment: usize,
-    offset: u64,
-    size: u64,
-    compressed: bool,
-}
-
 /// Where one chunk is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkPlace {
@@ -97,26 +86,34 @@ pub struct ChunkPlace {
     pub stored_size: u64,
     /// Stored as a zlib stream.
     pub compressed: bool,
+    /// The segment's number in [`E01Image::segment_paths`].
+    pub(crate) segment_index: usize,
 }
 
 /// A table read from `table`, waiting for its `table2`.
 struct PendingTable {
     offset: u64,
+    /// File offset of its body.
+    body_at: u64,
     body: Vec<u8>,
     table: Option<format::Table>,
     sectors: Option<(u64, u64)>,
 }
 
-/// An opened E01 set: its structure, metadata and the place of every chunk.
+/// An opened E01 set: its structure, metadata and where its tables are.
 pub struct E01Image {
     segments: Vec<Segment>,
+    files: SegmentFiles,
     volume: Option<Volume>,
     header2: Option<HeaderFields>,
     header: Option<HeaderFields>,
     md5: Option<[u8; 16]>,
     sha1: Option<[u8; 20]>,
     error2: Vec<Error2Entry>,
-    chunks: Vec<ChunkLoc>,
+    /// In media order; `first_chunk` increases.
+    tables: Vec<TableLoc>,
+    chunk_total: u64,
+    table_cache: TableCache,
     problems: Vec<Problem>,
 }
 
@@ -172,19 +169,23 @@ impl E01Image {
         })?;
         let file = crate::small_file::open_media(first, false)?;
         let len = file.metadata().map_err(|e| Error::io(first, e))?.len();
+        let id = store::file_id(&file, first)?;
         let mut img = E01Image {
             segments: vec![Segment {
                 path: first.to_path_buf(),
-                file,
                 len,
+                id,
             }],
+            files: SegmentFiles::new(store::MAX_OPEN_SEGMENTS),
             volume: None,
             header2: None,
             header: None,
             md5: None,
             sha1: None,
             error2: Vec::new(),
-            chunks: Vec::new(),
+            tables: Vec::new(),
+            chunk_total: 0,
+            table_cache: TableCache::default(),
             problems: Vec::new(),
         };
         // Discover the rest: consecutive names, and across a gap (reported) if later ones exist.
@@ -194,12 +195,10 @@ impl E01Image {
             // the problem says what it is.
             let why = match crate::small_file::open_media(&p, false) {
                 Ok(f) => {
+                    // Closed again: the walk and the readers open it through `files`.
                     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    img.segments.push(Segment {
-                        path: p,
-                        file: f,
-                        len,
-                    });
+                    let id = store::file_id(&f, &p).unwrap_or_default();
+                    img.segments.push(Segment { path: p, len, id });
                     n += 1;
                     continue;
                 }
@@ -290,9 +289,16 @@ impl E01Image {
         let mut pending: Option<PendingTable> = None;
         let mut sectors: Option<(u64, u64)> = None;
         let mut ended = None;
+        let file = match self.files.get(i, &self.segments[i]) {
+            Ok(f) => f,
+            Err(e) => {
+                self.problems
+                    .push(problem(&path, None, Some(0), format!("unreadable: {e}")));
+                return None;
+            }
+        };
         {
-            let file = &self.segments[i].file;
-            match read_at(file, 0, FILE_HEADER_SIZE.min(len)) {
+            match read_at(&file, 0, FILE_HEADER_SIZE.min(len)) {
                 Ok(h) => match format::decode_file_header(&h) {
                     Ok(n) if u32::from(n) == expected_number => {}
                     Ok(n) => probs.push(problem(
@@ -336,7 +342,7 @@ impl E01Image {
                 ));
                 break;
             }
-            let raw = match read_at(&self.segments[i].file, off, DESCRIPTOR_SIZE) {
+            let raw = match read_at(&file, off, DESCRIPTOR_SIZE) {
                 Ok(b) => b,
                 Err(e) => {
                     probs.push(problem(&path, None, Some(off), format!("unreadable: {e}")));
@@ -440,7 +446,7 @@ impl E01Image {
                     ));
                     None
                 } else {
-                    match read_at(&self.segments[i].file, body_at, body_len) {
+                    match read_at(&file, body_at, body_len) {
                         Ok(b) => Some(b),
                         Err(e) => {
                             probs.push(problem(
@@ -518,6 +524,7 @@ impl E01Image {
                     };
                     pending = Some(PendingTable {
                         offset: off,
+                        body_at,
                         body: b,
                         table,
                         sectors: sectors.take(),
@@ -533,7 +540,7 @@ impl E01Image {
                                 "table2 differs from table".into(),
                             ));
                         }
-                        let t2 = format::decode_table(&b).ok();
+                        let t2 = format::decode_table(&b).ok().map(|t| (t, body_at));
                         self.commit_table(i, &path, p, t2, &mut probs);
                     }
                     None => probs.push(problem(
@@ -639,37 +646,6 @@ impl E01Image {
     /// Bytes per sector, if a volume was found.
     pub fn bytes_per_sector(&self) -> Option<u32> {
         self.volume.as_ref().map(|v| v.bytes_per_sector)
-    }
-
-    /// Number of chunks located through the tables.
-    pub fn chunk_count(&self) -> u64 {
-        self.chunks.len() as u64
-    }
-
-    /// Where chunk `index` (0-based, media order) is stored, as the tables say.
-    pub fn chunk_place(&self, index: u64) -> Option<ChunkPlace> {
-        let c = self.chunks.get(usize::try_from(index).ok()?)?;
-        Some(ChunkPlace {
-            segment: self.segments[c.segment].path.clone(),
-            offset: c.offset,
-            stored_size: c.size,
-            compressed: c.compressed,
-        })
-    }
-
-    /// Where chunk `index` is stored, with the open segment file that holds it.
-    pub(crate) fn stored_chunk(&self, index: u64) -> Option<(&File, ChunkPlace)> {
-        let c = self.chunks.get(usize::try_from(index).ok()?)?;
-        let seg = &self.segments[c.segment];
-        Some((
-            &seg.file,
-            ChunkPlace {
-                segment: seg.path.clone(),
-                offset: c.offset,
-                stored_size: c.size,
-                compressed: c.compressed,
-            },
-        ))
     }
 
     /// The stored MD5 (`digest`, else `hash`).
