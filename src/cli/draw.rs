@@ -53,7 +53,10 @@ impl Drop for Drawer {
 
 fn draw(job: &dyn Observe, done: &AtomicBool) {
     let tty = std::io::stderr().is_terminal();
-    let start = Instant::now();
+    let mut start = Instant::now();
+    // A job with phases (restore: writing, then reading back) starts its counter again: the
+    // rate and ETA then start again with it.
+    let mut last_done = 0u64;
     let bar = tty.then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -69,6 +72,13 @@ fn draw(job: &dyn Observe, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let s = job.snapshot();
+        if s.done < last_done / 2 {
+            start = Instant::now();
+            if let Some(b) = &bar {
+                b.reset();
+            }
+        }
+        last_done = s.done;
         let bad = if s.unreadable_runs > 0 {
             format!(
                 "{} unreadable bytes in {} runs",

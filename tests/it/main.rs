@@ -26,6 +26,7 @@ mod partition;
 mod readable;
 mod rescue_cli;
 mod rescue_device;
+mod restore;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;
