@@ -16,7 +16,9 @@ use super::draw::with_progress;
 /// `exhibit restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment).
+    /// Any file of the image: BASE.raw, BASE.001 (or any segment), BASE.E01 (or any segment);
+    /// `-`: the media on standard input (with --size and --expect-sha256), for deploying over
+    /// a network (docs/restore.md).
     pub image: PathBuf,
 
     /// A target: a block device (not mounted, not held, at least as large as the media) or a
@@ -54,6 +56,22 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// With IMAGE `-` (the media on standard input): its size in bytes (K/M/G/T suffixes).
+    #[arg(long, value_name = "BYTES")]
+    pub size: Option<super::groups::Size>,
+
+    /// The MD5 the media must have (with `-`, what the targets are proven against).
+    #[arg(long, value_name = "HEX")]
+    pub expect_md5: Option<String>,
+
+    /// The SHA-1 the media must have.
+    #[arg(long, value_name = "HEX")]
+    pub expect_sha1: Option<String>,
+
+    /// The SHA-256 the media must have.
+    #[arg(long, value_name = "HEX")]
+    pub expect_sha256: Option<String>,
+
     /// Threads that decode E01 chunks (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub workers: usize,
@@ -74,6 +92,10 @@ impl RestoreArgs {
             force: self.force,
             overwrite: self.overwrite,
             workers: self.workers,
+            size: self.size.map(u64::from),
+            expect_md5: self.expect_md5.clone(),
+            expect_sha1: self.expect_sha1.clone(),
+            expect_sha256: self.expect_sha256.clone(),
             command_line: exhibit::text::args_text(std::env::args_os()),
             ..RestoreOptions::new(&self.image, self.to.clone())
         }
@@ -108,10 +130,11 @@ fn confirm(prepared: &Prepared<'_>) -> anyhow::Result<()> {
         return Ok(());
     }
     let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
+    if prepared.from_stdin() || !stdin.is_terminal() {
         let names: Vec<String> = devices.iter().map(|d| p(&d.path)).collect();
         return Err(exhibit::Error::Refused(format!(
-            "restore overwrites {}: standard input is not a terminal to confirm it, give --yes",
+            "restore overwrites {}: standard input is not a terminal to confirm it (or carries \
+             the media), give --yes",
             names.join(", ")
         ))
         .into());
@@ -229,4 +252,24 @@ fn summary(report: &RestoreReport) {
         println!("exhibit: {}", t(reason));
     }
     println!("record  {}", p(&report.record_path));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn restore_defaults_are_the_library_defaults() {
+        let cli = super::super::Cli::try_parse_from(["exhibit", "restore", "d.E01", "--to", "t"])
+            .unwrap();
+        let super::super::Command::Restore(r) = cli.command else {
+            panic!("not restore")
+        };
+        let json = |v: &RestoreOptions| serde_json::to_value(v).unwrap();
+        assert_eq!(
+            json(&r.options()),
+            json(&RestoreOptions::new("d.E01", vec!["t".into()]))
+        );
+    }
 }

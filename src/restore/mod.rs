@@ -14,6 +14,7 @@
 
 mod readback;
 mod refuse;
+mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -60,6 +61,15 @@ pub struct RestoreOptions {
     pub overwrite: bool,
     /// E01 decoder threads (default 0: one per core).
     pub workers: usize,
+    /// Media bytes on standard input (`image` is `-`), which does not say.
+    pub size: Option<u64>,
+    /// MD5 the media must have (added to what the image claims; for standard input, what
+    /// the targets are proven against).
+    pub expect_md5: Option<String>,
+    /// SHA-1 the media must have.
+    pub expect_sha1: Option<String>,
+    /// SHA-256 the media must have.
+    pub expect_sha256: Option<String>,
     /// argv, for the record.
     #[serde(skip)]
     pub command_line: Vec<String>,
@@ -78,8 +88,41 @@ impl RestoreOptions {
             force: false,
             overwrite: false,
             workers: 0,
+            size: None,
+            expect_md5: None,
+            expect_sha1: None,
+            expect_sha256: None,
             command_line: Vec::new(),
         }
+    }
+
+    /// True when the media comes on standard input (`-`).
+    pub fn from_stdin(&self) -> bool {
+        self.image.as_os_str() == "-"
+    }
+
+    /// The `--expect-…` hashes, checked.
+    fn expected(&self) -> Result<Vec<Reference>> {
+        let mut v = Vec::new();
+        for (algorithm, hex) in [
+            (HashAlgorithm::Md5, &self.expect_md5),
+            (HashAlgorithm::Sha1, &self.expect_sha1),
+            (HashAlgorithm::Sha256, &self.expect_sha256),
+        ] {
+            let Some(hex) = hex else { continue };
+            let hex = references::normal_hex(algorithm, hex).ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "--expect-{algorithm} {}: not a {algorithm} in hex",
+                    crate::text::printable(hex)
+                ))
+            })?;
+            v.push(Reference {
+                algorithm,
+                hex,
+                source: format!("--expect-{algorithm}"),
+            });
+        }
+        Ok(v)
     }
 }
 
@@ -132,7 +175,9 @@ impl Drop for Created {
 pub struct Prepared<'o> {
     opts: &'o RestoreOptions,
     started: Started,
-    image: Image,
+    /// The image; none for standard input.
+    image: Option<Image>,
+    media: u64,
     claims: Claims,
     carried: Provenance,
     /// The piece list beside the image, when it is one for this media.
@@ -153,17 +198,48 @@ pub fn prepare(opts: &RestoreOptions) -> Result<Prepared<'_>> {
             "no target: give one or more --to DEVICE|FILE".into(),
         ));
     }
-    let image = Image::open(&opts.image)?;
-    image.refuse_incomplete(&opts.image)?;
-    let media = image.media_size();
-    let claims = references::of_image(&opts.image, &image);
-    let carried = provenance::of_image(&image, &claims);
+    let expected = opts.expected()?;
+    let (image, media, mut claims, carried) = if opts.from_stdin() {
+        let media = opts.size.ok_or_else(|| {
+            Error::InvalidOption(
+                "restore -: give --size BYTES (a stream does not say how long it is)".into(),
+            )
+        })?;
+        if expected.is_empty() {
+            return Err(Error::InvalidOption(
+                "restore -: give --expect-sha256 HEX (or --expect-md5, --expect-sha1): a stream \
+                 holds no hash to prove the targets against"
+                    .into(),
+            ));
+        }
+        (None, media, Claims::default(), stream::provenance())
+    } else {
+        if opts.size.is_some() {
+            return Err(Error::InvalidOption(
+                "--size is for a stream on standard input (restore -); an image knows its size"
+                    .into(),
+            ));
+        }
+        let image = Image::open(&opts.image)?;
+        image.refuse_incomplete(&opts.image)?;
+        let claims = references::of_image(&opts.image, &image);
+        let carried = provenance::of_image(&image, &claims);
+        let media = image.media_size();
+        (Some(image), media, claims, carried)
+    };
+    claims.refs.extend(expected);
     let record_path = match &opts.record {
         Some(p) => p.clone(),
-        None => crate::audit::with_extension(
-            &references::base_of(&opts.image),
-            &format!("restore-{}.yaml", started.utc.format("%Y%m%dT%H%M%SZ")),
-        ),
+        None => {
+            let stamp = started.utc.format("%Y%m%dT%H%M%SZ");
+            match opts.from_stdin() {
+                true => PathBuf::from(format!("restore-{stamp}.yaml")),
+                false => crate::audit::with_extension(
+                    &references::base_of(&opts.image),
+                    &format!("restore-{stamp}.yaml"),
+                ),
+            }
+        }
     };
     if std::fs::symlink_metadata(&record_path).is_ok() {
         return Err(Error::Refused(format!(
@@ -172,7 +248,10 @@ pub fn prepare(opts: &RestoreOptions) -> Result<Prepared<'_>> {
         )));
     }
     let keys = refuse::refuse_twice(&opts.targets, &record_path)?;
-    let mut inputs = references::input_files(&opts.image, &image, &claims);
+    let mut inputs = match &image {
+        Some(image) => references::input_files(&opts.image, image, &claims),
+        None => Vec::new(),
+    };
     inputs.sort();
     inputs.dedup();
     for (path, key) in opts.targets.iter().zip(&keys) {
@@ -199,11 +278,15 @@ pub fn prepare(opts: &RestoreOptions) -> Result<Prepared<'_>> {
             target,
         });
     }
-    let pieces = beside_pieces(&opts.image, media);
+    let pieces = match image {
+        Some(_) => beside_pieces(&opts.image, media),
+        None => None,
+    };
     Ok(Prepared {
         opts,
         started,
         image,
+        media,
         claims,
         carried,
         pieces,
@@ -244,7 +327,12 @@ impl Prepared<'_> {
 
     /// Media bytes each target receives.
     pub fn media_size(&self) -> u64 {
-        self.image.media_size()
+        self.media
+    }
+
+    /// True when the media comes on standard input.
+    pub fn from_stdin(&self) -> bool {
+        self.opts.from_stdin()
     }
 
     /// The image, as given.
@@ -265,6 +353,7 @@ impl Prepared<'_> {
             opts,
             started,
             image,
+            media,
             claims,
             carried,
             pieces,
@@ -272,8 +361,7 @@ impl Prepared<'_> {
             record_path,
             mut created,
         } = self;
-        let media = image.media_size();
-        let sector = image.sector_size();
+        let sector = image.as_ref().map_or(512, Image::sector_size);
         let algorithms = algorithms(&claims.refs);
         let piece_size = pieces
             .as_ref()
@@ -300,8 +388,8 @@ impl Prepared<'_> {
         );
         let mut info = RestoreInfo {
             image: opts.image.clone(),
-            format: Some(image.format()),
-            files: image.files(),
+            format: image.as_ref().map(Image::format),
+            files: image.as_ref().map(Image::files).unwrap_or_default(),
             media_size: media,
             claimed_hashes: Vec::new(),
             compared_with: compared_with(&claims.refs),
@@ -344,13 +432,11 @@ impl Prepared<'_> {
             piece_size: Some(piece_size),
             sinks,
         };
-        let passed = image.pass(
-            consumers,
-            opts.workers,
-            Tuning { cpu: Some(&cpu) },
-            progress,
-            stop,
-        );
+        let tuning = Tuning { cpu: Some(&cpu) };
+        let passed = match &image {
+            Some(image) => image.pass(consumers, opts.workers, tuning, progress, stop),
+            None => stream::pass(media, consumers, tuning, progress, stop),
+        };
         let passed = match passed {
             Ok(p) => p,
             Err(failed) => {

@@ -137,10 +137,9 @@ fn our_e01_ewfacquires_e01_and_split_raw_onto_512_and_4096_byte_sectors() {
         assert!(claimed.iter().all(|c| c["matches"] == true));
         if *stem == "theirs" {
             assert!(
-                claimed.iter().any(|c| c["source"]
-                    .as_str()
-                    .unwrap()
-                    .contains("stored MD5")),
+                claimed
+                    .iter()
+                    .any(|c| c["source"].as_str().unwrap().contains("stored MD5")),
                 "{claimed:?}"
             );
         }
@@ -223,7 +222,10 @@ fn wipe_tail_zeroes_only_the_tail_and_sparse_leaves_holes() {
     assert_eq!(std::fs::read(&out_file).unwrap(), holey);
     use std::os::unix::fs::MetadataExt;
     let blocks = std::fs::metadata(&out_file).unwrap().blocks() * 512;
-    assert!(blocks < 4 * MIB as u64, "holes left: {blocks} bytes allocated");
+    assert!(
+        blocks < 4 * MIB as u64,
+        "holes left: {blocks} bytes allocated"
+    );
     let r2 = read_record(&rec2);
     assert_eq!(r2["restore"]["targets"][0]["sparse"], true);
     assert_eq!(
@@ -261,7 +263,13 @@ fn refusals_leave_the_target_as_it_was() {
     let image = with_ext(&base, "E01");
 
     let (small_file, small) = target(d, "small", MEDIA - 512, 0x5A, 512);
-    assert_refused(&image, &[&small.path], &["--yes"], "would not fit", &small_file);
+    assert_refused(
+        &image,
+        &[&small.path],
+        &["--yes"],
+        "would not fit",
+        &small_file,
+    );
 
     let (tf, t) = target(d, "t", MEDIA, 0x5A, 512);
     assert_refused(&image, &[&t.path, &t.path], &["--yes"], "same target", &tf);
