@@ -120,6 +120,33 @@ fn in_ns(ns: &str, args: &[&str]) {
     );
 }
 
+/// Children (each the leader of its own process group: a pipeline) killed with their whole
+/// group if the test ends before they do: a panic must not leave them running.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if c.try_wait().ok().flatten().is_none() {
+                // SAFETY: kill has no memory preconditions; the group is our own child's.
+                unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `ip netns exec NS sh -c COMMAND` in a process group of its own.
+fn spawn_in(ns: &str, command: &str) -> Child {
+    use std::os::unix::process::CommandExt;
+    Command::new("ip")
+        .args(["netns", "exec", ns, "sh", "-c", command])
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
 /// Waits for `child` at most until `deadline`; kills it past that.
 fn wait_until(child: &mut Child, deadline: Instant, what: &str) -> i32 {
     loop {
@@ -127,8 +154,7 @@ fn wait_until(child: &mut Child, deadline: Instant, what: &str) -> i32 {
             return st.code().unwrap_or(-1);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            // The guard kills its process group.
             panic!("{what} did not finish in time");
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -177,7 +203,8 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
             &["ip", "link", "set", &b, "master", "br0", "up"],
         );
         let addr = format!("10.213.77.{}/24", i + 1);
-        in_ns(ns, &["ip", "addr", "add", &addr, "dev", &a]);
+        // `brd +`: udp-receiver says hello to the interface's broadcast address.
+        in_ns(ns, &["ip", "addr", "add", &addr, "brd", "+", "dev", &a]);
         in_ns(ns, &["ip", "link", "set", &a, "up"]);
         in_ns(ns, &["ip", "link", "set", "lo", "up"]);
         in_ns(ns, &["ip", "route", "add", "224.0.0.0/4", "dev", &a]);
@@ -196,7 +223,8 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
     let deadline = Instant::now() + Duration::from_secs(120);
 
     // Receivers 1–3 restore onto their own files, receiver 4 expects another hash.
-    let mut receivers: Vec<(Child, PathBuf, PathBuf)> = Vec::new();
+    let mut children = Children(Vec::new());
+    let mut receivers: Vec<(PathBuf, PathBuf)> = Vec::new();
     for i in 1..5 {
         let (target, record) = (d.join(format!("r{i}.raw")), d.join(format!("r{i}.yaml")));
         let expect = if i == 4 { &wrong } else { &sha };
@@ -206,26 +234,18 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
             q(&target),
             q(&record)
         );
-        let child = Command::new("ip")
-            .args(["netns", "exec", &names[i], "sh", "-c", &cmd])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        receivers.push((child, target, record));
+        children.0.push(spawn_in(&names[i], &cmd));
+        receivers.push((target, record));
     }
     let send = format!(
         "{exe} cat {} 2>/dev/null | udp-sender --nokbd --interface {tag}a0 --min-receivers 4 \
          --max-wait 60 2>/dev/null",
         q(&with_ext(&base, "E01"))
     );
-    let mut sender = Command::new("ip")
-        .args(["netns", "exec", &names[0], "sh", "-c", &send])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert_eq!(wait_until(&mut sender, deadline, "udp-sender"), 0);
-    for (i, (mut child, target, record)) in receivers.into_iter().enumerate() {
-        let code = wait_until(&mut child, deadline, "a receiver");
+    children.0.insert(0, spawn_in(&names[0], &send));
+    assert_eq!(wait_until(&mut children.0[0], deadline, "udp-sender"), 0);
+    for (i, (target, record)) in receivers.into_iter().enumerate() {
+        let code = wait_until(&mut children.0[i + 1], deadline, "a receiver");
         let rec = read_record(&record);
         if i == 3 {
             assert_eq!(code, 1, "the receiver expecting another hash");
