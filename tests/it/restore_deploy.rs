@@ -225,7 +225,7 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
     // Receivers 1–3 restore onto their own files, receiver 4 expects another hash.
     let mut children = Children(Vec::new());
     let mut receivers: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for i in 1..5 {
+    for (i, ns) in names.iter().enumerate().skip(1) {
         let (target, record) = (d.join(format!("r{i}.raw")), d.join(format!("r{i}.yaml")));
         let expect = if i == 4 { &wrong } else { &sha };
         let cmd = format!(
@@ -234,7 +234,7 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
             q(&target),
             q(&record)
         );
-        children.0.push(spawn_in(&names[i], &cmd));
+        children.0.push(spawn_in(ns, &cmd));
         receivers.push((target, record));
     }
     let send = format!(
