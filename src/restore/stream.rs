@@ -36,11 +36,44 @@ pub(super) fn pass(
 ) -> std::result::Result<Passed<Vec<Problem>>, Failed> {
     let pool = crate::buffer::BufferPool::new(POOL_BLOCKS, BLOCK_SIZE);
     pipeline::run(consumers, &pool, tuning, progress, stop, |feed| {
-        read_exactly(std::io::stdin().lock(), size, feed).map(|()| Vec::new())
+        let stdin = std::io::stdin();
+        let input = Polled {
+            inner: stdin.lock(),
+            fd: &stdin,
+            stop,
+        };
+        read_exactly(input, size, feed).map(|()| Vec::new())
     })
 }
 
+/// Standard input read only once it has data, so that SIGINT/SIGTERM stop a restore that
+/// waits for a stream that does not come (a read blocked in the kernel would not see them).
+struct Polled<'a, R> {
+    inner: R,
+    fd: &'a std::io::Stdin,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Polled<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(std::io::Error::other(STOPPED));
+            }
+            if crate::sys::wait_readable(self.fd, 200)? {
+                return self.inner.read(buf);
+            }
+        }
+    }
+}
+
+/// The message of the error a stopped read returns.
+const STOPPED: &str = "stopped by a signal";
+
 fn stdin_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::Other && e.to_string() == STOPPED {
+        return Error::Interrupted("a signal (SIGINT or SIGTERM)");
+    }
     Error::io(Path::new("standard input"), e)
 }
 

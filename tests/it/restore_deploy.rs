@@ -269,3 +269,44 @@ fn udpcast_deploys_one_image_to_receivers_in_their_own_namespaces() {
         "namespaces removed"
     );
 }
+
+#[test]
+fn an_interrupted_restore_says_which_targets_were_not_finished() {
+    use std::io::Write;
+    let dir = tempdir();
+    let d = dir.path();
+    let (t1, t2, rec) = (d.join("t1.raw"), d.join("t2.raw"), d.join("r.yaml"));
+    let mut child = exhibit()
+        .args(["restore", "-", "--to"])
+        .arg(&t1)
+        .arg("--to")
+        .arg(&t2)
+        .args(["--size", "8M", "--expect-sha256"])
+        .arg(sha256_hex(b"x"))
+        .arg("--record")
+        .arg(&rec)
+        .arg("--quiet")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&mixed(2 << 20, 1)).unwrap();
+    // The stream stalls (the sender went away without closing it): a signal still stops it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !rec.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    send_signal(&child, libc::SIGTERM);
+    assert_eq!(
+        wait_until(&mut child, deadline, "the interrupted restore"),
+        2
+    );
+    drop(input);
+    let r = read_record(&rec);
+    assert_eq!(r["outcome"]["status"], "interrupted", "{r:?}");
+    for t in r["restore"]["targets"].as_sequence().unwrap() {
+        assert_eq!(t["status"], "not-finished", "{t:?}");
+        assert!(t["read_back"].is_null());
+    }
+}
