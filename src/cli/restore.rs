@@ -207,11 +207,15 @@ fn summary(report: &RestoreReport) {
                 );
             }
         }
+        if info.verified {
+            println!(
+                "exhibit: read back and compared with {}",
+                t(&info.compared_with)
+            );
+        }
         for tg in &info.targets {
             let verdict = match &tg.read_back {
-                Some(rb) if rb.verdict == "matches" => {
-                    format!("verified ({})", t(&info.compared_with))
-                }
+                Some(rb) if rb.verdict == "matches" => "verified".to_string(),
                 Some(rb) => {
                     let ranges: Vec<String> = rb
                         .differing_ranges
