@@ -425,3 +425,39 @@ fn a_record_that_exists_is_never_replaced() {
     assert_eq!(std::fs::read(&rec).unwrap(), b"mine");
     assert!(!t.exists());
 }
+
+#[test]
+fn sectors_unreadable_at_acquisition_are_listed_as_target_ranges() {
+    require_faulty_device!();
+    let dev = FaultyDevice::builder(2 << 20).bad(100).bad(101).build();
+    let dir = tempdir();
+    let d = dir.path();
+    let base = d.join("disk");
+    acquire(&dev.device, &base, &[], 1);
+    let target = d.join("t.raw");
+    let out = restore(&with_ext(&base, "raw"), &[&target], &[], 0);
+    assert!(
+        text(&out).contains("unreadable at acquisition"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        dev.expected_image(&[100, 101])
+    );
+    let rec = restore_record(d, "disk");
+    assert_verified_size(&rec, 2 << 20);
+    assert_eq!(rec["restore"]["unreadable_from"], "disk.yaml");
+    let runs = rec["unreadable"]["runs"].as_sequence().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["offset"].as_u64(), Some(100 * 512));
+    assert_eq!(runs[0]["length"].as_u64(), Some(2 * 512));
+}
+
+/// [`assert_verified`] for one target of another media size.
+fn assert_verified_size(rec: &serde_yaml::Value, media: u64) {
+    assert_eq!(rec["outcome"]["status"], "complete", "{rec:?}");
+    let t = &rec["restore"]["targets"][0];
+    assert_eq!(t["bytes_written"].as_u64(), Some(media));
+    assert_eq!(t["read_back"]["verdict"], "matches", "{t:?}");
+}
