@@ -174,7 +174,6 @@ impl Drop for Created {
 /// A restore that passed every refusal, its targets open (devices exclusively).
 pub struct Prepared<'o> {
     opts: &'o RestoreOptions,
-    started: Started,
     /// The image; none for standard input.
     image: Option<Image>,
     media: u64,
@@ -284,7 +283,6 @@ pub fn prepare(opts: &RestoreOptions) -> Result<Prepared<'_>> {
     };
     Ok(Prepared {
         opts,
-        started,
         image,
         media,
         claims,
@@ -351,7 +349,6 @@ impl Prepared<'_> {
     pub fn run(self, progress: &Progress, stop: &AtomicBool) -> Result<RestoreReport> {
         let Prepared {
             opts,
-            started,
             image,
             media,
             claims,
@@ -361,6 +358,8 @@ impl Prepared<'_> {
             record_path,
             mut created,
         } = self;
+        // The record's times are the run's, not those of the wait for a confirmation.
+        let started = Started::now();
         let sector = image.as_ref().map_or(512, Image::sector_size);
         let algorithms = algorithms(&claims.refs);
         let piece_size = pieces

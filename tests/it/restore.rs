@@ -461,3 +461,45 @@ fn assert_verified_size(rec: &serde_yaml::Value, media: u64) {
     assert_eq!(t["bytes_written"].as_u64(), Some(media));
     assert_eq!(t["read_back"]["verdict"], "matches", "{t:?}");
 }
+
+#[test]
+fn a_device_is_written_only_when_its_name_is_typed_on_a_terminal() {
+    if skip_without_loop("restore confirmation") || !have("script") {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let (src, data) = source(d);
+    let (tf, t) = target(d, "t", MEDIA, 0x77, 512);
+    let name = t.path.file_name().unwrap().to_str().unwrap().to_string();
+    // `script` gives the restore a terminal; what is echoed is what the user types.
+    let typed = |answer: &str, record: &str| {
+        let inner = format!(
+            "{} restore {} --to {} --record {}",
+            env!("CARGO_BIN_EXE_exhibit"),
+            src.display(),
+            t.path.display(),
+            d.join(record).display()
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(sleep 1; echo {answer}) | script -qec '{inner}' /dev/null"
+            ))
+            .output()
+            .unwrap()
+    };
+    let out = typed("sdz", "r1.yaml");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not confirmed"), "{}", text(&out));
+    assert!(std::fs::read(&tf).unwrap().iter().all(|&b| b == 0x77));
+    let out = typed(&name, "r2.yaml");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Type the device name"),
+        "{}",
+        text(&out)
+    );
+    drop(t);
+    assert_eq!(std::fs::read(&tf).unwrap(), data);
+}
