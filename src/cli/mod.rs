@@ -87,7 +87,8 @@ pub enum Command {
     /// or too small target, one that holds the image or the running system, the device the
     /// image was acquired from (without --force), a target named twice. Exit codes: 0 every
     /// target verified; 1 a target differs (the record names the ranges) or the image does
-    /// not hold its hashes; 2 refused, failed or interrupted.
+    /// not hold its hashes; 2 refused, failed or interrupted. `restore - --size BYTES
+    /// --expect-sha256 HEX` takes the media from standard input (deploying over a network).
     Restore(restore::RestoreArgs),
     /// List a directory of a file system in the image (ext2/3/4, FAT12/16/32, NTFS), without
     /// mounting: type, size, modification time, inode or MFT number, name.
