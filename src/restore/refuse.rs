@@ -291,6 +291,33 @@ mod tests {
     }
 
     #[test]
+    fn the_device_of_the_running_root_is_refused() {
+        // Only the check runs: nothing is opened for writing.
+        let Some(root) = MountTable::read().root().and_then(|m| m.block_device()) else {
+            eprintln!("SKIPPED: the root file system is not on a block device here");
+            return;
+        };
+        let e = refuse_root(Path::new("/dev/root-disk"), &Key::Device(root))
+            .expect_err("the root's device is refused");
+        assert!(e.to_string().contains("root file system"), "{e}");
+        // A device that is not below the root is not.
+        let sysfs = Sysfs::system();
+        let other = sysfs
+            .disks()
+            .into_iter()
+            .filter_map(|d| sysfs.dev_of(&d))
+            .find(|&d| {
+                !crate::device::list::root_devices(&sysfs, &MountTable::read())
+                    .iter()
+                    .any(|&r| sysfs.overlap(r, d))
+            });
+        if let Some(dev) = other {
+            refuse_root(Path::new("/dev/other"), &Key::Device(dev)).unwrap();
+        }
+        refuse_root(Path::new("f"), &Key::File(1, 2)).unwrap();
+    }
+
+    #[test]
     fn a_new_file_is_known_by_its_resolved_name() {
         let dir = tempfile::tempdir().unwrap();
         let a = Key::of(&dir.path().join("t.raw")).unwrap();
