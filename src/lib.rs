@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod reader;
 pub mod rescue;
+pub mod restore;
 pub mod sink;
 pub mod small_file;
 pub mod source;

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => run_mount(args, &stop),
         Command::Cat(args) => run_cat(args, &stop),
         Command::Convert(args) => run_convert(args, &stop),
+        Command::Restore(args) => cli::restore::run(args, &stop),
         Command::Ls(args) => run_ls(args),
         Command::Extract(args) => run_extract(args, &stop),
         Command::Devices(args) => run_devices(args),

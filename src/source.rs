@@ -141,6 +141,13 @@ impl Source {
         }
     }
 
+    /// The same source read only up to `size` bytes (a restore's read-back of a target that
+    /// is larger than the media it received); never larger than it is.
+    pub fn limited(mut self, size: u64) -> Source {
+        self.size = self.size.min(size);
+        self
+    }
+
     /// The path as given.
     pub fn path(&self) -> &Path {
         &self.path

@@ -102,6 +102,24 @@ pub fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
     }
 }
 
+/// Waits up to `timeout_ms` for `fd` to have data (or an end, or an error) to read; false
+/// when the time ran out. A reader of a pipe polls with it so that a stop request is seen
+/// while no data comes.
+pub fn wait_readable(fd: impl AsFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd that lives across the call, and the count says one.
+    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    match n {
+        -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => Ok(false),
+        -1 => Err(io::Error::last_os_error()),
+        n => Ok(n > 0),
+    }
+}
+
 /// Asks the filesystem holding the open file whether it still answers (fstatfs). Unlike
 /// `fstat`, which FUSE answers from its attribute cache, a FUSE statfs goes to the server, so
 /// an aborted connection fails it with ENOTCONN.

@@ -22,17 +22,19 @@ pub mod hash_logs;
 mod host;
 mod outcome;
 mod record;
+pub mod restore;
 pub mod side_files;
 pub mod yaml;
 
 pub use crate::exclusive::write_atomically;
 pub use outcome::{exit, Outcome, RESUME_GUIDANCE};
 pub use record::{JobKind, RecordBuilder, Started};
+pub use restore::{ByteRange, ReadBack, RestoreInfo, RestoreTarget, Tail};
 pub use side_files::{with_extension, write_map, SideFiles};
 
 /// The schema name and version written in every record. 1.1 added `source.live_use`,
-/// `source.identity.transport`, `source.drive`,
-/// `partitions`, and conversions (`converted_from`, `complete-with-findings`).
+/// `source.identity.transport`, `source.drive`, `partitions`, conversions (`converted_from`,
+/// `complete-with-findings`) and restores (`restore`).
 pub const SCHEMA: &str = "exhibit-audit/1.1";
 /// The schema's name and major version: records of every `exhibit-audit/1.x` are read.
 pub const SCHEMA_MAJOR: &str = "exhibit-audit/1";
@@ -87,6 +89,9 @@ pub struct AuditRecord {
     /// For a conversion: the image read, what it claims and whether the bytes read hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converted_from: Option<ConvertedFrom>,
+    /// For a restore: the image written, the hashes it was proven against, every target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreInfo>,
     /// How it ended.
     pub outcome: OutcomeInfo,
 }

@@ -26,6 +26,9 @@ pub enum JobKind {
     Rescue,
     /// `exhibit convert`: one pass over an image; a stopped run starts again.
     Conversion,
+    /// `exhibit restore`: an image written onto targets and read back; a stopped run starts
+    /// again.
+    Restore,
 }
 
 impl JobKind {
@@ -34,6 +37,7 @@ impl JobKind {
             JobKind::Acquisition => "acquisition",
             JobKind::Rescue => "rescue",
             JobKind::Conversion => "conversion",
+            JobKind::Restore => "restore",
         }
     }
 
@@ -133,6 +137,7 @@ impl RecordBuilder {
             throughput: None,
             runs: Vec::new(),
             converted_from: None,
+            restore: None,
             outcome: Outcome::Running.info(kind.noun(), kind.resumable()),
         };
         RecordBuilder {

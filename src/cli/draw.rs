@@ -66,7 +66,10 @@ const TEMPLATE: &str = "{spinner} [{elapsed_precise}] [{bar:30}] {bytes}/{total_
 
 fn draw(jobs: &[(String, Arc<dyn Observe>)], done: &AtomicBool) {
     let tty = std::io::stderr().is_terminal();
-    let start = Instant::now();
+    // A job with phases (restore: writing, then reading back) starts its counter again: the
+    // rate and ETA then start again with it.
+    let mut starts: Vec<Instant> = vec![Instant::now(); jobs.len()];
+    let mut last_done: Vec<u64> = vec![0; jobs.len()];
     let width = jobs
         .iter()
         .map(|(l, _)| l.chars().count())
@@ -106,6 +109,13 @@ fn draw(jobs: &[(String, Arc<dyn Observe>)], done: &AtomicBool) {
         }
         for (i, (label, job)) in jobs.iter().enumerate() {
             let s = job.snapshot();
+            if s.done < last_done[i] / 2 {
+                starts[i] = Instant::now();
+                if let Some(b) = bars.get(i) {
+                    b.reset();
+                }
+            }
+            last_done[i] = s.done;
             let bad = if s.unreadable_runs > 0 {
                 format!(
                     "{} unreadable bytes in {} runs",
@@ -119,7 +129,7 @@ fn draw(jobs: &[(String, Arc<dyn Observe>)], done: &AtomicBool) {
                 b.set_position(s.done);
                 b.set_message(format!("{} {bad}", s.phase));
             } else if lines_due {
-                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                let secs = starts[i].elapsed().as_secs_f64().max(1e-3);
                 let rate = s.done as f64 / secs;
                 let eta = if rate > 0.0 {
                     (s.total.saturating_sub(s.done)) as f64 / rate

@@ -9,6 +9,7 @@ pub mod devices;
 pub mod draw;
 pub mod groups;
 pub mod report;
+pub mod restore;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +82,15 @@ pub enum Command {
     /// hash matches; 1 a hash differs, a chunk was damaged, or the source has unreadable
     /// sectors; 2 failed or refused.
     Convert(ConvertArgs),
+    /// Write an image (raw, split raw, an E01 set of any writer) back onto disks or files,
+    /// several at once from one read, then read every target back and prove it against the
+    /// hashes the image claims (its E01, its record, its hash logs). Refuses a mounted, held
+    /// or too small target, one that holds the image or the running system, the device the
+    /// image was acquired from (without --force), a target named twice. Exit codes: 0 every
+    /// target verified; 1 a target differs (the record names the ranges) or the image does
+    /// not hold its hashes; 2 refused, failed or interrupted. `restore - --size BYTES
+    /// --expect-sha256 HEX` takes the media from standard input (deploying over a network).
+    Restore(restore::RestoreArgs),
     /// List a directory of a file system in the image (ext2/3/4, FAT12/16/32, NTFS), without
     /// mounting: type, size, modification time, inode or MFT number, name.
     Ls(browse::LsArgs),

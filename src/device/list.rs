@@ -249,7 +249,7 @@ fn usage(
 
 /// The devices the root file system lives on: its own and every one below it (the slaves of
 /// dm and md, a loop device's backing file's file system).
-fn root_devices(sysfs: &Sysfs, table: &MountTable) -> BTreeSet<u64> {
+pub fn root_devices(sysfs: &Sysfs, table: &MountTable) -> BTreeSet<u64> {
     table
         .root()
         .and_then(|m| m.block_device())

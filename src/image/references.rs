@@ -306,6 +306,26 @@ pub fn of_image(path: &Path, image: &Image) -> Claims {
     claims
 }
 
+/// Every claim in `refs` against the `computed` hashes of the bytes read (a claim whose
+/// algorithm was not computed is left out): what convert and restore record.
+pub fn against(
+    refs: &[Reference],
+    computed: &crate::hash::MediaHashes,
+) -> Vec<crate::audit::ClaimedHash> {
+    refs.iter()
+        .filter_map(|r| {
+            let computed = to_hex(computed.get(r.algorithm)?);
+            Some(crate::audit::ClaimedHash {
+                algorithm: r.algorithm,
+                source: r.source.clone(),
+                matches: computed == r.hex,
+                claimed: r.hex.clone(),
+                computed,
+            })
+        })
+        .collect()
+}
+
 /// The image's own files (opened from `path`) and the side files its claims come from: what
 /// a job that writes a new set from it must never write to.
 pub fn input_files(path: &Path, image: &Image, claims: &Claims) -> Vec<PathBuf> {

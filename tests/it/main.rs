@@ -30,6 +30,8 @@ mod partition;
 mod readable;
 mod rescue_cli;
 mod rescue_device;
+mod restore;
+mod restore_deploy;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;

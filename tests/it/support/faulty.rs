@@ -74,7 +74,8 @@ struct FaultyFs {
 }
 
 const TTL: Duration = Duration::from_secs(3600);
-const FILE_NAME: &str = "disk";
+/// The one file a [`FuseLoop`] file system serves.
+pub const FILE_NAME: &str = "disk";
 
 impl FaultyFs {
     fn attr(&self, ino: u64) -> FileAttr {
@@ -245,12 +246,129 @@ pub struct FaultyDevice {
     pub size: u64,
     /// The directory holding the mount point (and free for the test's outputs).
     pub dir: PathBuf,
-    mountpoint: PathBuf,
     disk: Arc<FakeDisk>,
+    served: FuseLoop,
+}
+
+/// One file (`disk`) served by a FUSE file system inside the test process, behind a loop
+/// device with direct I/O: the faulty read device, and any other test device that needs to
+/// see every request (a target that corrupts writes). Dropping it tears it down in the only
+/// safe order (see the module doc).
+pub struct FuseLoop {
+    /// The loop device, e.g. `/dev/loop3`.
+    pub device: PathBuf,
+    /// The directory holding the mount point (and free for the test's outputs).
+    pub dir: PathBuf,
+    mountpoint: PathBuf,
     loop_device: Option<LoopDevice>,
     session: Option<fuser::BackgroundSession>,
     connection: Option<u64>,
     tempdir: Option<tempfile::TempDir>,
+}
+
+impl FuseLoop {
+    /// Mounts `fs` (which serves [`FILE_NAME`] as inode 2) in a new temporary directory and
+    /// attaches its file as a loop device of `sector_size`-byte sectors.
+    pub fn serve<F: Filesystem + Send + 'static>(
+        fs: F,
+        sector_size: u32,
+        read_only: bool,
+    ) -> Result<FuseLoop, String> {
+        let tempdir = tempfile::Builder::new()
+            .prefix("exhibit-test-")
+            .tempdir_in(std::env::temp_dir())
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let dir = tempdir.path().to_path_buf();
+        let mountpoint = dir.join("mnt");
+        std::fs::create_dir(&mountpoint).map_err(|e| format!("mkdir: {e}"))?;
+        let mut config = fuser::Config::default();
+        config.mount_options = vec![
+            if read_only {
+                MountOption::RO
+            } else {
+                MountOption::RW
+            },
+            MountOption::FSName("exhibit-faulty".into()),
+            MountOption::Subtype("exhibit-faulty".into()),
+        ];
+        let session = fuser::spawn_mount(fs, &mountpoint, &config)
+            .map_err(|e| format!("FUSE mount on {}: {e}", mountpoint.display()))?;
+        let mut served = FuseLoop {
+            device: PathBuf::new(),
+            dir,
+            mountpoint,
+            loop_device: None,
+            session: Some(session),
+            connection: None,
+            tempdir: Some(tempdir),
+        };
+        // The connection number is the mount's anonymous device minor.
+        let st_dev = std::fs::metadata(&served.mountpoint)
+            .map_err(|e| format!("stat mount point: {e}"))?
+            .dev();
+        served.connection = Some(u64::from(libc::minor(st_dev as libc::dev_t)));
+        let lo = LoopDevice::attach(&served.backing_file(), sector_size, read_only, false);
+        served.device = lo.path.clone();
+        served.loop_device = Some(lo);
+        Ok(served)
+    }
+
+    /// The FUSE file behind the loop device.
+    pub fn backing_file(&self) -> PathBuf {
+        self.mountpoint.join(FILE_NAME)
+    }
+
+    /// Aborts the FUSE connection (see [`FaultyDevice::abort`]).
+    pub fn abort(&self) {
+        let Some(conn) = self.connection else { return };
+        let base = Path::new("/sys/fs/fuse/connections");
+        let abort = base.join(conn.to_string()).join("abort");
+        if !abort.exists() {
+            // fusectl not mounted yet: mount it (harmless if someone else did meanwhile).
+            let _ = Command::new("mount")
+                .args(["-t", "fusectl", "fusectl"])
+                .arg(base)
+                .output();
+        }
+        if let Err(e) = std::fs::write(&abort, "1") {
+            eprintln!(
+                "faulty device: could not abort FUSE connection {conn}: {e}; unmounting anyway"
+            );
+        }
+    }
+
+    fn is_mounted(&self) -> bool {
+        let target = self.mountpoint.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|m| {
+                m.lines()
+                    .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+            })
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for FuseLoop {
+    fn drop(&mut self) {
+        self.abort();
+        drop(self.loop_device.take());
+        drop(self.session.take());
+        if self.is_mounted() {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .output();
+        }
+        if let Some(t) = self.tempdir.take() {
+            if self.is_mounted() {
+                eprintln!(
+                    "faulty device: {} still mounted; leaving it for the CI sweep",
+                    self.mountpoint.display()
+                );
+                let _ = t.keep();
+            }
+        }
+    }
 }
 
 impl FaultyDevice {
@@ -269,13 +387,6 @@ impl FaultyDevice {
     }
 
     fn create(b: Builder) -> Result<FaultyDevice, String> {
-        let tempdir = tempfile::Builder::new()
-            .prefix("exhibit-test-")
-            .tempdir_in(std::env::temp_dir())
-            .map_err(|e| format!("temp dir: {e}"))?;
-        let dir = tempdir.path().to_path_buf();
-        let mountpoint = dir.join("mnt");
-        std::fs::create_dir(&mountpoint).map_err(|e| format!("mkdir: {e}"))?;
         let mut disk =
             FakeDisk::with_data(pattern(b.size as usize, b.seed), u64::from(b.sector_size))
                 .any_alignment();
@@ -292,35 +403,15 @@ impl FaultyDevice {
             // SAFETY: no preconditions.
             gid: unsafe { libc::getgid() },
         };
-        let mut config = fuser::Config::default();
-        config.mount_options = vec![
-            MountOption::RO,
-            MountOption::FSName("exhibit-faulty".into()),
-            MountOption::Subtype("exhibit-faulty".into()),
-        ];
-        let session = fuser::spawn_mount(fs, &mountpoint, &config)
-            .map_err(|e| format!("FUSE mount on {}: {e}", mountpoint.display()))?;
-        let mut dev = FaultyDevice {
-            device: PathBuf::new(),
+        let served = FuseLoop::serve(fs, b.sector_size, true)?;
+        let dev = FaultyDevice {
+            device: served.device.clone(),
             sector_size: b.sector_size,
             size: b.size / u64::from(b.sector_size) * u64::from(b.sector_size),
-            dir,
-            mountpoint,
+            dir: served.dir.clone(),
             disk,
-            loop_device: None,
-            session: Some(session),
-            connection: None,
-            tempdir: Some(tempdir),
+            served,
         };
-        // The connection number is the mount's anonymous device minor.
-        let st_dev = std::fs::metadata(&dev.mountpoint)
-            .map_err(|e| format!("stat mount point: {e}"))?
-            .dev();
-        dev.connection = Some(u64::from(libc::minor(st_dev as libc::dev_t)));
-
-        let lo = LoopDevice::attach(&dev.mountpoint.join(FILE_NAME), b.sector_size, true, false);
-        dev.device = lo.path.clone();
-        dev.loop_device = Some(lo);
         dev.disk.set_read_delay(b.read_delay);
         dev.disk.set_fail_delay(b.fail_delay);
         dev.disk.set_logging(b.logging);
@@ -380,65 +471,14 @@ impl FaultyDevice {
 
     /// The FUSE file behind the loop device (a file source that lives on FUSE).
     pub fn backing_file(&self) -> PathBuf {
-        self.mountpoint.join(FILE_NAME)
+        self.served.backing_file()
     }
 
     /// Aborts the FUSE connection, as a hot-unplug or a crashed FUSE server would: from now
     /// on every read of the loop device fails with EIO, and its backing file cannot be
     /// reached (ENOTCONN). The device stays attached until it is dropped.
     pub fn abort(&self) {
-        self.abort_connection();
-    }
-
-    fn abort_connection(&self) {
-        let Some(conn) = self.connection else { return };
-        let base = Path::new("/sys/fs/fuse/connections");
-        let abort = base.join(conn.to_string()).join("abort");
-        if !abort.exists() {
-            // fusectl not mounted yet: mount it (harmless if someone else did meanwhile).
-            let _ = Command::new("mount")
-                .args(["-t", "fusectl", "fusectl"])
-                .arg(base)
-                .output();
-        }
-        if let Err(e) = std::fs::write(&abort, "1") {
-            eprintln!(
-                "faulty device: could not abort FUSE connection {conn}: {e}; unmounting anyway"
-            );
-        }
-    }
-
-    fn is_mounted(&self) -> bool {
-        let target = self.mountpoint.to_string_lossy().into_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|m| {
-                m.lines()
-                    .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
-            })
-            .unwrap_or(false)
-    }
-}
-
-impl Drop for FaultyDevice {
-    fn drop(&mut self) {
-        self.abort_connection();
-        drop(self.loop_device.take());
-        drop(self.session.take());
-        if self.is_mounted() {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.mountpoint)
-                .output();
-        }
-        if let Some(t) = self.tempdir.take() {
-            if self.is_mounted() {
-                eprintln!(
-                    "faulty device: {} still mounted; leaving it for the CI sweep",
-                    self.mountpoint.display()
-                );
-                let _ = t.keep();
-            }
-        }
+        self.served.abort();
     }
 }
 

@@ -7,12 +7,15 @@
 //! - [`loops`]: loop devices and mounts that are always cleaned up, only ours;
 //! - [`faulty`]: a real block device with failing sectors (the library's fake disk behind
 //!   FUSE and a loop device);
+//! - [`corrupting`]: a real block device that flips a byte of what is written to it (FUSE
+//!   and a loop device, like `faulty`);
 //! - [`e01`]: E01 sets written through the sink, their layout, and every independent reader.
 //!
 //! Everything a test makes lives under `${TMPDIR:-/tmp}/exhibit-test-*`, which CI sweeps.
 
 #![allow(dead_code)]
 
+pub mod corrupting;
 pub mod data;
 pub mod e01;
 #[macro_use]
@@ -22,6 +25,7 @@ pub mod loops;
 pub mod process;
 pub mod tools;
 
+pub use corrupting::*;
 pub use data::*;
 pub use e01::*;
 pub use faulty::*;
