@@ -22,7 +22,7 @@ use crate::audit::{
 use crate::case::CaseMetadata;
 use crate::cputime::CpuLedger;
 use crate::error::{Error, Result};
-use crate::hash::{to_hex, HashAlgorithm};
+use crate::hash::HashAlgorithm;
 use crate::image::{provenance, references, Image};
 use crate::map::{BadRun, BlockState, SectorMap};
 use crate::outputs::{OutputFormat, OutputRequest, Outputs};
@@ -256,20 +256,7 @@ pub fn convert(
         None,
     )?;
 
-    let claimed: Vec<ClaimedHash> = claims
-        .refs
-        .iter()
-        .filter_map(|r| {
-            let computed = to_hex(summary.hashes.get(r.algorithm)?);
-            Some(ClaimedHash {
-                algorithm: r.algorithm,
-                source: r.source.clone(),
-                matches: computed == r.hex,
-                claimed: r.hex.clone(),
-                computed,
-            })
-        })
-        .collect();
+    let claimed = crate::image::references::against(&claims.refs, &summary.hashes);
     let hashes_match = (!claimed.is_empty()).then(|| claimed.iter().all(|c| c.matches));
     let outcome = outcome_of(&claimed, &problems, &summary.unreadable);
     let elapsed = record.elapsed();
