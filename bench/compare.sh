@@ -24,6 +24,8 @@
 #                           an E01 of the same source through the mount, one and two readers)
 #   BENCH_CONVERT=1         also run bench/convert.sh (exhibit convert vs ewfexport: an E01 of the
 #                           same source to raw and to E01)
+#   BENCH_RESTORE=1         also run bench/restore-targets.sh (exhibit restore with its read-back,
+#                           onto one and three loop devices, vs ewfexport -t - piped into dd)
 #   BENCH_RESCUE=1          also run bench/rescue.sh (exhibit rescue vs ddrescue on a faulty device,
 #                           512- and 4096-byte sectors) and put its tables in the report
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
@@ -42,6 +44,7 @@ tools=${BENCH_TOOLS:-dc3dd dcfldd ewfacquire ddrescue exhibit exhibit-e01 exhibi
 do_rescue=${BENCH_RESCUE:-1}
 do_mount=${BENCH_MOUNT:-1}
 do_convert=${BENCH_CONVERT:-1}
+do_restore=${BENCH_RESTORE:-1}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -305,6 +308,17 @@ if ((do_convert && have_exhibit)) && "$exhibit" convert --help >/dev/null 2>&1; 
     fi
 fi
 
+# Restore: bench/restore-targets.sh on the same source file, same run.
+restore_table=""
+if ((do_restore && have_exhibit)) && "$exhibit" restore --help >/dev/null 2>&1; then
+    log "restore: exhibit restore vs ewfexport | dd"
+    if OUT="$work/restore.md" EXHIBIT="$exhibit" "$repo/bench/restore-targets.sh" "$src" "$reps" >"$work/log.restore" 2>&1; then
+        restore_table=$work/restore.md
+    else
+        notes+=("bench/restore-targets.sh failed: $(tail -n 1 "$work/log.restore")")
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else print "-" }'; }
@@ -384,6 +398,12 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         echo "## Convert (bench/convert.sh)"
         echo
         cat "$convert_table"
+    fi
+    if [[ -n $restore_table ]]; then
+        echo
+        echo "## Restore (bench/restore-targets.sh)"
+        echo
+        cat "$restore_table"
     fi
     if ((${#verify_rows[@]})); then
         echo
