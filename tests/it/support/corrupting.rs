@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags,
@@ -15,7 +15,7 @@ use fuser::{
     WriteFlags,
 };
 
-use super::faulty::{FuseLoop, FILE_NAME};
+use super::faulty::{one_file_attr, FuseLoop, FILE_NAME};
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -29,28 +29,7 @@ struct CorruptingFs {
 impl CorruptingFs {
     fn attr(&self, ino: u64) -> FileAttr {
         let len = self.data.lock().unwrap().len() as u64;
-        let (kind, size, perm, nlink) = if ino == 1 {
-            (FileType::Directory, 0, 0o755, 2)
-        } else {
-            (FileType::RegularFile, len, 0o644, 1)
-        };
-        FileAttr {
-            ino: INodeNo(ino),
-            size,
-            blocks: size.div_ceil(512),
-            atime: UNIX_EPOCH,
-            mtime: UNIX_EPOCH,
-            ctime: UNIX_EPOCH,
-            crtime: UNIX_EPOCH,
-            kind,
-            perm,
-            nlink,
-            uid: self.uid,
-            gid: self.gid,
-            rdev: 0,
-            flags: 0,
-            blksize: 4096,
-        }
+        one_file_attr(ino, len, true, self.uid, self.gid)
     }
 }
 

@@ -77,30 +77,37 @@ const TTL: Duration = Duration::from_secs(3600);
 /// The one file a [`FuseLoop`] file system serves.
 pub const FILE_NAME: &str = "disk";
 
+/// The attributes of a one-file FUSE test device: inode 1 the root directory, inode 2 the
+/// file [`FILE_NAME`] of `len` bytes; `writable` gives both write permission.
+pub fn one_file_attr(ino: u64, len: u64, writable: bool, uid: u32, gid: u32) -> FileAttr {
+    let (kind, size, perm, nlink) = match (ino, writable) {
+        (1, false) => (FileType::Directory, 0, 0o555, 2),
+        (1, true) => (FileType::Directory, 0, 0o755, 2),
+        (_, false) => (FileType::RegularFile, len, 0o444, 1),
+        (_, true) => (FileType::RegularFile, len, 0o644, 1),
+    };
+    FileAttr {
+        ino: INodeNo(ino),
+        size,
+        blocks: size.div_ceil(512),
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind,
+        perm,
+        nlink,
+        uid,
+        gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 4096,
+    }
+}
+
 impl FaultyFs {
     fn attr(&self, ino: u64) -> FileAttr {
-        let (kind, size, perm, nlink) = if ino == 1 {
-            (FileType::Directory, 0, 0o555, 2)
-        } else {
-            (FileType::RegularFile, self.disk.data.len() as u64, 0o444, 1)
-        };
-        FileAttr {
-            ino: INodeNo(ino),
-            size,
-            blocks: size.div_ceil(512),
-            atime: UNIX_EPOCH,
-            mtime: UNIX_EPOCH,
-            ctime: UNIX_EPOCH,
-            crtime: UNIX_EPOCH,
-            kind,
-            perm,
-            nlink,
-            uid: self.uid,
-            gid: self.gid,
-            rdev: 0,
-            flags: 0,
-            blksize: 4096,
-        }
+        one_file_attr(ino, self.disk.data.len() as u64, false, self.uid, self.gid)
     }
 }
 
