@@ -9,24 +9,12 @@ use exhibit::rescue::RescueReport;
 use exhibit::text::{printable as t, printable_path as p};
 use exhibit::verify::{Verdict, VerifyReport};
 
-/// Acquire's summary: status and speed, unreadable sectors, hashes, where the record is.
-pub fn acquire(report: &AcquireReport) {
-    let r = &report.record;
-    let speed = r.throughput.as_ref();
-    println!(
-        "exhibit: {}: {} bytes in {:.2} s ({:.0} MB/s), engine {}",
-        r.outcome.status,
-        r.source.size,
-        speed.map(|s| s.seconds).unwrap_or(0.0),
-        speed.map(|s| s.megabytes_per_second).unwrap_or(0.0),
-        r.reader
-            .as_ref()
-            .map(|x| format!("{:?}", x.engine).to_lowercase())
-            .unwrap_or_default()
-    );
+/// The lines every image-writing job ends with: its unreadable sectors (`how`: what they are
+/// in the output, with its leading separator), runs the E01 could not address, and the hashes.
+fn unreadable_and_hashes(r: &exhibit::audit::AuditRecord, how: &str) {
     if r.unreadable.sectors > 0 {
         println!(
-            "exhibit: {} unreadable sectors in {} runs, filled with zeros; see {}",
+            "exhibit: {} unreadable sectors in {} runs{how}; see {}",
             r.unreadable.sectors,
             r.unreadable.runs.len(),
             p(r.unreadable.map.as_deref().unwrap_or(Path::new("the map")))
@@ -42,6 +30,24 @@ pub fn acquire(report: &AcquireReport) {
             }
         }
     }
+}
+
+/// Acquire's summary: status and speed, unreadable sectors, hashes, where the record is.
+pub fn acquire(report: &AcquireReport) {
+    let r = &report.record;
+    let speed = r.throughput.as_ref();
+    println!(
+        "exhibit: {}: {} bytes in {:.2} s ({:.0} MB/s), engine {}",
+        r.outcome.status,
+        r.source.size,
+        speed.map(|s| s.seconds).unwrap_or(0.0),
+        speed.map(|s| s.megabytes_per_second).unwrap_or(0.0),
+        r.reader
+            .as_ref()
+            .map(|x| format!("{:?}", x.engine).to_lowercase())
+            .unwrap_or_default()
+    );
+    unreadable_and_hashes(r, ", filled with zeros");
     println!("record  {}", p(&report.record_path));
 }
 
@@ -356,24 +362,7 @@ pub fn convert(report: &exhibit::convert::ConvertReport) {
             println!("exhibit: PROBLEM in the source: {}", t(problem));
         }
     }
-    if r.unreadable.sectors > 0 {
-        println!(
-            "exhibit: {} unreadable sectors in {} runs (from the source), zeros in the output; see {}",
-            r.unreadable.sectors,
-            r.unreadable.runs.len(),
-            p(r.unreadable.map.as_deref().unwrap_or(Path::new("the map")))
-        );
-    }
-    if let Some(note) = &r.unreadable_not_in_e01 {
-        println!("exhibit: WARNING: {}", t(note));
-    }
-    if let Some(h) = &r.hashes {
-        for (name, v) in [("md5", &h.md5), ("sha1", &h.sha1), ("sha256", &h.sha256)] {
-            if let Some(v) = v {
-                println!("{name:<7} {}", t(v));
-            }
-        }
-    }
+    unreadable_and_hashes(r, " (from the source), zeros in the output");
     if let Some(reason) = &r.outcome.reason {
         println!("exhibit: {}", t(reason));
     }
