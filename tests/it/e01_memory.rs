@@ -1,5 +1,5 @@
 //! The E01 reader's memory and descriptors do not grow with the image (issue 10): a mount of
-//! a 16× larger set peaks at the same memory, and a set of more segments than the process may
+//! a 4× larger set peaks at the same memory, and a set of more segments than the process may
 //! open files verifies and reads.
 
 use std::fs::File;
@@ -93,12 +93,15 @@ fn peak_of_mount(first: &Path, media: u64, mnt: &Path) -> u64 {
 }
 
 #[test]
-fn a_mount_of_a_16x_larger_e01_peaks_at_the_same_memory() {
+fn a_mount_of_a_4x_larger_e01_peaks_at_the_same_memory() {
     require_faulty_device!();
     let dir = tempdir();
     // 8 KiB chunks (the smallest): 1 M of them in the large set (32 MiB of chunk places if
-    // they were all kept, as the reader once did), 64 Ki in the small one.
-    let (small, large) = (512u64 << 20, 8u64 << 30);
+    // they were all kept, as the reader once did), 256 Ki in the small one. Both have more
+    // tables than the table cache has shards (it keeps at least one decoded table a shard,
+    // whatever its budget), so what is compared is growth with the image, not the cache
+    // filling up: a set of a single table peaks about 2 MiB lower.
+    let (small, large) = (2u64 << 30, 8u64 << 30);
     // Mount does not compare the stored hashes: none are given.
     let none = MediaHashes::default;
     let a = write_e01(dir.path(), "small", small, 16, 2000 << 20, none(), marked);
@@ -106,8 +109,10 @@ fn a_mount_of_a_16x_larger_e01_peaks_at_the_same_memory() {
     let pa = peak_of_mount(&a, small, &dir.path().join("mnt-small"));
     let pb = peak_of_mount(&b, large, &dir.path().join("mnt-large"));
     eprintln!("VmHWM: {small} bytes: {pa} KiB, {large} bytes: {pb} KiB");
+    // Runs of the same mount differ by a few MiB (which threads touch which allocator arena);
+    // a place kept per chunk would add 24 MiB here.
     assert!(
-        pb <= pa + 4096,
+        pb <= pa + 8192,
         "the larger set's mount peaked at {pb} KiB, the smaller's at {pa} KiB"
     );
 }
