@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    Errno, FileAttr, FileHandle, Filesystem, FopenFlags, INodeNo, LockOwner, OpenFlags, ReplyAttr,
+    ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
-use super::faulty::{one_file_attr, FuseLoop, FILE_NAME};
+use super::faulty::{one_file_attr, one_file_readdir, FuseLoop, FILE_NAME};
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -130,23 +129,9 @@ impl Filesystem for CorruptingFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        if u64::from(ino) != 1 {
-            reply.error(Errno::ENOTDIR);
-            return;
-        }
-        let entries = [
-            (1, FileType::Directory, "."),
-            (1, FileType::Directory, ".."),
-            (2, FileType::RegularFile, FILE_NAME),
-        ];
-        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        one_file_readdir(ino, offset, reply);
     }
 }
 

@@ -105,6 +105,25 @@ pub fn one_file_attr(ino: u64, len: u64, writable: bool, uid: u32, gid: u32) -> 
     }
 }
 
+/// The root directory of a one-file FUSE test device: `.`, `..` and [`FILE_NAME`].
+pub fn one_file_readdir(ino: INodeNo, offset: u64, mut reply: ReplyDirectory) {
+    if u64::from(ino) != 1 {
+        reply.error(Errno::ENOTDIR);
+        return;
+    }
+    let entries = [
+        (1, FileType::Directory, "."),
+        (1, FileType::Directory, ".."),
+        (2, FileType::RegularFile, FILE_NAME),
+    ];
+    for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+        if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+            break;
+        }
+    }
+    reply.ok();
+}
+
 impl FaultyFs {
     fn attr(&self, ino: u64) -> FileAttr {
         one_file_attr(ino, self.disk.data.len() as u64, false, self.uid, self.gid)
@@ -163,23 +182,9 @@ impl Filesystem for FaultyFs {
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        if u64::from(ino) != 1 {
-            reply.error(Errno::ENOTDIR);
-            return;
-        }
-        let entries = [
-            (1, FileType::Directory, "."),
-            (1, FileType::Directory, ".."),
-            (2, FileType::RegularFile, FILE_NAME),
-        ];
-        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
-                break;
-            }
-        }
-        reply.ok();
+        one_file_readdir(ino, offset, reply);
     }
 }
 
