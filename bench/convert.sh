@@ -11,6 +11,7 @@
 #   EXHIBIT=target/release/exhibit
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 SOURCE=${1:?usage: bench/convert.sh SOURCE [REPEATS]}
 REPEATS=${2:-3}
 EXHIBIT=${EXHIBIT:-$PWD/target/release/exhibit}
@@ -22,7 +23,6 @@ size=$(stat -c %s "$SOURCE")
 ewfacquire -u -q -c fast -t "$WORK/ev" "$SOURCE" </dev/null >/dev/null 2>&1
 E01=$WORK/ev.E01
 
-now() { date +%s.%N; }
 declare -A times
 run() { # run TOOL FORMAT: appends the seconds to times[TOOL-FORMAT]
     local tool=$1 format=$2 out=$WORK/out
@@ -49,8 +49,6 @@ for _ in $(seq "$REPEATS"); do
         done
     done
 done
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-fastest() { tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
 {
     echo "Convert an E01 (\`ewfacquire -c fast\` of the source, $((size >> 20)) MiB), page cache dropped, \`sync\` included, $REPEATS runs"
     echo

@@ -9,6 +9,7 @@
 #   EXHIBIT=target/release/exhibit
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 SOURCE=${1:?usage: bench/mount.sh SOURCE [REPEATS]}
 REPEATS=${2:-3}
 EXHIBIT=${EXHIBIT:-$PWD/target/release/exhibit}
@@ -48,7 +49,6 @@ stop() {
     mountpoint -q "$dir" && umount "$dir"
     rmdir "$dir"
 }
-now() { date +%s.%N; }
 declare -A times peak
 # hwm PID: the peak resident set of a process in KiB (0 when it is gone).
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -82,8 +82,6 @@ for _ in $(seq "$REPEATS"); do
         done
     done
 done
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-fastest() { tr ' ' '\n' | sed '/^$/d' | sort -g | head -1; }
 {
     echo "Sequential read of the media through the mount, $((size >> 20)) MiB, E01 by \`ewfacquire -c fast\`, page cache dropped, fresh mount each run, $REPEATS runs; exhibit with its default 64 MiB chunk cache; peak RSS: the mount process's VmHWM, highest of the runs"
     echo

@@ -11,6 +11,7 @@
 #   EXHIBIT=target/release/exhibit
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/stats.sh
 SOURCE=${1:?usage: bench/restore-targets.sh SOURCE [REPEATS]}
 REPEATS=${2:-3}
 EXHIBIT=${EXHIBIT:-$PWD/target/release/exhibit}
@@ -31,7 +32,6 @@ for i in 1 2 3; do
     LOOPS+=("$(losetup --find --show --direct-io=on "$WORK/target$i")")
 done
 
-now() { date +%s.%N; }
 declare -A times
 run() { # run WHAT: appends the seconds to times[WHAT]
     local what=$1
@@ -55,7 +55,6 @@ run() { # run WHAT: appends the seconds to times[WHAT]
 for _ in $(seq "$REPEATS"); do
     for what in peer one three; do run "$what"; done
 done
-median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 {
     echo "Restore an E01 (\`ewfacquire -c fast\` of the source, $((size >> 20)) MiB) onto loop devices with direct I/O, page cache dropped, \`sync\` included, $REPEATS runs"
     echo
