@@ -49,6 +49,17 @@ impl ImageFile {
         self
     }
 
+    /// A second handle on the same image (duplicated descriptors, its own O_DIRECT fallback),
+    /// for a writer on another thread writing other ranges.
+    pub fn try_clone(&self) -> Result<ImageFile> {
+        let dup = |f: &File| f.try_clone().map_err(|e| Error::io(&self.path, e));
+        Ok(ImageFile {
+            path: self.path.clone(),
+            buffered: dup(&self.buffered)?,
+            direct: self.direct.as_ref().map(dup).transpose()?,
+        })
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path

@@ -20,6 +20,7 @@ pub mod raw;
 pub mod stale;
 pub mod stream;
 pub mod target;
+pub mod writer_pool;
 
 pub use e01::E01Settings;
 pub use image_file::ImageFile;

@@ -5,7 +5,8 @@
 //! source is refused before, by [`crate::source::Source::refuse_output_on_source`].
 //!
 //! A restore's targets ([`open_restore_target`]) are devices opened the same way, or files;
-//! each is written by its own [`TargetSink`] on its own thread of the fan-out.
+//! each is written by its own [`TargetSink`] on its own thread of the fan-out, with several writes
+//! in flight ([`super::writer_pool`]).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::image_file::ImageFile;
+use super::writer_pool::{Held, WriterPool};
 use super::{MediaSummary, OutputFile, Sink};
 use crate::block::Block;
 use crate::device::{Identity, Sysfs};
@@ -143,19 +145,29 @@ pub fn open_restore_target(path: &Path, media_size: u64, overwrite: bool) -> Res
 /// Zeros written per write when wiping a tail (a pool-sized block).
 const ZERO_BLOCK: usize = 4 << 20;
 
-/// One restore target's writer in the fan-out: every block at its offset (O_DIRECT for the
-/// aligned bulk); with `sparse` (a new file), all-zero pieces are left as holes; with
-/// `wipe_tail`, the bytes after the media are zeroed once the media is written. Finishing
-/// syncs it, so that the read-back reads what the device holds.
+/// Writes in flight per target. One 4 MiB O_DIRECT write at a time left a device idle
+/// between two; with four the next is always queued, and a target holds at most four of
+/// the pool's blocks (each a reference, not a copy).
+pub const WRITES_IN_FLIGHT: usize = 4;
+
+/// One restore target's writer in the fan-out: every block at its offset, through a
+/// [`WriterPool`] of [`WRITES_IN_FLIGHT`] writers (O_DIRECT for the aligned bulk, the
+/// unaligned tail and a file system that refuses O_DIRECT through the page cache); with
+/// `sparse` (a new file), all-zero pieces are left as holes; with `wipe_tail`, the bytes after
+/// the media are zeroed once the media is handed out. The last block waits for every write,
+/// so a failure anywhere is that block's error, reported at the lowest offset that failed,
+/// and bytes written never counts past it. Finishing syncs the target, so that the read-back
+/// reads what the device holds.
 pub struct TargetSink {
-    image: ImageFile,
+    writers: WriterPool,
     kind: TargetKind,
     media_size: u64,
     /// The target's size: the end of the tail.
     size: u64,
     sparse: bool,
     wipe_tail: bool,
-    written: u64,
+    /// Media bytes handed to the writers (every byte before this one).
+    accepted: u64,
     tail_wiped: bool,
 }
 
@@ -165,11 +177,11 @@ impl TargetSink {
         TargetSink {
             kind: target.kind,
             size: target.size.max(media_size),
-            image: target.image,
+            writers: WriterPool::new(target.image, WRITES_IN_FLIGHT),
             media_size,
             sparse,
             wipe_tail,
-            written: 0,
+            accepted: 0,
             tail_wiped: false,
         }
     }
@@ -179,20 +191,29 @@ impl TargetSink {
             return Ok(());
         }
         self.tail_wiped = true;
-        let zeros = crate::buffer::AlignedBuf::new(ZERO_BLOCK);
+        let zeros = Arc::new(crate::buffer::AlignedBuf::new(ZERO_BLOCK));
         let mut at = self.media_size;
         while at < self.size {
             let n = (self.size - at).min(ZERO_BLOCK as u64) as usize;
-            self.image.write_at(&zeros[..n], at)?;
+            self.writers
+                .write(Held::Zeros(Arc::clone(&zeros)), 0, n, at)?;
             at += n as u64;
         }
         Ok(())
     }
 
+    /// Media bytes known to be on the target: none after a write that failed or is still in
+    /// flight.
+    fn written(&self) -> u64 {
+        self.writers
+            .landed_before(self.accepted)
+            .min(self.media_size)
+    }
+
     fn listing(&self) -> Vec<OutputFile> {
         vec![OutputFile {
-            path: self.image.path().to_path_buf(),
-            size: self.written,
+            path: self.writers.image().path().to_path_buf(),
+            size: self.written(),
             kind: match self.kind {
                 TargetKind::Device => "device",
                 TargetKind::File => "file",
@@ -205,47 +226,83 @@ impl TargetSink {
 /// Pieces of this size that are all zeros are skipped by a sparse writer.
 const HOLE: usize = 64 << 10;
 
+/// The runs of `data` that hold a byte other than zero, in whole [`HOLE`] pieces (the last
+/// piece may be shorter): (start, length), adjacent pieces merged into one write.
+fn data_runs(data: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, piece) in data.chunks(HOLE).enumerate() {
+        if piece.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let at = i * HOLE;
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == at => *len += piece.len(),
+            _ => runs.push((at, piece.len())),
+        }
+    }
+    runs
+}
+
 impl Sink for TargetSink {
     fn name(&self) -> &'static str {
         "target"
     }
 
     fn write_block(&mut self, block: &Arc<Block>) -> Result<()> {
-        let data = block.data();
+        let held = Held::Block(Arc::clone(block));
         if self.sparse {
-            let mut at = 0usize;
-            while at < data.len() {
-                let piece = &data[at..(at + HOLE).min(data.len())];
-                if piece.iter().any(|&b| b != 0) {
-                    self.image.write_at(piece, block.offset + at as u64)?;
-                }
-                at += piece.len();
+            for (start, len) in data_runs(block.data()) {
+                self.writers
+                    .write(held.clone(), start, len, block.offset + start as u64)?;
             }
         } else {
-            self.image.write_at(data, block.offset)?;
+            self.writers.write(held, 0, block.len(), block.offset)?;
         }
-        self.written = block.end();
-        if self.written >= self.media_size {
+        self.accepted = block.end();
+        if self.accepted >= self.media_size {
             self.wipe()?;
+            self.writers.wait_all()?;
         }
         Ok(())
     }
 
     fn finish(mut self: Box<Self>, _summary: &MediaSummary) -> Result<Vec<OutputFile>> {
+        self.wipe()?;
+        self.writers.close()?;
+        let image = self.writers.image();
         if self.sparse && self.kind == TargetKind::File {
             // Trailing holes: the file still ends where the media does.
-            self.image
+            image
                 .file()
                 .set_len(self.media_size)
-                .map_err(|e| Error::io(self.image.path(), e))?;
+                .map_err(|e| Error::io(image.path(), e))?;
         }
-        self.wipe()?;
-        self.image.sync_all()?;
+        image.sync_all()?;
         Ok(self.listing())
     }
 
-    fn abandon(self: Box<Self>) -> Vec<OutputFile> {
-        let _ = self.image.sync_all();
+    fn abandon(mut self: Box<Self>) -> Vec<OutputFile> {
+        let _ = self.writers.close();
+        let _ = self.writers.image().sync_all();
         self.listing()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_pieces_are_skipped_and_data_pieces_merged() {
+        let mut data = vec![0u8; 5 * HOLE + 100];
+        data[HOLE + 7] = 1;
+        data[2 * HOLE] = 2;
+        data[4 * HOLE + 3] = 3;
+        data[5 * HOLE + 99] = 4;
+        assert_eq!(
+            data_runs(&data),
+            vec![(HOLE, 2 * HOLE), (4 * HOLE, HOLE + 100)]
+        );
+        assert!(data_runs(&[0u8; 3 * HOLE]).is_empty());
     }
 }
