@@ -1,7 +1,8 @@
 //! `exhibit restore`: images (ours, ewfacquire's, split raw) written back onto real loop
 //! devices of 512- and 4096-byte sectors, one and several at once, proven by the read-back;
 //! every refusal leaves the target's bytes as they were; a target that corrupts writes is
-//! caught and the record names the range.
+//! caught and the record names the range; one whose writes fail is stopped at the offset that
+//! failed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -402,6 +403,43 @@ fn a_target_that_corrupts_writes_is_caught_by_the_read_back() {
     let r2 = read_record(&rec2);
     assert_eq!(r2["restore"]["verified"], false);
     assert!(r2["restore"]["targets"][0]["read_back"].is_null());
+}
+
+#[test]
+fn a_write_that_fails_in_the_middle_is_reported_at_its_offset_and_nothing_after_it_counts() {
+    require_faulty_device!();
+    let dir = tempdir();
+    let d = dir.path();
+    // Six 4 MiB blocks, several writes in flight: the one at 8 MiB fails, those after it may
+    // land, and none of them is claimed.
+    let size = 24 * MIB;
+    let data = mixed(size, 5);
+    let src = d.join("six.raw");
+    std::fs::write(&src, &data).unwrap();
+    let bad = CorruptingDevice::failing_writes_at(size, 0, 10 * MIB as u64 + 4096, 512);
+    let rec = d.join("r.yaml");
+    let out = restore(
+        &src,
+        &[&bad.device],
+        &["--yes", "--record", rec.to_str().unwrap()],
+        2,
+    );
+    let at = format!("writing {} at byte {}", bad.device.display(), 8 * MIB);
+    assert!(stderr(&out).contains(&at), "{}", stderr(&out));
+    let r = read_record(&rec);
+    assert_eq!(r["outcome"]["status"], "failed");
+    assert!(
+        r["outcome"]["reason"].as_str().unwrap().contains(&at),
+        "{r:?}"
+    );
+    let t = &r["restore"]["targets"][0];
+    assert_eq!(t["status"], "not-finished", "{t:?}");
+    assert_eq!(t["bytes_written"].as_u64(), Some(8 * MIB as u64), "{t:?}");
+    assert!(t["read_back"].is_null());
+    assert!(
+        bad.contents()[..8 * MIB] == data[..8 * MIB],
+        "what is claimed is there"
+    );
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! [`FuseLoop`] as the faulty read device, so it is torn down the same safe way): every write
 //! lands, except that the byte at a chosen offset is flipped whenever a write covers it. Reads
 //! answer what was stored, so only a read-back that compares finds the damage (a restore's).
+//! [`CorruptingDevice::failing_writes_at`] makes the same device refuse (EIO, nothing stored)
+//! every write that covers the chosen offset instead: a target that dies in the middle.
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ const TTL: Duration = Duration::from_secs(3600);
 struct CorruptingFs {
     data: Arc<Mutex<Vec<u8>>>,
     flip_at: u64,
+    /// Instead of flipping: fail every write that covers `flip_at`.
+    fail: bool,
     uid: u32,
     gid: u32,
 }
@@ -116,6 +120,10 @@ impl Filesystem for CorruptingFs {
             return;
         }
         let n = bytes.len().min(data.len() - start);
+        if self.fail && (offset..offset + n as u64).contains(&self.flip_at) {
+            reply.error(Errno::EIO);
+            return;
+        }
         data[start..start + n].copy_from_slice(&bytes[..n]);
         if (offset..offset + n as u64).contains(&self.flip_at) {
             data[self.flip_at as usize] ^= 0x01;
@@ -147,10 +155,21 @@ pub struct CorruptingDevice {
 impl CorruptingDevice {
     /// Serves and attaches it (call [`super::skip_reason`] first).
     pub fn new(size: usize, fill: u8, flip_at: u64, sector_size: u32) -> CorruptingDevice {
+        Self::serve(size, fill, flip_at, false, sector_size)
+    }
+
+    /// As [`CorruptingDevice::new`], but a write that covers `fail_at` fails with EIO and
+    /// stores nothing.
+    pub fn failing_writes_at(size: usize, fill: u8, fail_at: u64, sector: u32) -> Self {
+        Self::serve(size, fill, fail_at, true, sector)
+    }
+
+    fn serve(size: usize, fill: u8, flip_at: u64, fail: bool, sector_size: u32) -> Self {
         let data = Arc::new(Mutex::new(vec![fill; size]));
         let fs = CorruptingFs {
             data: Arc::clone(&data),
             flip_at,
+            fail,
             // SAFETY: no preconditions.
             uid: unsafe { libc::getuid() },
             // SAFETY: no preconditions.
