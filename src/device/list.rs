@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::identity::{Identity, Transport};
-use super::live::holder_kind;
+use super::live::{holder_kind, loops_over_devices};
 use super::mounts::MountTable;
 use super::sysfs::{attribute, dev_text, file_name, number, Sysfs};
 
@@ -29,7 +29,8 @@ pub struct MountPoint {
 pub struct Holder {
     /// Kernel name (`dm-0`).
     pub name: String,
-    /// `lvm`, `dm-crypt`, `multipath`, `dm`, `md`, `other`.
+    /// `lvm`, `dm-crypt`, `multipath`, `dm`, `md`, `loop` (a writable loop device over the
+    /// device node: sysfs lists it nowhere, yet it writes to the device), `other`.
     pub kind: String,
     /// Its device-mapper name (`vg0-root`) or md name, when it has one.
     pub mapped_name: Option<String>,
@@ -136,21 +137,26 @@ pub fn hidden_by_default(t: Transport) -> bool {
 
 /// Every disk under `sysfs` (loop, zram and RAM disks only with `all`), by name.
 pub fn list(sysfs: &Sysfs, table: &MountTable, all: bool) -> Vec<DeviceInfo> {
-    let root_devs = root_devices(sysfs, table);
+    let seen = Seen {
+        root_devs: root_devices(sysfs, table),
+        loops: loops_over_devices(sysfs),
+    };
     sysfs
         .disks()
         .iter()
-        .filter_map(|node| device(sysfs, table, &root_devs, node))
+        .filter_map(|node| device(sysfs, table, &seen, node))
         .filter(|d| all || !hidden_by_default(d.transport))
         .collect()
 }
 
-fn device(
-    sysfs: &Sysfs,
-    table: &MountTable,
-    root_devs: &BTreeSet<u64>,
-    node: &Path,
-) -> Option<DeviceInfo> {
+/// What one listing learns once for every device: where the root lives, and the writable
+/// loop devices over device nodes (each found by a stat of its backing file).
+struct Seen {
+    root_devs: BTreeSet<u64>,
+    loops: Vec<(String, u64)>,
+}
+
+fn device(sysfs: &Sysfs, table: &MountTable, seen: &Seen, node: &Path) -> Option<DeviceInfo> {
     let dev = sysfs.dev_of(node)?;
     let id = sysfs.identity_of(node, Identity::default());
     let name = file_name(node);
@@ -172,7 +178,7 @@ fn device(
                 start_512: number(&p.join("start")),
                 size_bytes: number(&p.join("size")).unwrap_or(0).saturating_mul(512),
                 read_only: attribute(&p.join("ro")).map(|s| s == "1"),
-                usage: usage(sysfs, table, root_devs, pdev, p),
+                usage: usage(sysfs, table, seen, pdev, p),
                 name: pname,
             })
         })
@@ -194,7 +200,7 @@ fn device(
         rotational: id.rotational,
         read_only: attribute(&node.join("ro")).map(|s| s == "1"),
         loop_backing_file: id.loop_backing_file,
-        usage: usage(sysfs, table, root_devs, dev, node),
+        usage: usage(sysfs, table, seen, dev, node),
         partitions,
         name,
     })
@@ -211,14 +217,8 @@ fn mount_points(table: &MountTable, dev: u64) -> Vec<MountPoint> {
         .collect()
 }
 
-fn usage(
-    sysfs: &Sysfs,
-    table: &MountTable,
-    root_devs: &BTreeSet<u64>,
-    dev: u64,
-    node: &Path,
-) -> Usage {
-    let holders = sysfs
+fn usage(sysfs: &Sysfs, table: &MountTable, seen: &Seen, dev: u64, node: &Path) -> Usage {
+    let mut holders: Vec<Holder> = sysfs
         .holders(node)
         .into_iter()
         .map(|h| {
@@ -239,11 +239,30 @@ fn usage(
             }
         })
         .collect();
+    for (name, _) in seen.loops.iter().filter(|(_, over)| *over == dev) {
+        // Where the loop device, or a partition of it, is mounted.
+        let mounts = sysfs
+            .by_name(name)
+            .map(|n| {
+                std::iter::once(n.clone())
+                    .chain(sysfs.partitions(&n))
+                    .filter_map(|p| sysfs.dev_of(&p))
+                    .flat_map(|d| mount_points(table, d))
+                    .collect()
+            })
+            .unwrap_or_default();
+        holders.push(Holder {
+            name: name.clone(),
+            kind: "loop".into(),
+            mapped_name: None,
+            mounts,
+        });
+    }
     Usage {
         mounts: mount_points(table, dev),
         holders,
         swap: table.swaps_on(dev).is_some(),
-        system_root: root_devs.contains(&dev),
+        system_root: seen.root_devs.contains(&dev),
     }
 }
 

@@ -57,7 +57,7 @@ pub struct LiveHolder {
 }
 
 /// The writable loop devices whose backing file is a block device: (loop name, that device).
-fn loops_over_devices(sysfs: &Sysfs) -> Vec<(String, u64)> {
+pub(super) fn loops_over_devices(sysfs: &Sysfs) -> Vec<(String, u64)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     sysfs
         .disks()

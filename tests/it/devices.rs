@@ -2,7 +2,8 @@
 //! sector sizes, transport, the read-only flag, partitions with their mount points and the
 //! partition table, checked against `blockdev` and `sfdisk`; `acquire` and `rescue` of a
 //! device with an ext4 mounted read-write (refused, or with `--allow-live` recorded) and
-//! read-only (warned and recorded). Only devices these tests made are asserted on.
+//! read-only (warned and recorded); a writable loop device over a source, shown as its holder
+//! and refused. Only devices these tests made are asserted on.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -360,6 +361,13 @@ fn a_source_in_use_as_swap_is_refused() {
     drop(swap);
 }
 
+/// The holders `devices --all --json` shows for the device named `name`.
+fn holders_of(name: &str) -> Vec<serde_json::Value> {
+    let v = devices_json(&["--all"]);
+    let e = entry(&v, name).unwrap_or_else(|| panic!("{name} is listed"));
+    e["holders"].as_array().unwrap().clone()
+}
+
 #[test]
 fn a_source_under_a_writable_loop_device_is_refused() {
     let test = "a_source_under_a_writable_loop_device_is_refused";
@@ -375,8 +383,23 @@ fn a_source_under_a_writable_loop_device_is_refused() {
         // Read-only over it: nothing writes through it.
         let _ro = LoopDevice::attach(&under.path, 512, true, false);
         run_ok(&["acquire", under.as_str(), "-o", s(&base), "--quiet"]);
+        assert!(holders_of(&name_of(&under.path)).is_empty());
     }
     let over = LoopDevice::attach(&under.path, 512, false, false);
+    // `devices` shows it as what holds the source, as the refusal below names it.
+    let holders = holders_of(&name_of(&under.path));
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert_eq!(holders[0]["name"], name_of(&over.path).as_str());
+    assert_eq!(holders[0]["kind"], "loop");
+    let table = text(&run_ok(&["devices", "--all"]));
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", under.as_str())))
+        .unwrap_or_else(|| panic!("a row for {}: {table}", under.path.display()));
+    assert!(
+        row.contains(&format!("held by {} (loop", name_of(&over.path))),
+        "{row}"
+    );
     let base = d.join("img2");
     let out = run_exit(2, &["acquire", under.as_str(), "-o", s(&base)]);
     let err = stderr(&out);
