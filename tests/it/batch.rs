@@ -1,7 +1,8 @@
 //! `exhibit batch JOBS.yaml`: three loop devices imaged at once (one of them the faulty
 //! device), the refusals that start nothing (one source under two names, overlapping outputs,
 //! an output on another job's source, unknown keys and bad values), a drive that vanishes
-//! while the others complete, and Ctrl-C stopping every job with an `interrupted` record.
+//! while the others complete, Ctrl-C stopping every job with an `interrupted` record, and the
+//! summary as JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -251,6 +252,55 @@ fn a_hostile_jobs_file_is_refused_at_once() {
     std::fs::write(&big, "#".repeat(2 << 20)).unwrap();
     let err = stderr(&batch(&big).exits(2));
     assert!(err.contains("big.yaml"), "{err}");
+}
+
+#[test]
+fn the_summary_as_json_has_every_job_with_its_outcome_hashes_and_error() {
+    let dir = tempdir();
+    let d = dir.path();
+    let a = make_source(d, "a.img", 3 << 20, 8);
+    let b = make_source(d, "b.img", 2 << 20, 9);
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (ba, bb) = (out.join("a"), out.join("b"));
+    // Job 2 is refused when it starts: its image exists.
+    std::fs::write(with_ext(&bb, "raw"), b"mine").unwrap();
+    let jobs = jobs_file(d, &[(&a, &ba, &[]), (&b, &bb, &[])]);
+    let run = batch(&jobs).args(["--json", "--quiet"]).exits(2);
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&run.stdout)));
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["exit_code"], 2);
+    let js = v["jobs"].as_array().unwrap();
+    assert_eq!(js.len(), 2, "{v}");
+
+    let ra = read_record(&ba);
+    let h = ra.hashes.as_ref().unwrap();
+    let j = &js[0];
+    assert_eq!(j["job"], 1);
+    assert_eq!(j["source"], a.to_str().unwrap());
+    assert_eq!(j["output"], ba.to_str().unwrap());
+    assert_eq!(j["outcome"], "complete");
+    assert_eq!(j["exit_code"], 0);
+    assert_eq!(j["bytes"].as_u64(), Some(3 << 20));
+    assert_eq!(j["unreadable_sectors"], 0);
+    assert_eq!(j["md5"].as_str(), h.md5.as_deref());
+    assert_eq!(j["sha256"].as_str(), h.sha256.as_deref());
+    assert_eq!(j["record"], with_ext(&ba, "yaml").to_str().unwrap());
+    assert!(j["seconds"].as_f64().unwrap() >= 0.0);
+    assert!(j["error"].is_null());
+
+    let j = &js[1];
+    assert_eq!(j["job"], 2);
+    assert_eq!(j["outcome"], "refused");
+    assert_eq!(j["exit_code"], 2);
+    assert!(j["md5"].is_null() && j["record"].is_null(), "{j}");
+    assert!(j["error"].as_str().unwrap().contains("exists"), "{j}");
+    assert_eq!(std::fs::read(with_ext(&bb, "raw")).unwrap(), b"mine");
+
+    // Without --json the table, as before.
+    let table = batch(&jobs).arg("--quiet").exits(2);
+    assert!(table.stdout.is_empty(), "--quiet prints no table");
 }
 
 #[test]

@@ -46,6 +46,52 @@ pub struct BatchArgs {
     /// No progress and no summary table (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// The summary as JSON on stdout instead of the table (also with --quiet): one entry per
+    /// job with its outcome, exit code, bytes, unreadable sectors, hashes, seconds, record
+    /// and error. See docs/batch.md.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The version of the `--json` shape: raised when a field changes meaning or goes away; new
+/// fields may be added within a version.
+pub const JSON_VERSION: u32 = 1;
+
+/// The summary, as `--json` prints it.
+#[derive(serde::Serialize)]
+struct Summary {
+    version: u32,
+    /// The batch's exit code.
+    exit_code: i32,
+    jobs: Vec<Row>,
+}
+
+/// One job's line of the summary: the table's row and `--json`'s entry.
+#[derive(serde::Serialize)]
+struct Row {
+    job: usize,
+    #[serde(with = "exhibit::text::path")]
+    source: PathBuf,
+    #[serde(with = "exhibit::text::path")]
+    output: PathBuf,
+    /// The record's status, or `refused`, `failed`, `interrupted` for a job that ended in an
+    /// error.
+    outcome: String,
+    exit_code: i32,
+    /// Media bytes (of a failed job: read before it stopped).
+    bytes: u64,
+    unreadable_sectors: u64,
+    md5: Option<String>,
+    sha1: Option<String>,
+    sha256: Option<String>,
+    #[serde(serialize_with = "milliseconds")]
+    seconds: f64,
+    /// The record this run wrote, if it wrote one.
+    #[serde(with = "exhibit::text::path::option")]
+    record: Option<PathBuf>,
+    /// Why a job ended in an error.
+    error: Option<String>,
 }
 
 /// How one job ended.
@@ -99,24 +145,40 @@ pub fn run(args: BatchArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
 
     let mut code = exit::COMPLETE;
     for (job, e) in jobs.iter().zip(&ended) {
-        let job_code = match &e.result {
-            Ok(r) => r.exit_code,
-            Err(err) => {
-                eprintln!(
-                    "exhibit: error: job {} ({}): {}",
-                    job.number,
-                    p(&job.options.source),
-                    t(&err.to_string().replace('\n', " "))
-                );
-                exit::FAILED
-            }
-        };
-        code = code.max(job_code);
+        if let Err(err) = &e.result {
+            eprintln!(
+                "exhibit: error: job {} ({}): {}",
+                job.number,
+                p(&job.options.source),
+                t(&err.to_string().replace('\n', " "))
+            );
+        }
+        code = code.max(job_code(e));
     }
-    if !args.quiet {
-        print!("{}", summary(&jobs, &ended, &progress, &checked));
+    let rows = rows(&jobs, &ended, &progress, &checked);
+    if args.json {
+        let summary = Summary {
+            version: JSON_VERSION,
+            exit_code: code,
+            jobs: rows,
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !args.quiet {
+        print!("{}", table(&rows));
     }
     Ok(code)
+}
+
+/// Seconds to the millisecond.
+fn milliseconds<S: serde::Serializer>(seconds: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((seconds * 1000.0).round() / 1000.0)
+}
+
+fn job_code(e: &Ended) -> i32 {
+    match &e.result {
+        Ok(r) => r.exit_code,
+        Err(_) => exit::FAILED,
+    }
 }
 
 fn run_one(job: &jobs::Job, progress: &Progress, stop: &AtomicBool) -> Ended {
@@ -151,15 +213,66 @@ fn outcome_of_error(e: &exhibit::Error) -> &'static str {
     }
 }
 
-/// The table: one row per drive (job, drive, outcome, bytes, unreadable sectors, MD5,
-/// duration, record).
-fn summary(
+/// One row per drive, from each job's report, or for a job that ended in an error from its
+/// progress counters and the record it wrote.
+fn rows(
     jobs: &[jobs::Job],
     ended: &[Ended],
     progress: &[Arc<Progress>],
     checked: &[preflight::Checked],
-) -> String {
-    let mut rows = vec![[
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (((job, e), prog), c) in jobs.iter().zip(ended).zip(progress).zip(checked) {
+        let base = &job.options.base;
+        let mut row = Row {
+            job: job.number,
+            source: job.options.source.clone(),
+            output: base.clone(),
+            outcome: String::new(),
+            exit_code: job_code(e),
+            bytes: 0,
+            unreadable_sectors: 0,
+            md5: None,
+            sha1: None,
+            sha256: None,
+            seconds: e.seconds,
+            record: None,
+            error: None,
+        };
+        match &e.result {
+            Ok(r) => {
+                let hashes = r.record.hashes.as_ref();
+                row.outcome = r.record.outcome.status.clone();
+                row.bytes = r.record.source.size;
+                row.unreadable_sectors = r.record.unreadable.sectors;
+                row.md5 = hashes.and_then(|h| h.md5.clone());
+                row.sha1 = hashes.and_then(|h| h.sha1.clone());
+                row.sha256 = hashes.and_then(|h| h.sha256.clone());
+                row.record = Some(r.record_path.clone());
+            }
+            Err(err) => {
+                let snap = prog.snapshot();
+                let record_path = exhibit::audit::with_extension(base, "yaml");
+                // A record this run wrote (failed, interrupted), not one a refused run found.
+                let ours = std::fs::metadata(&record_path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m >= e.started);
+                row.outcome = outcome_of_error(err).to_string();
+                row.bytes = snap.done;
+                row.unreadable_sectors = snap.unreadable_bytes / u64::from(c.sector_size.max(1));
+                row.record = ours.then_some(record_path);
+                row.error = Some(err.to_string());
+            }
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+/// The table: one row per drive (job, drive, outcome, bytes, unreadable sectors, MD5,
+/// duration, record).
+fn table(rows: &[Row]) -> String {
+    let mut cells = vec![[
         "JOB",
         "DRIVE",
         "OUTCOME",
@@ -170,52 +283,29 @@ fn summary(
         "RECORD",
     ]
     .map(String::from)];
-    for (((job, e), prog), c) in jobs.iter().zip(ended).zip(progress).zip(checked) {
-        let snap = prog.snapshot();
-        let base = &job.options.base;
-        let record_path = exhibit::audit::with_extension(base, "yaml");
-        let (outcome, bytes, unreadable, md5, record) = match &e.result {
-            Ok(r) => (
-                r.record.outcome.status.clone(),
-                r.record.source.size.to_string(),
-                r.record.unreadable.sectors.to_string(),
-                r.record
-                    .hashes
-                    .as_ref()
-                    .and_then(|h| h.md5.clone())
-                    .unwrap_or_else(|| "-".into()),
-                p(&r.record_path),
-            ),
-            Err(err) => {
-                // A record this run wrote (failed, interrupted), not one a refused run found.
-                let ours = std::fs::metadata(&record_path)
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|m| m >= e.started);
-                (
-                    outcome_of_error(err).to_string(),
-                    snap.done.to_string(),
-                    (snap.unreadable_bytes / u64::from(c.sector_size.max(1))).to_string(),
-                    "-".into(),
-                    if ours { p(&record_path) } else { "-".into() },
-                )
-            }
-        };
-        rows.push([
-            job.number.to_string(),
-            p(&job.options.source),
-            outcome,
-            bytes,
-            unreadable,
-            md5,
-            format_duration(Duration::from_secs_f64(e.seconds)),
-            record,
+    for r in rows {
+        cells.push([
+            r.job.to_string(),
+            p(&r.source),
+            r.outcome.clone(),
+            r.bytes.to_string(),
+            r.unreadable_sectors.to_string(),
+            r.md5.clone().unwrap_or_else(|| "-".into()),
+            format_duration(Duration::from_secs_f64(r.seconds)),
+            r.record.as_deref().map_or_else(|| "-".into(), p),
         ]);
     }
     let widths: Vec<usize> = (0..8)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in &cells {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             let numeric = matches!(c, 0 | 3 | 4);
