@@ -263,7 +263,11 @@ fn work(mut image: ImageFile, jobs: &Mutex<Receiver<Job>>, done: &Sender<Finishe
             len,
             offset,
         } = job;
-        let result = image.write_at(&held.bytes()[start..start + len], offset);
+        // A panic would leave the pool waiting for this write's report for ever.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            image.write_at(&held.bytes()[start..start + len], offset)
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal("a writer thread panicked".into())));
         drop(held);
         if done.send(Finished { offset, result }).is_err() {
             return;
