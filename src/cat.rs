@@ -82,7 +82,8 @@ pub fn cat(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<CatReport> {
-    let image = Image::open(&opts.image)?;
+    let place = crate::image::Place::of(&opts.image)?;
+    let image = Image::open_in(&place, &opts.image)?;
     match opts.range {
         Some((offset, len)) => cat_range(&image, offset, len, out, progress, stop),
         None => cat_all(&image, &opts.image, opts.workers, out, progress, stop),

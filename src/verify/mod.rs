@@ -210,7 +210,8 @@ pub fn verify(
     stop: &AtomicBool,
 ) -> Result<VerifyReport> {
     let path = &opts.path;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let place = crate::image::Place::of(path)?;
+    let meta = place.metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
             "{} is a directory; give BASE.E01, BASE.raw, BASE.001 or BASE.yaml",
@@ -223,9 +224,9 @@ pub fn verify(
     algorithms.dedup();
 
     let plans = if is_record(path) {
-        plans_from_record(path, &mut checks)?
+        plans_from_record(&place, path, &mut checks)?
     } else {
-        vec![plan_for_image(path, opts.side_files, &mut checks)?]
+        vec![plan_for_image(&place, path, opts.side_files, &mut checks)?]
     };
     progress.set_total(
         plans
@@ -269,6 +270,7 @@ fn run_plan(
         ImageFormat::E01 => {
             let unsized_total = plan.expected_size.is_none();
             let r = e01::verify_e01(
+                &plan.place,
                 &plan.files[0],
                 algorithms,
                 piece_size,
@@ -283,8 +285,12 @@ fn run_plan(
             (r.segments, r.pass.hashes, r.pass.pieces, r.pass.bytes)
         }
         _ => {
-            let raw =
-                RawImage::open_recorded(&plan.files, plan.recorded_sizes.as_deref(), plan.limit)?;
+            let raw = RawImage::open_in(
+                &plan.place,
+                &plan.files,
+                plan.recorded_sizes.as_deref(),
+                plan.limit,
+            )?;
             let (len, count) = (crate::image::BLOCK_SIZE, crate::image::POOL_BLOCKS);
             let pass =
                 stream::run_sized(algorithms, piece_size, len, count, progress, stop, |feed| {
@@ -440,7 +446,7 @@ fn compare_pieces(
     } else {
         files
             .iter()
-            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .map(|f| plan.place.metadata(f).map(|m| m.len).unwrap_or(0))
             .collect()
     };
     let total: usize = runs.iter().map(|r| r.1 - r.0).sum();
@@ -538,6 +544,7 @@ mod tests {
         bad[2500] ^= 1;
         bad[5400] ^= 1;
         let plan = Plan {
+            place: crate::image::Place::Local,
             format: ImageFormat::SplitRaw,
             files: vec![],
             limit: None,
