@@ -23,6 +23,7 @@ pub mod cache;
 pub mod describe;
 mod e01;
 pub mod place;
+pub mod prefetch;
 pub mod provenance;
 mod raw;
 pub mod references;
