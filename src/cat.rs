@@ -31,6 +31,8 @@ pub struct CatOptions {
     pub range: Option<(u64, u64)>,
     /// E01 decoder threads (0: one per core).
     pub workers: usize,
+    /// The S3 endpoint for an image in a bucket (`s3://…`), beating `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
 }
 
 /// One comparison of a recomputed hash with one the image holds.
@@ -82,7 +84,7 @@ pub fn cat(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<CatReport> {
-    let place = crate::image::Place::of(&opts.image)?;
+    let place = crate::image::Place::of(&opts.image, opts.endpoint.as_deref())?;
     let image = Image::open_in(&place, &opts.image)?;
     match opts.range {
         Some((offset, len)) => cat_range(&image, offset, len, out, progress, stop),

@@ -152,7 +152,7 @@ fn file_info(place: &Place, p: &Path) -> FileInfo {
 
 /// Describes `path` (`BASE.E01`, `BASE.raw`, `BASE.001` or `BASE.yaml`) and its side files.
 pub fn describe(path: &Path) -> Result<ImageInfo> {
-    describe_in(&Place::of(path)?, path)
+    describe_in(&Place::of(path, None)?, path)
 }
 
 /// [`describe`] for an image in `place`.

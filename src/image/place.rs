@@ -181,7 +181,7 @@ pub enum Place {
 
 impl Place {
     /// The place a path names: every path is local.
-    pub fn of(_path: &Path) -> Result<Place> {
+    pub fn of(_path: &Path, _endpoint: Option<&str>) -> Result<Place> {
         Ok(Place::Local)
     }
 

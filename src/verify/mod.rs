@@ -57,6 +57,8 @@ pub struct VerifyOptions {
     pub side_files: bool,
     /// Threads that decode E01 chunks (default 0: one per core).
     pub workers: usize,
+    /// The S3 endpoint for a `path` in a bucket (`s3://…`), beating `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
 }
 
 impl VerifyOptions {
@@ -67,6 +69,7 @@ impl VerifyOptions {
             hashes: HashAlgorithm::ALL.to_vec(),
             side_files: true,
             workers: 0,
+            endpoint: None,
         }
     }
 }
@@ -210,7 +213,7 @@ pub fn verify(
     stop: &AtomicBool,
 ) -> Result<VerifyReport> {
     let path = &opts.path;
-    let place = crate::image::Place::of(path)?;
+    let place = crate::image::Place::of(path, opts.endpoint.as_deref())?;
     let meta = place.metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
