@@ -32,6 +32,7 @@ mod rescue_cli;
 mod rescue_device;
 mod restore;
 mod restore_deploy;
+mod s3_client;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;
