@@ -19,6 +19,7 @@ use crate::ewf::{naming, E01Image, Problem};
 use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
 pub mod ahead;
+pub mod bucket;
 pub mod cache;
 pub mod describe;
 mod e01;
@@ -175,8 +176,9 @@ pub enum Image {
 }
 
 impl Image {
-    /// Opens the image `path` belongs to (any of its file names).
+    /// Opens the image `path` belongs to (any of its file names), on the local file system.
     pub fn open(path: &Path) -> Result<Image> {
+        refuse_bucket(path)?;
         Self::open_in(&Place::Local, path)
     }
 
@@ -188,6 +190,7 @@ impl Image {
 
     /// [`Self::open`] with `cache_bytes` of decoded E01 chunks for random reads.
     pub fn open_cached(path: &Path, cache_bytes: usize) -> Result<Image> {
+        refuse_bucket(path)?;
         let (format, files) = locate(path)?;
         Self::open_files_cached(&Place::Local, format, &files, cache_bytes)
     }
@@ -380,6 +383,19 @@ impl Image {
             self.stream(feed, workers)
         })
     }
+}
+
+/// A job that reads images from local files only, given an image in a bucket: one clear
+/// line instead of "no such file".
+fn refuse_bucket(path: &Path) -> Result<()> {
+    if crate::s3::url::is_s3_os(path.as_os_str()) {
+        return Err(Error::InvalidOption(format!(
+            "{}: an image in a bucket is read by verify, info and cat; copy it to a local \
+             directory for this command",
+            crate::text::printable(&path.to_string_lossy())
+        )));
+    }
+    Ok(())
 }
 
 /// Decoder threads for a pass: `requested`, or one per core.

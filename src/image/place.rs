@@ -22,6 +22,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::bucket::BucketPlace;
 use crate::audit::AuditRecord;
 use crate::error::{Error, Result};
 
@@ -177,18 +178,28 @@ pub enum Place {
     /// The local file system.
     #[default]
     Local,
+    /// Objects in a bucket, named `s3://BUCKET/KEY` ([`super::bucket`]).
+    Bucket(Arc<BucketPlace>),
 }
 
 impl Place {
-    /// The place a path names: every path is local.
-    pub fn of(_path: &Path, _endpoint: Option<&str>) -> Result<Place> {
-        Ok(Place::Local)
+    /// The place a path names: `s3://BUCKET/…` is that bucket, reached through the AWS
+    /// configuration of the environment (`endpoint`: `--endpoint`, which beats it); any other
+    /// path is local.
+    pub fn of(path: &Path, endpoint: Option<&str>) -> Result<Place> {
+        let Some(name) = path.to_str().filter(|s| crate::s3::is_s3(s)) else {
+            return Ok(Place::Local);
+        };
+        let url = crate::s3::S3Url::parse(name)?;
+        let config = crate::s3::S3Config::from_env(endpoint)?;
+        Ok(Place::Bucket(Arc::new(BucketPlace::open(&url, &config)?)))
     }
 
     /// What is at `path`, following symbolic links (`std::fs::metadata`).
     pub fn metadata(&self, path: &Path) -> std::io::Result<Entry> {
         match self {
             Place::Local => std::fs::metadata(path).map(|m| Entry::of(&m)),
+            Place::Bucket(b) => b.metadata(path),
         }
     }
 
@@ -197,6 +208,7 @@ impl Place {
     pub fn symlink_metadata(&self, path: &Path) -> std::io::Result<Entry> {
         match self {
             Place::Local => std::fs::symlink_metadata(path).map(|m| Entry::of(&m)),
+            Place::Bucket(b) => b.metadata(path),
         }
     }
 
@@ -226,6 +238,7 @@ impl Place {
                 let id = FileId::Inode(meta.dev(), meta.ino());
                 Ok(Arc::new(LocalFile { file, len, id }))
             }
+            Place::Bucket(b) => b.open_object(path),
         }
     }
 
@@ -234,6 +247,7 @@ impl Place {
     pub fn read_small(&self, path: &Path, limit: u64) -> Result<Vec<u8>> {
         match self {
             Place::Local => crate::small_file::read_small(path, limit),
+            Place::Bucket(b) => b.read_small(path, limit),
         }
     }
 
@@ -246,6 +260,10 @@ impl Place {
     pub fn read_record(&self, path: &Path) -> Result<AuditRecord> {
         match self {
             Place::Local => AuditRecord::read(path),
+            Place::Bucket(_) => AuditRecord::from_text(
+                &self.read_small_text(path, crate::small_file::RECORD_LIMIT)?,
+                path,
+            ),
         }
     }
 
@@ -254,6 +272,7 @@ impl Place {
     pub fn split_segment_names(&self, base: &Path) -> Result<Vec<PathBuf>> {
         match self {
             Place::Local => crate::audit::SideFiles::new(base).segment_names(true, false),
+            Place::Bucket(b) => b.split_segment_names(base),
         }
     }
 }
