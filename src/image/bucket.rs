@@ -41,6 +41,9 @@ pub struct BucketPlace {
     known: Mutex<Known>,
     /// The object being read ahead now.
     streaming: Mutex<Weak<ReadAhead>>,
+    /// Key → the ETag it had when first opened: an object is not pinned by being read, so
+    /// one replaced during a pass is found by asking again at the end ([`Self::changed`]).
+    opened: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -100,6 +103,7 @@ impl BucketPlace {
             depth,
             known: Mutex::default(),
             streaming: Mutex::default(),
+            opened: Mutex::default(),
         };
         place.list(list_prefix(url.key()))?;
         Ok(place)
@@ -178,6 +182,12 @@ impl BucketPlace {
         let Some(head) = self.client.head_object(&key)? else {
             return Err(Error::io(path, not_found()));
         };
+        let etag = head.etag.unwrap_or_else(|| format!("size {}", head.size));
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_insert_with(|| etag.clone());
         let url = self.url(&key);
         let fetch: Arc<FetchFn> = {
             let (client, key, url) = (Arc::clone(&self.client), key.clone(), url.clone());
@@ -185,7 +195,7 @@ impl BucketPlace {
         };
         Ok(Arc::new(Object {
             place: Arc::clone(self),
-            id: FileId::Object(head.etag.unwrap_or_else(|| format!("size {}", head.size))),
+            id: FileId::Object(etag),
             len: head.size,
             ahead: Arc::new(ReadAhead::new(head.size, self.depth, Arc::clone(&fetch))),
             fetch,
@@ -220,6 +230,32 @@ impl BucketPlace {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Every object opened so far that is not the one it was when first opened (replaced,
+    /// rewritten or deleted since), each as a sentence naming it: what was read of it may
+    /// mix two objects' bytes. One HEAD per object.
+    pub fn changed(&self) -> Result<Vec<String>> {
+        let opened: Vec<(String, String)> = {
+            let o = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+            let mut v: Vec<_> = o.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+            v.sort();
+            v
+        };
+        let mut out = Vec::new();
+        for (key, etag) in opened {
+            let now = self.client.head_object(&key)?;
+            let now = now.map(|h| h.etag.unwrap_or_else(|| format!("size {}", h.size)));
+            if now.as_deref() != Some(etag.as_str()) {
+                out.push(format!(
+                    "{} changed while it was read (ETag {etag}, now {}): the bytes read may \
+                     not be one object's",
+                    self.url(&key),
+                    now.as_deref().unwrap_or("gone")
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Makes `ahead` the one object read ahead: the window of the one before is dropped.

@@ -267,6 +267,17 @@ impl Place {
         }
     }
 
+    /// Files read from this place that changed since they were first opened, each as a
+    /// sentence naming it. Local files are never in it: a descriptor keeps reading the
+    /// file it opened, and a file reopened must be the same one (device and inode); an
+    /// object is read anew by every GET, so it is asked for again.
+    pub fn changed_since_opened(&self) -> Result<Vec<String>> {
+        match self {
+            Place::Local => Ok(Vec::new()),
+            Place::Bucket(b) => b.changed(),
+        }
+    }
+
     /// The split raw segments `BASE.NNN` (three digits or more) present, sorted: what a gap
     /// in a set's numbering is found by (see [`crate::audit::SideFiles::segment_names`]).
     pub fn split_segment_names(&self, base: &Path) -> Result<Vec<PathBuf>> {

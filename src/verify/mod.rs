@@ -250,6 +250,9 @@ pub fn verify(
             &mut checks,
         )?);
     }
+    for changed in place.changed_since_opened()? {
+        checks.push(Check::new(Verdict::Fail, Topic::Output, changed));
+    }
     Ok(VerifyReport {
         path: path.clone(),
         images,

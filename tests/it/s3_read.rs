@@ -318,3 +318,44 @@ fn a_wrong_secret_or_a_missing_object_is_one_clear_line() {
         stderr(&out)
     );
 }
+
+#[test]
+fn random_reads_are_the_bytes_and_an_object_replaced_meanwhile_is_named() {
+    use exhibit::image::bucket::BucketPlace;
+    use exhibit::image::{Image, Place};
+    let Some(g) = Garage::single() else { return };
+    let dir = tempdir();
+    let data = mixed(3 * MIB + 777, 9);
+    let file = dir.path().join("disk.raw");
+    std::fs::write(&file, &data).unwrap();
+    put(&g, "case/disk.raw", &file);
+    let name = url("case/disk.raw");
+    let bucket = BucketPlace::open(&exhibit::s3::S3Url::parse(&name).unwrap(), &g.config());
+    let place = Place::Bucket(std::sync::Arc::new(bucket.unwrap()));
+    let image = Image::open_in(&place, Path::new(&name)).unwrap();
+    assert_eq!(image.media_size(), data.len() as u64);
+    // Small reads (kept blocks), reads across them, a large one, the tail and past the end.
+    for (at, len) in [
+        (0, 76),
+        (100, 5000),
+        (300_000, 9),
+        (262_100, 200),
+        (1000, 2 * MIB),
+        (data.len() - 10, 10),
+    ] {
+        let mut buf = vec![0u8; len];
+        assert_eq!(image.read_at(&mut buf, at as u64).unwrap(), len);
+        assert_eq!(buf, &data[at..at + len], "{at}+{len}");
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(image.read_at(&mut buf, data.len() as u64).unwrap(), 0);
+    assert!(place.changed_since_opened().unwrap().is_empty());
+    flip(&file, 5);
+    put(&g, "case/disk.raw", &file);
+    let changed = place.changed_since_opened().unwrap();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].starts_with(&name) && changed[0].contains("changed while it was read"),
+        "{changed:?}"
+    );
+}
