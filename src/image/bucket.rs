@@ -32,6 +32,9 @@ use crate::s3::{Client, S3Config, S3Url};
 const LIST_LIMIT: usize = 100_000;
 /// A random read smaller than this fetches this much from its offset and keeps it.
 const SMALL_BLOCK: u64 = 256 << 10;
+/// Bases listed one by one in a directory before the whole directory is listed instead: a
+/// record may name thousands of outputs of other bases, and a LIST for each would take long.
+const BASES_PER_DIRECTORY: usize = 16;
 
 /// A bucket's objects as an image reader's place.
 pub struct BucketPlace {
@@ -50,6 +53,8 @@ pub struct BucketPlace {
 struct Known {
     /// Prefixes listed.
     listed: HashSet<String>,
+    /// Directories that could not be listed whole (too many objects): not tried again.
+    unlistable: HashSet<String>,
     /// Key → size, from the listings.
     objects: HashMap<String, u64>,
 }
@@ -105,7 +110,7 @@ impl BucketPlace {
             streaming: Mutex::default(),
             opened: Mutex::default(),
         };
-        place.list(list_prefix(url.key()))?;
+        place.list_for(url.key())?;
         Ok(place)
     }
 
@@ -130,11 +135,35 @@ impl BucketPlace {
         }
     }
 
-    /// Lists `prefix` unless it was listed.
-    fn list(&self, prefix: &str) -> Result<()> {
-        if self.lock().listed.contains(prefix) {
-            return Ok(());
+    /// Lists what `key` is among, unless a listing made covers it: its base's prefix
+    /// ([`list_prefix`]), or its whole directory once many bases of it were listed.
+    fn list_for(&self, key: &str) -> Result<()> {
+        let dir = &key[..key.rfind('/').map_or(0, |i| i + 1)];
+        let prefix = {
+            let k = self.lock();
+            if k.listed.iter().any(|p| key.starts_with(p.as_str())) {
+                return Ok(());
+            }
+            let bases = k
+                .listed
+                .iter()
+                .filter(|p| p.starts_with(dir) && !p[dir.len()..].contains('/'))
+                .count();
+            (bases >= BASES_PER_DIRECTORY && !k.unlistable.contains(dir)).then_some(dir)
+        };
+        // A directory of more objects than a listing may hold is listed base by base.
+        match prefix.map(|dir| (dir, self.list(dir))) {
+            Some((_, Ok(()))) => Ok(()),
+            Some((dir, Err(_))) => {
+                self.lock().unlistable.insert(dir.to_string());
+                self.list(list_prefix(key))
+            }
+            None => self.list(list_prefix(key)),
         }
+    }
+
+    /// Lists `prefix`.
+    fn list(&self, prefix: &str) -> Result<()> {
         let found = self.client.list_objects(prefix, LIST_LIMIT)?;
         let mut k = self.lock();
         for o in found {
@@ -158,7 +187,7 @@ impl BucketPlace {
                 len: 0,
             });
         }
-        self.list(list_prefix(key))
+        self.list_for(key)
             .map_err(|e| io_error(e, &self.url(key)))?;
         match self.lock().objects.get(key) {
             Some(&len) => Ok(Entry {
@@ -219,7 +248,7 @@ impl BucketPlace {
     pub fn split_segment_names(&self, base: &Path) -> Result<Vec<PathBuf>> {
         let base_key = self.key(base).map_err(|e| Error::io(base, e))?;
         let prefix = format!("{base_key}.");
-        self.list(&prefix)?;
+        self.list_for(&prefix)?;
         let k = self.lock();
         let mut names: Vec<PathBuf> = k
             .objects

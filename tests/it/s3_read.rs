@@ -359,3 +359,34 @@ fn random_reads_are_the_bytes_and_an_object_replaced_meanwhile_is_named() {
         "{changed:?}"
     );
 }
+
+#[test]
+fn names_of_many_bases_are_found_and_missing_ones_are_not() {
+    use exhibit::image::bucket::BucketPlace;
+    let Some(g) = Garage::single() else { return };
+    let c = g.client();
+    for i in 0..40 {
+        c.put_object(&format!("d/b{i}.raw"), &[i as u8; 10], &Default::default())
+            .unwrap();
+    }
+    c.put_object("d/sub/b1.raw", b"deeper", &Default::default())
+        .unwrap();
+    let first = exhibit::s3::S3Url::parse(&url("d/b0.raw")).unwrap();
+    let place = BucketPlace::open(&first, &g.config()).unwrap();
+    // Past the first bases the whole directory is listed; every answer stays right.
+    for i in 0..40 {
+        let e = place
+            .metadata(Path::new(&url(&format!("d/b{i}.raw"))))
+            .unwrap();
+        assert_eq!(e.len, 10, "b{i}");
+        let missing = place.metadata(Path::new(&url(&format!("d/b{i}.md5"))));
+        assert_eq!(missing.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    }
+    let e = place.metadata(Path::new(&url("d/sub/b1.raw"))).unwrap();
+    assert_eq!(e.len, 6);
+    let outside = place.metadata(Path::new("s3://other-bucket/d/b1.raw"));
+    assert!(outside
+        .unwrap_err()
+        .to_string()
+        .contains("not in the bucket"));
+}
