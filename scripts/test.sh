@@ -4,6 +4,7 @@
 #
 # 1. installs the Debian packages of .ci/apt-packages that are missing (as root, or via
 #    password-less sudo; otherwise it says what to install and stops);
+#    builds Garage once (scripts/install-garage.sh) for the S3 tests, which must then run;
 # 2. runs `cargo test --profile ci --locked` (release optimisation without LTO, see Cargo.toml) (extra arguments go to cargo test, e.g.
 #    `scripts/test.sh -- --nocapture`);
 # 3. repeats the per-binary summary lines and prints one total line at the end.
@@ -39,6 +40,17 @@ fi
 
 if ! command -v cargo >/dev/null && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
     export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+# Garage, the real S3 server of tests/it/s3*.rs: built once into a cache outside target/
+# (about 12 minutes the first time). Once it is there the S3 tests must run, so
+# EXHIBIT_REQUIRE_GARAGE=1 turns a missing server into a failure instead of a silent skip.
+if [[ ${EXHIBIT_SKIP_DEPS:-0} != 1 ]]; then
+    scripts/install-garage.sh >/dev/null || {
+        echo "test: could not build Garage (scripts/install-garage.sh); the S3 tests need it" >&2
+        exit 2
+    }
+    export EXHIBIT_REQUIRE_GARAGE=1
 fi
 command -v cargo >/dev/null || { echo "test: cargo not found" >&2; exit 2; }
 

@@ -31,6 +31,8 @@ pub struct CatOptions {
     pub range: Option<(u64, u64)>,
     /// E01 decoder threads (0: one per core).
     pub workers: usize,
+    /// The S3 endpoint for an image in a bucket (`s3://…`), beating `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
 }
 
 /// One comparison of a recomputed hash with one the image holds.
@@ -60,6 +62,9 @@ pub struct CatReport {
     pub bytes: u64,
     /// Damaged chunks, sent as zeros (whole-media output only).
     pub damaged: Vec<String>,
+    /// Files of the image that changed while they were read (objects in a bucket are read
+    /// anew by every request): the bytes sent may mix two versions.
+    pub changed: Vec<String>,
     /// Every stored hash, against the bytes sent.
     pub checks: Vec<HashCheck>,
 }
@@ -67,7 +72,10 @@ pub struct CatReport {
 impl CatReport {
     /// 0: nothing damaged and every stored hash matches (or there is none); 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.damaged.is_empty() && self.checks.iter().all(HashCheck::matches) {
+        if self.damaged.is_empty()
+            && self.changed.is_empty()
+            && self.checks.iter().all(HashCheck::matches)
+        {
             crate::audit::exit::COMPLETE
         } else {
             crate::audit::exit::FINDINGS
@@ -82,11 +90,15 @@ pub fn cat(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<CatReport> {
-    let image = Image::open(&opts.image)?;
-    match opts.range {
+    let place = crate::image::Place::of(&opts.image, opts.endpoint.as_deref())?;
+    let image = Image::open_in(&place, &opts.image)?;
+    let mut report = match opts.range {
         Some((offset, len)) => cat_range(&image, offset, len, out, progress, stop),
         None => cat_all(&image, &opts.image, opts.workers, out, progress, stop),
-    }
+    }?;
+    // The bytes sent are not known good when a file changed under them.
+    report.changed = place.changed_since_opened()?;
+    Ok(report)
 }
 
 fn cat_all(
@@ -116,6 +128,7 @@ fn cat_all(
     Ok(CatReport {
         bytes: passed.bytes,
         damaged: passed.value.iter().map(Problem::to_string).collect(),
+        changed: Vec::new(),
         checks: compare(&references::of_image(path, image).refs, &passed.hashes),
     })
 }
@@ -155,6 +168,7 @@ fn cat_range(
     Ok(CatReport {
         bytes: len,
         damaged: Vec::new(),
+        changed: Vec::new(),
         checks: Vec::new(),
     })
 }

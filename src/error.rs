@@ -84,6 +84,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// An object store (`s3://`) refused or failed a request, after the retries that could
+    /// help: what was asked of which object, and what the server or the network said (never
+    /// a secret).
+    #[error("{url}: {message}")]
+    Storage {
+        /// The object or bucket concerned (`s3://BUCKET/KEY`).
+        url: String,
+        /// What failed.
+        message: String,
+    },
+
     /// SIGINT or SIGTERM arrived; the job stopped early and says so.
     #[error("interrupted by {0}")]
     Interrupted(&'static str),

@@ -44,6 +44,7 @@ pub mod progress;
 pub mod reader;
 pub mod rescue;
 pub mod restore;
+pub mod s3;
 pub mod sink;
 pub mod small_file;
 pub mod source;

@@ -144,7 +144,8 @@ fn run_verify(args: VerifyArgs, stop: &AtomicBool) -> anyhow::Result<i32> {
 
 /// `exhibit info`: a readable summary, or JSON with `--json`.
 fn run_info(args: InfoArgs) -> anyhow::Result<i32> {
-    let i = exhibit::image::describe::describe(&args.path)?;
+    let place = exhibit::image::Place::of(&args.path, args.endpoint.as_deref())?;
+    let i = exhibit::image::describe::describe_in(&place, &args.path)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&i)?);
     } else {

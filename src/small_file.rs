@@ -89,7 +89,12 @@ pub fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
 
 /// [`read_small`] as UTF-8 text.
 pub fn read_small_text(path: &Path, limit: u64) -> Result<String> {
-    String::from_utf8(read_small(path, limit)?).map_err(|_| Error::Format {
+    utf8(path, read_small(path, limit)?)
+}
+
+/// The bytes of the side file `path` as UTF-8 text.
+pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::Format {
         path: path.to_path_buf(),
         message: "is not UTF-8 text".into(),
     })
@@ -102,7 +107,8 @@ fn not_regular(path: &Path, what: &str) -> Error {
     }
 }
 
-fn too_large(path: &Path, limit: u64) -> Error {
+/// The refusal of a side file larger than `limit` (also for one in a bucket).
+pub(crate) fn too_large(path: &Path, limit: u64) -> Error {
     Error::Format {
         path: path.to_path_buf(),
         message: format!("is larger than {limit} bytes, more than such a file can hold; not read"),

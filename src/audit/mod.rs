@@ -435,7 +435,12 @@ impl AuditRecord {
     /// Reads a record.
     pub fn read(path: &Path) -> Result<Self> {
         let text = crate::small_file::read_small_text(path, crate::small_file::RECORD_LIMIT)?;
-        let record: AuditRecord = serde_yaml::from_str(&text).map_err(|e| Error::Format {
+        Self::from_text(&text, path)
+    }
+
+    /// A record from its text, read from `path` (a local file or an object).
+    pub fn from_text(text: &str, path: &Path) -> Result<Self> {
+        let record: AuditRecord = serde_yaml::from_str(text).map_err(|e| Error::Format {
             path: path.to_path_buf(),
             message: format!("not an exhibit record: {e}"),
         })?;

@@ -436,6 +436,10 @@ pub struct VerifyArgs {
     /// Only failed checks and the total line (no progress, no passed checks).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// The S3 endpoint for an image in a bucket (s3://…), beating AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
 }
 
 impl VerifyArgs {
@@ -445,6 +449,7 @@ impl VerifyArgs {
             hashes: self.hash.hashes.clone(),
             side_files: !self.no_side_files,
             workers: self.workers,
+            endpoint: self.endpoint.clone(),
             ..VerifyOptions::new(&self.path)
         }
     }
@@ -453,12 +458,16 @@ impl VerifyArgs {
 /// `exhibit info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// BASE.E01, BASE.raw, BASE.001 or BASE.yaml.
+    /// BASE.E01, BASE.raw, BASE.001 or BASE.yaml (local, or s3://BUCKET/PREFIX/…).
     pub path: PathBuf,
 
     /// Print as JSON for scripts.
     #[arg(long)]
     pub json: bool,
+
+    /// The S3 endpoint for an image in a bucket (s3://…), beating AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
 }
 
 /// `exhibit cat`.
@@ -474,6 +483,10 @@ pub struct CatArgs {
     /// Threads that decode E01 chunks (0: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub workers: usize,
+
+    /// The S3 endpoint for an image in a bucket (s3://…), beating AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -490,6 +503,7 @@ impl CatArgs {
             image: self.image.clone(),
             range: self.range,
             workers: self.workers,
+            endpoint: self.endpoint.clone(),
         }
     }
 }

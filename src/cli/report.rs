@@ -305,6 +305,9 @@ pub fn cat(r: &exhibit::cat::CatReport) {
     for d in &r.damaged {
         eprintln!("exhibit cat: DAMAGED (sent as zeros): {d}");
     }
+    for c in &r.changed {
+        eprintln!("exhibit cat: CHANGED: {c}");
+    }
     for c in &r.checks {
         if c.matches() {
             eprintln!("exhibit cat: {} matches {}", c.algorithm, c.source);
@@ -315,7 +318,7 @@ pub fn cat(r: &exhibit::cat::CatReport) {
             );
         }
     }
-    if r.checks.is_empty() && r.damaged.is_empty() {
+    if r.checks.is_empty() && r.damaged.is_empty() && r.changed.is_empty() {
         eprintln!(
             "exhibit cat: {} bytes sent; no stored hash to compare them with",
             r.bytes

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::references::{base_of, file_name, normal_hex, parse_log, side_file};
-use super::{Image, ImageFormat};
+use super::{Image, ImageFormat, Place};
 use crate::audit::AuditRecord;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
@@ -143,16 +143,21 @@ pub struct ImageInfo {
     pub partitions: Option<crate::partition::PartitionTable>,
 }
 
-fn file_info(p: &Path) -> FileInfo {
+fn file_info(place: &Place, p: &Path) -> FileInfo {
     FileInfo {
         path: p.to_path_buf(),
-        size: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+        size: place.metadata(p).map(|m| m.len).unwrap_or(0),
     }
 }
 
 /// Describes `path` (`BASE.E01`, `BASE.raw`, `BASE.001` or `BASE.yaml`) and its side files.
 pub fn describe(path: &Path) -> Result<ImageInfo> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    describe_in(&Place::of(path, None)?, path)
+}
+
+/// [`describe`] for an image in `place`.
+pub fn describe_in(place: &Place, path: &Path) -> Result<ImageInfo> {
+    let meta = place.metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
             "{} is a directory; give BASE.E01, BASE.raw, BASE.001 or BASE.yaml",
@@ -181,12 +186,12 @@ pub fn describe(path: &Path) -> Result<ImageInfo> {
     let record_path = if ext == "yaml" || ext == "yml" {
         Some(path.to_path_buf())
     } else {
-        Some(side_file(&base, "yaml")).filter(|p| p.exists())
+        Some(side_file(&base, "yaml")).filter(|p| place.exists(p))
     };
     let image = if record_path.as_deref() == Some(path) {
         None
     } else {
-        Some(Image::open(path)?)
+        Some(Image::open_in(place, path)?)
     };
     // A few sectors of the media; a table that cannot be read is simply not shown (verify
     // is where damage is reported).
@@ -196,7 +201,11 @@ pub fn describe(path: &Path) -> Result<ImageInfo> {
     if let Some(Image::E01(media)) = &image {
         let img = media.structure();
         out.format = Some(ImageFormat::E01);
-        out.files = img.segment_paths().iter().map(|p| file_info(p)).collect();
+        out.files = img
+            .segment_paths()
+            .iter()
+            .map(|p| file_info(place, p))
+            .collect();
         out.media_size = img.media_size();
         out.sector_size = img.bytes_per_sector();
         out.case = img.case_metadata();
@@ -258,17 +267,17 @@ pub fn describe(path: &Path) -> Result<ImageInfo> {
         }
     } else if let Some(raw) = &image {
         out.format = Some(raw.format());
-        out.files = raw.files().iter().map(|p| file_info(p)).collect();
+        out.files = raw.files().iter().map(|p| file_info(place, p)).collect();
         out.media_size = Some(raw.media_size());
     }
 
     if let Some(rp) = &record_path {
-        let record = AuditRecord::read(rp)?;
+        let record = place.read_record(rp)?;
         apply_record(&mut out, &record, rp);
     }
     for alg in HashAlgorithm::ALL {
         let log = side_file(&base, alg.name());
-        let text = crate::small_file::read_small_text(&log, crate::small_file::HASH_LOG_LIMIT);
+        let text = place.read_small_text(&log, crate::small_file::HASH_LOG_LIMIT);
         if let Ok(text) = text {
             for e in parse_log(alg, &text).0 {
                 out.stored_hashes.push(StoredHash {

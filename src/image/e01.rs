@@ -25,14 +25,13 @@
 //! both ways of reading agree on where every surviving chunk belongs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 
 use super::cache::{ChunkCache, Claim};
+use super::place::{read_upto, Place};
 use super::{BLOCK_SIZE, POOL_BLOCKS};
 use crate::buffer::PooledBuf;
 use crate::error::{Error, Result};
@@ -91,7 +90,12 @@ impl E01Media {
     /// Opens the set whose first segment is `first`, with a chunk cache of `cache_bytes`
     /// for [`Self::read_at`].
     pub fn open(first: &Path, cache_bytes: usize) -> Result<E01Media> {
-        let img = E01Image::open(first)?;
+        Self::open_in(&Place::Local, first, cache_bytes)
+    }
+
+    /// [`Self::open`] for a set in `place`.
+    pub fn open_in(place: &Place, first: &Path, cache_bytes: usize) -> Result<E01Media> {
+        let img = E01Image::open_in(place, first)?;
         let (chunk, media) = img
             .volume()
             .map_or((0, 0), |v| (v.chunk_size(), v.media_size()));
@@ -265,7 +269,7 @@ impl E01Media {
             Err(e) => return Err(fail(Some(&place), format!("unreadable: {e}"))),
         };
         let mut stored = vec![0u8; place.stored_size as usize];
-        match read_upto(&file, &mut stored, place.offset) {
+        match read_upto(&*file, &mut stored, place.offset, false) {
             Ok(n) if n == stored.len() => {}
             Ok(_) => {
                 return Err(fail(
@@ -372,8 +376,8 @@ fn missing_gap(
     let largest = img
         .segment_paths()
         .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
+        .filter_map(|p| img.place().metadata(p).ok())
+        .map(|m| m.len)
         .max()
         .unwrap_or(0);
     let per_chunk = 4 + (chunk / 1032).max(1);
@@ -556,7 +560,7 @@ fn decode_parallel(this: &E01Media, feed: &mut Feed<'_>, workers: usize) -> Resu
                         Ok(0)
                     } else {
                         img.segment_file(seg)
-                            .and_then(|f| read_upto(&f, &mut data, start))
+                            .and_then(|f| read_upto(&*f, &mut data, start, true))
                     };
                     match got {
                         Ok(n) => {
@@ -703,18 +707,4 @@ fn deliver(
         return Err(Error::Internal("an E01 decoder stopped early".into()));
     }
     Ok(())
-}
-
-/// Reads as much of `buf` as the file holds from `offset`; returns the bytes read.
-fn read_upto(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

@@ -10,7 +10,6 @@
 //! Damage is never silent: a pass hands a damaged E01 chunk on as zeros and reports it with
 //! its place; `read_at` fails with [`crate::Error::Damaged`] for exactly its bytes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -20,14 +19,18 @@ use crate::ewf::{naming, E01Image, Problem};
 use crate::pipeline::{self, Consumers, Failed, Feed, Passed, Tuning};
 
 pub mod ahead;
+pub mod bucket;
 pub mod cache;
 pub mod describe;
 mod e01;
+pub mod place;
+pub mod prefetch;
 pub mod provenance;
 mod raw;
 pub mod references;
 
 pub use e01::E01Media;
+pub use place::Place;
 pub use raw::RawImage;
 
 /// Bytes per block of a pass over raw media.
@@ -65,8 +68,15 @@ impl ImageFormat {
 
 /// Sniffs the first bytes for the EWF signature.
 pub fn looks_like_e01(path: &Path) -> bool {
+    looks_like_e01_in(&Place::Local, path)
+}
+
+/// [`looks_like_e01`] for a file in `place`.
+pub fn looks_like_e01_in(place: &Place, path: &Path) -> bool {
     let mut sig = [0u8; 8];
-    crate::small_file::open_media(path, true).is_ok_and(|mut f| f.read_exact(&mut sig).is_ok())
+    place
+        .open(path, true)
+        .is_ok_and(|f| place::read_exact_at(&*f, &mut sig, 0).is_ok())
         && &sig == b"EVF\x09\x0d\x0a\xff\x00"
 }
 
@@ -92,6 +102,11 @@ fn first_split_segment(path: &Path) -> Option<PathBuf> {
 
 /// The segments `BASE.001`, `BASE.002`, … that exist, in order, starting at `first`.
 pub fn split_segments(first: &Path) -> Vec<PathBuf> {
+    split_segments_in(&Place::Local, first)
+}
+
+/// [`split_segments`] in `place`.
+pub fn split_segments_in(place: &Place, first: &Path) -> Vec<PathBuf> {
     let Some(s) = first.to_str() else {
         return vec![first.to_path_buf()];
     };
@@ -99,7 +114,7 @@ pub fn split_segments(first: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     for n in 1u64.. {
         let p = crate::sink::raw::split_name(base, n);
-        if !p.exists() {
+        if !place.exists(&p) {
             break;
         }
         v.push(p);
@@ -110,7 +125,12 @@ pub fn split_segments(first: &Path) -> Vec<PathBuf> {
 /// The format of the image that `path` belongs to and its files in order (the first E01
 /// segment for E01: the set is found from it). Any member's name will do.
 pub fn locate(path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    locate_in(&Place::Local, path)
+}
+
+/// [`locate`] in `place`.
+pub fn locate_in(place: &Place, path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
+    let meta = place.metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
             "{} is a directory, not an image",
@@ -121,10 +141,10 @@ pub fn locate(path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
     if ext.eq_ignore_ascii_case("e01") {
         return Ok((ImageFormat::E01, vec![path.to_path_buf()]));
     }
-    if looks_like_e01(path) {
+    if looks_like_e01_in(place, path) {
         // A later segment: its set starts at the .E01 beside it.
         return match first_e01_segment(path) {
-            Some(first) if first.exists() => Ok((ImageFormat::E01, vec![first])),
+            Some(first) if place.exists(&first) => Ok((ImageFormat::E01, vec![first])),
             Some(first) => Err(Error::InvalidOption(format!(
                 "{} is an EWF segment, but the first segment of its set ({}) is not there",
                 path.display(),
@@ -137,12 +157,11 @@ pub fn locate(path: &Path) -> Result<(ImageFormat, Vec<PathBuf>)> {
         };
     }
     if let Some(first) = first_split_segment(path) {
-        if first.exists() {
-            return Ok((ImageFormat::SplitRaw, split_segments(&first)));
+        if place.exists(&first) {
+            return Ok((ImageFormat::SplitRaw, split_segments_in(place, &first)));
         }
     }
-    use std::os::unix::fs::FileTypeExt;
-    if meta.file_type().is_block_device() {
+    if meta.kind == place::Kind::BlockDevice {
         return Ok((ImageFormat::Device, vec![path.to_path_buf()]));
     }
     Ok((ImageFormat::Raw, vec![path.to_path_buf()]))
@@ -157,33 +176,53 @@ pub enum Image {
 }
 
 impl Image {
-    /// Opens the image `path` belongs to (any of its file names).
+    /// Opens the image `path` belongs to (any of its file names), on the local file system.
     pub fn open(path: &Path) -> Result<Image> {
-        let (format, files) = locate(path)?;
-        Self::open_files(format, &files)
+        refuse_bucket(path)?;
+        Self::open_in(&Place::Local, path)
+    }
+
+    /// [`Self::open`] for an image in `place`.
+    pub fn open_in(place: &Place, path: &Path) -> Result<Image> {
+        let (format, files) = locate_in(place, path)?;
+        Self::open_files_cached(place, format, &files, DEFAULT_CACHE_BYTES)
     }
 
     /// [`Self::open`] with `cache_bytes` of decoded E01 chunks for random reads.
     pub fn open_cached(path: &Path, cache_bytes: usize) -> Result<Image> {
+        refuse_bucket(path)?;
         let (format, files) = locate(path)?;
-        Self::open_files_cached(format, &files, cache_bytes)
+        Self::open_files_cached(&Place::Local, format, &files, cache_bytes)
     }
 
     /// Opens `files` as an image of `format` (for E01, `files[0]` is the first segment).
     pub fn open_files(format: ImageFormat, files: &[PathBuf]) -> Result<Image> {
-        Self::open_files_cached(format, files, DEFAULT_CACHE_BYTES)
+        Self::open_files_cached(&Place::Local, format, files, DEFAULT_CACHE_BYTES)
     }
 
-    fn open_files_cached(format: ImageFormat, files: &[PathBuf], cache: usize) -> Result<Image> {
+    fn open_files_cached(
+        place: &Place,
+        format: ImageFormat,
+        files: &[PathBuf],
+        cache: usize,
+    ) -> Result<Image> {
         Ok(match format {
             ImageFormat::E01 => {
                 let first = files.first().ok_or_else(|| {
                     Error::InvalidOption("an E01 image needs its first segment".into())
                 })?;
-                Image::E01(Box::new(E01Media::open(first, cache)?))
+                Image::E01(Box::new(E01Media::open_in(place, first, cache)?))
             }
-            _ => Image::Raw(format, RawImage::open(files)?),
+            _ => Image::Raw(format, RawImage::open_in(place, files, None, None)?),
         })
+    }
+
+    /// Where its files are.
+    pub fn place(&self) -> &Place {
+        match self {
+            Image::Raw(_, r) => r.place(),
+            Image::E01(e) => e.structure().place(),
+        }
     }
 
     /// The format.
@@ -309,7 +348,7 @@ impl Image {
         if self.format() == ImageFormat::SplitRaw {
             let files = self.files();
             let base = references::base_of(&files[0]);
-            let named = crate::audit::SideFiles::new(&base).segment_names(true, false)?;
+            let named = self.place().split_segment_names(&base)?;
             if let Some(extra) = named.iter().find(|n| !files.contains(n)) {
                 return Err(Error::Refused(format!(
                     "{}: a segment is missing: {} is there but {} is not",
@@ -344,6 +383,19 @@ impl Image {
             self.stream(feed, workers)
         })
     }
+}
+
+/// A job that reads images from local files only, given an image in a bucket: one clear
+/// line instead of "no such file".
+fn refuse_bucket(path: &Path) -> Result<()> {
+    if crate::s3::url::is_s3_os(path.as_os_str()) {
+        return Err(Error::InvalidOption(format!(
+            "{}: an image in a bucket is read by verify, info and cat; copy it to a local \
+             directory for this command",
+            crate::text::printable(&path.to_string_lossy())
+        )));
+    }
+    Ok(())
 }
 
 /// Decoder threads for a pass: `requested`, or one per core.

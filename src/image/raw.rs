@@ -1,12 +1,10 @@
 //! Raw media in one or more files (a raw image, split segments `BASE.001`, …, or a clone on a
 //! block device), read sequentially for a pass or at any offset.
 
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::place::{ByteSource, Place};
 use crate::error::{Error, Result};
 use crate::pipeline::Feed;
 
@@ -25,6 +23,7 @@ const OPEN_PARTS: usize = 16;
 
 /// Raw files read as one media, in order.
 pub struct RawImage {
+    place: Place,
     parts: Vec<Part>,
     /// Media offset of each part.
     starts: Vec<u64>,
@@ -34,21 +33,7 @@ pub struct RawImage {
     /// The parts kept open for reads at an offset, most recent last: a few, for readers on
     /// several threads, but not one per segment (a split set of thousands of segments would
     /// pass the common limit of 1024 descriptors).
-    open: Mutex<Vec<(usize, Arc<File>)>>,
-}
-
-/// The size of an open file or block device (a device's metadata says 0).
-fn size_of(file: &mut File, path: &Path) -> Result<u64> {
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_file() {
-        return Ok(meta.len());
-    }
-    let end = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| Error::io(path, e))?;
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io(path, e))?;
-    Ok(end)
+    open: Mutex<Vec<(usize, Arc<dyn ByteSource>)>>,
 }
 
 impl RawImage {
@@ -57,11 +42,22 @@ impl RawImage {
         Self::open_recorded(files, None, None)
     }
 
+    /// [`Self::open_recorded`] for local files.
+    pub fn open_recorded(
+        files: &[PathBuf],
+        recorded: Option<&[u64]>,
+        limit: Option<u64>,
+    ) -> Result<RawImage> {
+        Self::open_in(&Place::Local, files, recorded, limit)
+    }
+
     /// The files in order. With `recorded` sizes (from an acquisition record), each file is
     /// taken to be that large: a missing or short file reads as zeros up to its recorded size
     /// in a pass (the output checks fail it) and as [`Error::Damaged`] at an offset. `limit`
-    /// caps the media (a clone device is larger than the media it holds).
-    pub fn open_recorded(
+    /// caps the media (a clone device is larger than the media it holds). The files are in
+    /// `place`.
+    pub fn open_in(
+        place: &Place,
         files: &[PathBuf],
         recorded: Option<&[u64]>,
         limit: Option<u64>,
@@ -70,8 +66,8 @@ impl RawImage {
         for (i, path) in files.iter().enumerate() {
             let size = recorded.and_then(|r| r.get(i).copied());
             // Opened to check it and learn its size, then closed until it is read.
-            let (present, actual) = match (crate::small_file::open_media(path, true), size) {
-                (Ok(mut f), _) => (true, size_of(&mut f, path)?),
+            let (present, actual) = match (place.open(path, true), size) {
+                (Ok(f), _) => (true, f.len()),
                 (Err(_), Some(_)) => (false, 0),
                 (Err(e), None) => return Err(e),
             };
@@ -89,6 +85,7 @@ impl RawImage {
             total = total.saturating_add(p.len);
         }
         Ok(RawImage {
+            place: place.clone(),
             parts,
             starts,
             media_size: limit.map_or(total, |l| l.min(total)),
@@ -99,7 +96,7 @@ impl RawImage {
     }
 
     /// Part `i`'s file, open (`None` when it is missing).
-    fn file(&self, i: usize) -> Result<Option<Arc<File>>> {
+    fn file(&self, i: usize) -> Result<Option<Arc<dyn ByteSource>>> {
         let part = &self.parts[i];
         if !part.present {
             return Ok(None);
@@ -111,12 +108,17 @@ impl RawImage {
             open.push(entry);
             return Ok(Some(f));
         }
-        let f = Arc::new(crate::small_file::open_media(&part.path, true)?);
+        let f = self.place.open(&part.path, true)?;
         if open.len() >= OPEN_PARTS {
             open.remove(0);
         }
         open.push((i, Arc::clone(&f)));
         Ok(Some(f))
+    }
+
+    /// Where its files are.
+    pub fn place(&self) -> &Place {
+        &self.place
     }
 
     /// The files, in order.
@@ -196,7 +198,7 @@ impl RawImage {
                 let mut len = 0;
                 while len < want {
                     let Some(file) = f else { break };
-                    match file.read_at(&mut buf[len..want], offset + len as u64) {
+                    match file.read_ahead(&mut buf[len..want], offset + len as u64) {
                         Ok(0) => break,
                         Ok(n) => len += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Image, ImageFormat};
+use super::{Image, ImageFormat, Place};
 use crate::audit::AuditRecord;
 use crate::ewf::E01Image;
 use crate::hash::{from_hex, to_hex, HashAlgorithm};
-use crate::small_file::{read_small, HASH_LOG_LIMIT};
+use crate::small_file::HASH_LOG_LIMIT;
 
 /// One expected hash and where it was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,8 +192,9 @@ pub fn cannot_read(path: &Path, e: &crate::error::Error) -> String {
 /// References from one hash log: lines naming `-` (the media stream), the image's own file
 /// when it is a single raw file, or a raw image the record lists as an output of the same
 /// acquisition (`same_media`: its media is this image's media). What is not used, and why,
-/// goes to `findings`.
+/// goes to `findings`. The log is in `place`.
 pub fn from_log(
+    place: &Place,
     alg: HashAlgorithm,
     log: &Path,
     image_names: &[String],
@@ -201,7 +202,7 @@ pub fn from_log(
     same_media: &[String],
     findings: &mut Vec<Finding>,
 ) -> Vec<Reference> {
-    let text = match read_small(log, HASH_LOG_LIMIT) {
+    let text = match place.read_small(log, HASH_LOG_LIMIT) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
             findings.push(Finding::fail(cannot_read(log, &e)));
@@ -262,11 +263,12 @@ pub struct Claims {
 /// this image's record: its hashes are left out, with a finding that says so.
 pub fn of_image(path: &Path, image: &Image) -> Claims {
     let mut claims = Claims::default();
+    let place = image.place();
     let base = base_of(path);
     let record_path = side_file(&base, "yaml");
     let mut same_media = Vec::new();
-    if std::fs::symlink_metadata(&record_path).is_ok() {
-        match AuditRecord::read(&record_path) {
+    if place.symlink_metadata(&record_path).is_ok() {
+        match place.read_record(&record_path) {
             Ok(r) if r.source.size == image.media_size() => {
                 claims.refs.extend(from_record(&r, &record_path));
                 same_media = raw_output_names(&r);
@@ -288,8 +290,9 @@ pub fn of_image(path: &Path, image: &Image) -> Claims {
     let names: Vec<String> = files.iter().map(|f| file_name(f)).collect();
     for alg in HashAlgorithm::ALL {
         let log = side_file(&base, alg.name());
-        if std::fs::symlink_metadata(&log).is_ok() {
+        if place.symlink_metadata(&log).is_ok() {
             claims.refs.extend(from_log(
+                place,
                 alg,
                 &log,
                 &names,

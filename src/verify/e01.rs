@@ -145,6 +145,7 @@ fn merge_chunk_problems(problems: &[Problem]) -> Vec<Check> {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn verify_e01(
+    place: &crate::image::Place,
     first: &Path,
     algorithms: &[HashAlgorithm],
     piece_size: Option<u32>,
@@ -154,7 +155,7 @@ pub(super) fn verify_e01(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<E01Verify> {
-    let media = E01Media::open(first, crate::image::DEFAULT_CACHE_BYTES)?;
+    let media = E01Media::open_in(place, first, crate::image::DEFAULT_CACHE_BYTES)?;
     let img = media.structure();
     if add_to_total {
         // No record said how large the media is: the volume section does.

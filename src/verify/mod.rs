@@ -57,6 +57,8 @@ pub struct VerifyOptions {
     pub side_files: bool,
     /// Threads that decode E01 chunks (default 0: one per core).
     pub workers: usize,
+    /// The S3 endpoint for a `path` in a bucket (`s3://…`), beating `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
 }
 
 impl VerifyOptions {
@@ -67,6 +69,7 @@ impl VerifyOptions {
             hashes: HashAlgorithm::ALL.to_vec(),
             side_files: true,
             workers: 0,
+            endpoint: None,
         }
     }
 }
@@ -210,7 +213,8 @@ pub fn verify(
     stop: &AtomicBool,
 ) -> Result<VerifyReport> {
     let path = &opts.path;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let place = crate::image::Place::of(path, opts.endpoint.as_deref())?;
+    let meta = place.metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::InvalidOption(format!(
             "{} is a directory; give BASE.E01, BASE.raw, BASE.001 or BASE.yaml",
@@ -223,9 +227,9 @@ pub fn verify(
     algorithms.dedup();
 
     let plans = if is_record(path) {
-        plans_from_record(path, &mut checks)?
+        plans_from_record(&place, path, &mut checks)?
     } else {
-        vec![plan_for_image(path, opts.side_files, &mut checks)?]
+        vec![plan_for_image(&place, path, opts.side_files, &mut checks)?]
     };
     progress.set_total(
         plans
@@ -245,6 +249,9 @@ pub fn verify(
             stop,
             &mut checks,
         )?);
+    }
+    for changed in place.changed_since_opened()? {
+        checks.push(Check::new(Verdict::Fail, Topic::Output, changed));
     }
     Ok(VerifyReport {
         path: path.clone(),
@@ -269,6 +276,7 @@ fn run_plan(
         ImageFormat::E01 => {
             let unsized_total = plan.expected_size.is_none();
             let r = e01::verify_e01(
+                &plan.place,
                 &plan.files[0],
                 algorithms,
                 piece_size,
@@ -283,8 +291,12 @@ fn run_plan(
             (r.segments, r.pass.hashes, r.pass.pieces, r.pass.bytes)
         }
         _ => {
-            let raw =
-                RawImage::open_recorded(&plan.files, plan.recorded_sizes.as_deref(), plan.limit)?;
+            let raw = RawImage::open_in(
+                &plan.place,
+                &plan.files,
+                plan.recorded_sizes.as_deref(),
+                plan.limit,
+            )?;
             let (len, count) = (crate::image::BLOCK_SIZE, crate::image::POOL_BLOCKS);
             let pass =
                 stream::run_sized(algorithms, piece_size, len, count, progress, stop, |feed| {
@@ -440,7 +452,7 @@ fn compare_pieces(
     } else {
         files
             .iter()
-            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .map(|f| plan.place.metadata(f).map(|m| m.len).unwrap_or(0))
             .collect()
     };
     let total: usize = runs.iter().map(|r| r.1 - r.0).sum();
@@ -538,6 +550,7 @@ mod tests {
         bad[2500] ^= 1;
         bad[5400] ^= 1;
         let plan = Plan {
+            place: crate::image::Place::Local,
             format: ImageFormat::SplitRaw,
             files: vec![],
             limit: None,

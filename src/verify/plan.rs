@@ -2,23 +2,25 @@
 //! name and the side files beside it (record, hash logs, piece list), or from a record and
 //! every output it lists.
 
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::{Check, ImageFormat, Topic, Verdict, MAX_LISTED_RANGES};
 use crate::audit::AuditRecord;
 use crate::error::Result;
 use crate::hash::HashAlgorithm;
+use crate::image::place::{Kind, Place};
 use crate::image::references::{
     self as refs, cannot_read, file_name, from_record as record_refs, raw_output_names, side_file,
     Finding, Reference,
 };
 use crate::pieces::PieceList;
-use crate::small_file::{read_small, PIECE_LIST_LIMIT};
+use crate::small_file::PIECE_LIST_LIMIT;
 
 /// One image to read, and what to compare it with.
 #[derive(Debug)]
 pub(super) struct Plan {
+    /// Where its files are.
+    pub(super) place: Place,
     pub(super) format: ImageFormat,
     pub(super) files: Vec<PathBuf>,
     /// Read at most this many bytes (a device is larger than the media on it).
@@ -45,12 +47,14 @@ pub(super) fn is_record(path: &Path) -> bool {
 }
 
 pub(super) fn plan_for_image(
+    place: &Place,
     path: &Path,
     side_files: bool,
     checks: &mut Vec<Check>,
 ) -> Result<Plan> {
-    let (format, files) = crate::image::locate(path)?;
+    let (format, files) = crate::image::locate_in(place, path)?;
     let mut plan = Plan {
+        place: place.clone(),
         format,
         files,
         limit: None,
@@ -67,8 +71,8 @@ pub(super) fn plan_for_image(
         // The piece list the record names, so that the usual name is not tried (and failed)
         // a second time when it is the same file.
         let mut pieces_tried = None;
-        if record_path.exists() {
-            match AuditRecord::read(&record_path) {
+        if place.exists(&record_path) {
+            match place.read_record(&record_path) {
                 Ok(record) => {
                     super::segments::recorded_checks(&plan, &record, checks);
                     same_media = raw_output_names(&record);
@@ -81,7 +85,7 @@ pub(super) fn plan_for_image(
                     plan.refs.extend(record_refs(&record, &record_path));
                     if let Some(p) = &record.pieces {
                         if let Some(file) = beside(&record_path, &p.file) {
-                            plan.pieces = load_pieces(&file, checks);
+                            plan.pieces = load_pieces(place, &file, checks);
                             pieces_tried = Some(file);
                         }
                     }
@@ -99,8 +103,9 @@ pub(super) fn plan_for_image(
         let image_names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
         for alg in HashAlgorithm::ALL {
             let log = side_file(&base, alg.name());
-            if log.exists() {
+            if place.exists(&log) {
                 plan.refs.extend(log_refs(
+                    place,
                     alg,
                     &log,
                     &image_names,
@@ -112,8 +117,8 @@ pub(super) fn plan_for_image(
         }
         if plan.pieces.is_none() {
             let p = side_file(&base, "crc64");
-            if pieces_tried.as_ref() != Some(&p) && std::fs::symlink_metadata(&p).is_ok() {
-                plan.pieces = load_pieces(&p, checks);
+            if pieces_tried.as_ref() != Some(&p) && place.symlink_metadata(&p).is_ok() {
+                plan.pieces = load_pieces(place, &p, checks);
             }
         }
     }
@@ -135,7 +140,12 @@ fn beside(record_path: &Path, named: &Path) -> Option<PathBuf> {
 /// The file a record names, when it can be read as one: beside the record (see [`beside`])
 /// and a regular file (not a FIFO, a device or a symlink that could lead anywhere); otherwise
 /// a failed check that says why.
-fn recorded_file(record_path: &Path, named: &Path, what: &str) -> Result<PathBuf, String> {
+fn recorded_file(
+    place: &Place,
+    record_path: &Path,
+    named: &Path,
+    what: &str,
+) -> Result<PathBuf, String> {
     let Some(p) = beside(record_path, named) else {
         return Err(format!(
             "{what} '{}' named in {} has no file name; not read",
@@ -143,8 +153,8 @@ fn recorded_file(record_path: &Path, named: &Path, what: &str) -> Result<PathBuf
             file_name(record_path)
         ));
     };
-    match std::fs::symlink_metadata(&p) {
-        Ok(m) if m.file_type().is_file() => Ok(p),
+    match place.symlink_metadata(&p) {
+        Ok(m) if m.is_file() => Ok(p),
         Ok(_) => Err(format!(
             "{} ({what}) listed in the record is not a regular file; not read",
             p.display()
@@ -230,6 +240,7 @@ fn record_outcome_check(record: &AuditRecord, path: &Path, checks: &mut Vec<Chec
 /// References from one hash log (see [`refs::from_log`]), with what was not used as checks
 /// of the side files.
 fn log_refs(
+    place: &Place,
     alg: HashAlgorithm,
     log: &Path,
     image_names: &[String],
@@ -238,7 +249,15 @@ fn log_refs(
     checks: &mut Vec<Check>,
 ) -> Vec<Reference> {
     let mut findings = Vec::new();
-    let out = refs::from_log(alg, log, image_names, format, same_media, &mut findings);
+    let out = refs::from_log(
+        place,
+        alg,
+        log,
+        image_names,
+        format,
+        same_media,
+        &mut findings,
+    );
     checks.extend(findings.into_iter().map(side_file_check));
     out
 }
@@ -262,8 +281,12 @@ fn unreadable_runs(record: &AuditRecord) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceList)> {
-    let bytes = match read_small(path, PIECE_LIST_LIMIT) {
+fn load_pieces(
+    place: &Place,
+    path: &Path,
+    checks: &mut Vec<Check>,
+) -> Option<(PathBuf, PieceList)> {
+    let bytes = match place.read_small(path, PIECE_LIST_LIMIT) {
         Ok(b) => b,
         Err(e) => {
             checks.push(Check::new(
@@ -287,15 +310,19 @@ fn load_pieces(path: &Path, checks: &mut Vec<Check>) -> Option<(PathBuf, PieceLi
     }
 }
 
-pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<Vec<Plan>> {
-    let record = AuditRecord::read(path)?;
+pub(super) fn plans_from_record(
+    place: &Place,
+    path: &Path,
+    checks: &mut Vec<Check>,
+) -> Result<Vec<Plan>> {
+    let record = place.read_record(path)?;
     record_outcome_check(&record, path, checks);
     let refs = record_refs(&record, path);
     let pieces = record
         .pieces
         .as_ref()
         .and_then(|p| beside(path, &p.file))
-        .and_then(|p| load_pieces(&p, checks));
+        .and_then(|p| load_pieces(place, &p, checks));
     // Hash logs the record lists (or, failing that, the usual names beside it).
     let mut logs: Vec<(HashAlgorithm, PathBuf)> = Vec::new();
     if let Some(h) = &record.hashes {
@@ -320,8 +347,8 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
     for o in &record.outputs {
         let p = if o.kind == "device" {
             // A clone target is a block device wherever it is; nothing else is read as one.
-            match std::fs::metadata(&o.path) {
-                Ok(m) if m.file_type().is_block_device() => o.path.clone(),
+            match place.metadata(&o.path) {
+                Ok(m) if m.kind == Kind::BlockDevice => o.path.clone(),
                 Ok(_) => {
                     output_checks.fail(format!(
                         "{} (device) listed in the record is not a block device; not read",
@@ -338,10 +365,10 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
                 }
             }
         } else {
-            match recorded_file(path, &o.path, &o.kind) {
+            match recorded_file(place, path, &o.path, &o.kind) {
                 Ok(p) => {
-                    match std::fs::metadata(&p) {
-                        Ok(m) if m.len() == o.size => output_checks.pass(format!(
+                    match place.metadata(&p) {
+                        Ok(m) if m.len == o.size => output_checks.pass(format!(
                             "{} is present with its recorded size ({} bytes)",
                             file_name(&p),
                             o.size
@@ -349,7 +376,7 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
                         Ok(m) => output_checks.fail(format!(
                             "{} is {} bytes, the record says {}",
                             file_name(&p),
-                            m.len(),
+                            m.len,
                             o.size
                         )),
                         Err(e) => output_checks.fail(format!(
@@ -365,7 +392,7 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
                     // A missing file is read as zeros up to its recorded size, so that the
                     // piece list names exactly what is missing; anything else is not read.
                     match beside(path, &o.path) {
-                        Some(p) if !p.exists() && std::fs::symlink_metadata(&p).is_err() => p,
+                        Some(p) if !place.exists(&p) && place.symlink_metadata(&p).is_err() => p,
                         _ => continue,
                     }
                 }
@@ -387,6 +414,7 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
 
     let mut plans = Vec::new();
     let mk = |format, files: Vec<(PathBuf, u64)>, limit| Plan {
+        place: place.clone(),
         format,
         recorded_sizes: (format != ImageFormat::Device)
             .then(|| files.iter().map(|f| f.1).collect()),
@@ -421,6 +449,7 @@ pub(super) fn plans_from_record(path: &Path, checks: &mut Vec<Check>) -> Result<
         let names: Vec<String> = plan.files.iter().map(|f| file_name(f)).collect();
         for (alg, log) in &logs {
             plan.refs.extend(log_refs(
+                place,
                 *alg,
                 log,
                 &names,

@@ -32,6 +32,7 @@ pub(super) fn recorded_checks(plan: &Plan, record: &AuditRecord, checks: &mut Ve
     if listed.first().and_then(|o| o.path.file_name()) != first.file_name() {
         return;
     }
+    let place = &plan.place;
     let dir = first.parent().unwrap_or(Path::new(""));
     for (i, o) in listed.iter().enumerate() {
         let p = dir.join(o.path.file_name().unwrap_or(o.path.as_os_str()));
@@ -40,7 +41,7 @@ pub(super) fn recorded_checks(plan: &Plan, record: &AuditRecord, checks: &mut Ve
         } else {
             ""
         };
-        match std::fs::metadata(&p) {
+        match place.metadata(&p) {
             Err(_) => checks.push(Check::new(
                 Verdict::Fail,
                 Topic::Output,
@@ -50,13 +51,13 @@ pub(super) fn recorded_checks(plan: &Plan, record: &AuditRecord, checks: &mut Ve
                     o.size
                 ),
             )),
-            Ok(m) if m.len() < o.size => checks.push(Check::new(
+            Ok(m) if m.len < o.size => checks.push(Check::new(
                 Verdict::Fail,
                 Topic::Output,
                 format!(
                     "{} is {} bytes, the record says {}: it is short{later}",
                     file_name(&p),
-                    m.len(),
+                    m.len,
                     o.size
                 ),
             )),
@@ -95,7 +96,7 @@ pub(super) fn gap(plan: &Plan, checks: &mut Vec<Check>) {
     let n = plan.files.len() as u64;
     let later: Vec<String> = (n + 2..n + 100)
         .map(|k| split_name(Path::new(base), k))
-        .filter(|p| p.exists())
+        .filter(|p| plan.place.exists(p))
         .take(3)
         .map(|p| file_name(&p))
         .collect();

@@ -32,6 +32,8 @@ mod rescue_cli;
 mod rescue_device;
 mod restore;
 mod restore_deploy;
+mod s3_client;
+mod s3_read;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;

@@ -10,9 +10,7 @@
 //! arbitrary input and never allocates from a size field it has not bounded by the file.
 
 use std::fmt;
-use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::format::{
@@ -25,6 +23,7 @@ mod store;
 mod tables;
 use crate::case::CaseMetadata;
 use crate::error::{Error, Result};
+use crate::image::place::{self, ByteSource, Place};
 use store::{Segment, SegmentFiles, TableCache, TableLoc};
 
 /// Largest header text we inflate (EnCase itself hangs long before this).
@@ -102,6 +101,7 @@ struct PendingTable {
 
 /// An opened E01 set: its structure, metadata and where its tables are.
 pub struct E01Image {
+    place: Place,
     segments: Vec<Segment>,
     files: SegmentFiles,
     volume: Option<Volume>,
@@ -133,9 +133,9 @@ pub(super) fn problem(
     }
 }
 
-fn read_at(file: &File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+fn read_at(file: &dyn ByteSource, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     let mut b = vec![0u8; len as usize];
-    file.read_exact_at(&mut b, offset)?;
+    place::read_exact_at(file, &mut b, offset)?;
     Ok(b)
 }
 
@@ -163,18 +163,22 @@ impl E01Image {
     /// structure. Fails only when `first` cannot be opened at all; everything else is a
     /// [`Problem`].
     pub fn open(first: &Path) -> Result<E01Image> {
+        Self::open_in(&Place::Local, first)
+    }
+
+    /// [`Self::open`] for a set in `place`.
+    pub fn open_in(place: &Place, first: &Path) -> Result<E01Image> {
         let (base, lower) = naming::base_of_first_segment(first).ok_or_else(|| Error::Format {
             path: first.to_path_buf(),
             message: "an E01 set is opened by its first segment, named *.E01".into(),
         })?;
-        let file = crate::small_file::open_media(first, false)?;
-        let len = file.metadata().map_err(|e| Error::io(first, e))?.len();
-        let id = store::file_id(&file, first)?;
+        let file = place.open(first, false)?;
         let mut img = E01Image {
+            place: place.clone(),
             segments: vec![Segment {
                 path: first.to_path_buf(),
-                len,
-                id,
+                len: file.len(),
+                id: file.identity(),
             }],
             files: SegmentFiles::new(store::MAX_OPEN_SEGMENTS),
             volume: None,
@@ -193,23 +197,25 @@ impl E01Image {
         while let Some(p) = naming::sibling_path(&base, lower, n) {
             // A name that exists but is no segment file (a FIFO, a device) is a gap too, and
             // the problem says what it is.
-            let why = match crate::small_file::open_media(&p, false) {
+            let why = match place.open(&p, false) {
                 Ok(f) => {
                     // Closed again: the walk and the readers open it through `files`.
-                    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    let id = store::file_id(&f, &p).unwrap_or_default();
-                    img.segments.push(Segment { path: p, len, id });
+                    img.segments.push(Segment {
+                        path: p,
+                        len: f.len(),
+                        id: f.identity(),
+                    });
                     n += 1;
                     continue;
                 }
-                Err(e) if std::fs::symlink_metadata(&p).is_ok() => Some(match e {
+                Err(e) if place.symlink_metadata(&p).is_ok() => Some(match e {
                     Error::Format { message, .. } => format!("segment file {message}"),
                     other => format!("segment file cannot be opened: {other}"),
                 }),
                 Err(_) => None,
             };
             let later = (n + 1..n + 1 + GAP_PROBE)
-                .find(|&m| naming::sibling_path(&base, lower, m).is_some_and(|p| p.exists()));
+                .find(|&m| naming::sibling_path(&base, lower, m).is_some_and(|p| place.exists(&p)));
             match later {
                 Some(m) => {
                     for missing in n..m {
@@ -289,7 +295,7 @@ impl E01Image {
         let mut pending: Option<PendingTable> = None;
         let mut sectors: Option<(u64, u64)> = None;
         let mut ended = None;
-        let file = match self.files.get(i, &self.segments[i]) {
+        let file = match self.files.get(&self.place, i, &self.segments[i]) {
             Ok(f) => f,
             Err(e) => {
                 self.problems
@@ -298,7 +304,7 @@ impl E01Image {
             }
         };
         {
-            match read_at(&file, 0, FILE_HEADER_SIZE.min(len)) {
+            match read_at(&*file, 0, FILE_HEADER_SIZE.min(len)) {
                 Ok(h) => match format::decode_file_header(&h) {
                     Ok(n) if u32::from(n) == expected_number => {}
                     Ok(n) => probs.push(problem(
@@ -342,7 +348,7 @@ impl E01Image {
                 ));
                 break;
             }
-            let raw = match read_at(&file, off, DESCRIPTOR_SIZE) {
+            let raw = match read_at(&*file, off, DESCRIPTOR_SIZE) {
                 Ok(b) => b,
                 Err(e) => {
                     probs.push(problem(&path, None, Some(off), format!("unreadable: {e}")));
@@ -446,7 +452,7 @@ impl E01Image {
                     ));
                     None
                 } else {
-                    match read_at(&file, body_at, body_len) {
+                    match read_at(&*file, body_at, body_len) {
                         Ok(b) => Some(b),
                         Err(e) => {
                             probs.push(problem(
@@ -626,6 +632,11 @@ impl E01Image {
                     || p.message.contains("later segments are missing")
             })
             .collect()
+    }
+
+    /// Where its files are.
+    pub fn place(&self) -> &Place {
+        &self.place
     }
 
     /// The segment files found, in order.

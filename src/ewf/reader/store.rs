@@ -7,11 +7,10 @@
 //! byte is read. Its ~1000 tables cost ~50 KiB here.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use crate::image::place::{ByteSource, FileId, Place};
 
 /// Where one table's chosen copy (`table`, or `table2` when the table is damaged) lies, and
 /// what its entries summed to when the walk checked them.
@@ -112,8 +111,8 @@ impl TableCache {
 pub(super) struct Segment {
     pub path: std::path::PathBuf,
     pub len: u64,
-    /// (device, inode) at open time.
-    pub id: (u64, u64),
+    /// (device, inode), or the object's ETag, at open time.
+    pub id: FileId,
 }
 
 /// Most segment files open at once (the walk and a sequential pass need one; parallel
@@ -130,7 +129,7 @@ pub(super) struct SegmentFiles {
 #[derive(Default)]
 struct OpenFiles {
     /// Segment number → (file, last use).
-    map: HashMap<usize, (Arc<File>, u64)>,
+    map: HashMap<usize, (Arc<dyn ByteSource>, u64)>,
     tick: u64,
 }
 
@@ -142,9 +141,15 @@ impl SegmentFiles {
         }
     }
 
-    /// Segment `i`, open. A file at its path that is not the one the walk checked (replaced,
-    /// or renamed over, while mounted) is an error: its bytes would be other data.
-    pub fn get(&self, i: usize, seg: &Segment) -> std::io::Result<Arc<File>> {
+    /// Segment `i`, open from `place`. A file at its path that is not the one the walk
+    /// checked (replaced, or renamed over, while mounted) is an error: its bytes would be
+    /// other data.
+    pub fn get(
+        &self,
+        place: &Place,
+        i: usize,
+        seg: &Segment,
+    ) -> std::io::Result<Arc<dyn ByteSource>> {
         {
             let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let OpenFiles { map, tick } = &mut *g;
@@ -155,15 +160,14 @@ impl SegmentFiles {
             }
         }
         // Opened without the lock: other readers' hits need not wait for it.
-        let f = crate::small_file::open_media(&seg.path, false)
+        let f = place
+            .open(&seg.path, false)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let m = f.metadata()?;
-        if (m.dev(), m.ino()) != seg.id {
+        if f.identity() != seg.id {
             return Err(std::io::Error::other(
                 "the segment file was replaced since the image was opened",
             ));
         }
-        let f = Arc::new(f);
         let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let OpenFiles { map, tick } = &mut *g;
         if let Some((f, _)) = map.get(&i) {
@@ -187,12 +191,6 @@ impl SegmentFiles {
             .map
             .len()
     }
-}
-
-/// The identity of an opened file, to recognise it when it is reopened.
-pub(super) fn file_id(f: &File, path: &Path) -> crate::error::Result<(u64, u64)> {
-    let m = f.metadata().map_err(|e| crate::error::Error::io(path, e))?;
-    Ok((m.dev(), m.ino()))
 }
 
 #[cfg(test)]
@@ -264,17 +262,17 @@ mod tests {
             .map(|i| {
                 let path = dir.path().join(format!("s{i}"));
                 std::fs::write(&path, [i as u8; 8]).unwrap();
-                let f = File::open(&path).unwrap();
-                let id = file_id(&f, &path).unwrap();
+                let id = Place::Local.open(&path, false).unwrap().identity();
                 Segment { path, len: 8, id }
             })
             .collect();
         let files = SegmentFiles::new(3);
+        let local = Place::Local;
         for round in 0..3 {
             for (i, s) in segs.iter().enumerate() {
-                let f = files.get(i, s).unwrap();
+                let f = files.get(&local, i, s).unwrap();
                 let mut b = [0u8; 1];
-                std::os::unix::fs::FileExt::read_exact_at(&*f, &mut b, round).unwrap();
+                crate::image::place::read_exact_at(&*f, &mut b, round).unwrap();
                 assert_eq!(b[0], i as u8);
                 assert!(files.open_count() <= 3);
             }
@@ -282,13 +280,15 @@ mod tests {
         // Replaced under us: refused once it has to be opened again.
         let p = &segs[0].path;
         // Held open so that the new file cannot get the old one's inode number.
-        let _old = File::open(p).unwrap();
+        let _old = std::fs::File::open(p).unwrap();
         std::fs::remove_file(p).unwrap();
         std::fs::write(p, [9u8; 8]).unwrap();
         for (i, s) in segs.iter().enumerate().skip(1) {
-            files.get(i, s).unwrap();
+            files.get(&local, i, s).unwrap();
         }
-        let e = files.get(0, &segs[0]).unwrap_err();
+        let Err(e) = files.get(&local, 0, &segs[0]) else {
+            panic!("a replaced segment file was read");
+        };
         assert!(e.to_string().contains("replaced"), "{e}");
     }
 }

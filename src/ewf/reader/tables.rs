@@ -257,15 +257,15 @@ impl E01Image {
     }
 
     /// Segment `i`'s file, open (at most a few dozen are at once).
-    pub(crate) fn segment_file(&self, i: usize) -> std::io::Result<Arc<File>> {
-        self.files.get(i, &self.segments[i])
+    pub(crate) fn segment_file(&self, i: usize) -> std::io::Result<Arc<dyn ByteSource>> {
+        self.files.get(&self.place, i, &self.segments[i])
     }
 
     fn load_table(&self, loc: &TableLoc) -> std::result::Result<Arc<[u32]>, String> {
         let file = self
             .segment_file(loc.segment)
             .map_err(|e| format!("table cannot be read again: {e}"))?;
-        let b = read_at(&file, loc.entries_at, u64::from(loc.count) * 4).map_err(|e| {
+        let b = read_at(&*file, loc.entries_at, u64::from(loc.count) * 4).map_err(|e| {
             format!("table cannot be read again (segment truncated since opening?): {e}")
         })?;
         if format::adler32(&b) != loc.sum {

@@ -10,6 +10,7 @@
 //! - [`corrupting`]: a real block device that flips a byte of what is written to it (FUSE
 //!   and a loop device, like `faulty`);
 //! - [`e01`]: E01 sets written through the sink, their layout, and every independent reader.
+//! - [`garage`]: a real S3 server (Garage on loopback, one node or three), removed on drop.
 //!
 //! Everything a test makes lives under `${TMPDIR:-/tmp}/exhibit-test-*`, which CI sweeps.
 
@@ -21,6 +22,7 @@ pub mod e01;
 #[macro_use]
 pub mod faulty;
 pub mod fs_images;
+pub mod garage;
 pub mod loops;
 pub mod process;
 pub mod tools;
