@@ -11,6 +11,7 @@ mod acquire_e01;
 mod batch;
 mod bounded;
 mod browse;
+mod browse_ext4;
 mod cat;
 mod cli;
 mod convert;
