@@ -314,7 +314,15 @@ fn ntfs_lists_mft_numbers_and_extracts_as_tsk_reads_it() {
         .into_iter()
         .filter(|e| !e.path.contains('/'))
         .collect();
-    let mut theirs: Vec<String> = tsk.iter().map(|e| e.path.clone()).collect();
+    // Named data streams too (attribute type 128 in TSK's MFT-TYPE-ID), as `name:stream`:
+    // exhibit lists them beside their file. Named indexes ($Secure:$SDH) are the file.
+    let mut theirs: Vec<String> = tsk
+        .iter()
+        .map(|e| match e.inode.split('-').nth(1) {
+            Some("128") if e.stream => e.full.clone(),
+            _ => e.path.clone(),
+        })
+        .collect();
     theirs.sort();
     theirs.dedup();
     let entries = l["entries"].as_array().unwrap();

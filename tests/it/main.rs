@@ -12,6 +12,7 @@ mod batch;
 mod bounded;
 mod browse;
 mod browse_ext4;
+mod browse_ntfs;
 mod cat;
 mod cli;
 mod convert;
