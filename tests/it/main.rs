@@ -32,6 +32,7 @@ mod partition;
 mod readable;
 mod rescue_cli;
 mod rescue_device;
+mod rescue_partitions;
 mod restore;
 mod restore_deploy;
 mod vanish;
