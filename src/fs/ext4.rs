@@ -68,8 +68,13 @@ impl Reader {
         }
         if incompat & INCOMPAT_META_BG != 0 {
             if let Some(g) = Geometry::of(&sb) {
-                let blocks = u64::from(le(4))
-                    | (u64::from(le(0x150)) << 32) * u64::from(incompat & 0x80 != 0);
+                // The high half of the block count exists only with 64bit.
+                let hi = if incompat & 0x80 != 0 {
+                    u64::from(le(0x150)) << 32
+                } else {
+                    0
+                };
+                let blocks = u64::from(le(4)) | hi;
                 let per_group = u64::from(le(32)).max(1);
                 r.meta_bg = Some(MetaBg {
                     base: if g.bs == 1024 { 2 * 1024 } else { g.bs },
