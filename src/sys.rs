@@ -145,6 +145,36 @@ pub fn filesystem_at_answers(path: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the modification time of `path` itself, a symbolic link included (utimensat with
+/// AT_SYMLINK_NOFOLLOW: `File::set_modified` would need the link opened, which follows it).
+/// The access time is left alone (UTIME_OMIT), as `set_modified` leaves a file's.
+pub fn set_modified_nofollow(path: &std::path::Path, secs: i64, nanos: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: secs as libc::time_t,
+            tv_nsec: nanos.min(999_999_999) as _,
+        },
+    ];
+    // SAFETY: `c` is a NUL-terminated string and `times` two `timespec`s, as utimensat reads
+    // them; both live across the call, which writes nothing.
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
 /// The block-device ioctls that write one int.
 fn ioctl_get_int(fd: impl AsFd, request: libc::c_ulong) -> io::Result<libc::c_int> {
     let mut v: libc::c_int = 0;

@@ -1,5 +1,5 @@
 //! `exhibit extract IMAGE pN:/PATH… -o DIR`: files and whole directories copied out of the
-//! image's file systems into `DIR/pN/PATH`, with their modification times, and
+//! image's file systems into `DIR/pN/PATH`, with their modification times (links' too), and
 //! `DIR/extract.yaml`: the image and its stored hashes, and each path with its size and
 //! SHA-256 (or why it was skipped or failed).
 //!
@@ -345,6 +345,10 @@ impl Run<'_> {
                             });
                     match made {
                         Ok(()) => {
+                            if let Some(t) = e.modified {
+                                // The link's own time; its target is never touched.
+                                let _ = crate::sys::set_modified_nofollow(&dest, t.secs, t.nanos);
+                            }
                             self.totals.links += 1;
                             self.items.push(item);
                         }

@@ -1,13 +1,14 @@
 //! NTFS through the `ntfs` crate (a read-only parser of the MFT, attributes and B-tree
 //! indexes). Names are the Win32/POSIX ones (the DOS 8.3 aliases in the index are left out,
 //! as Windows shows them), sizes and times come from each file's own record (the copies in
-//! the directory index may be stale), the number is the MFT record's. Only the unnamed
-//! `$DATA` stream is read; reparse points (junctions, symbolic links) are listed, not
-//! followed.
+//! the directory index may be stale), the number is the MFT record's. Named `$DATA` streams
+//! (alternate data streams) are entries of their own beside their file, `file.txt:stream`
+//! (no NTFS name holds ':', so these cannot collide with a file's name), with the file's
+//! number and time; reparse points (junctions, symbolic links) are listed, not followed.
 
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace};
-use ntfs::{Ntfs, NtfsFile, NtfsReadSeek, NtfsTime};
+use ntfs::{Ntfs, NtfsAttributeType, NtfsFile, NtfsReadSeek, NtfsTime};
 
 use super::{check_count, Entry, FileSystem, FsPath, Kind, Time, Volume};
 use crate::error::{Error, Result};
@@ -20,6 +21,22 @@ const ROOT_RECORD: u64 = 5;
 pub struct NtfsFs {
     ntfs: Ntfs,
     volume: Volume,
+}
+
+/// Streams one file may list (beyond this the record is taken as damaged).
+const MAX_STREAMS: usize = 4096;
+
+/// `path` without a `:stream` on its last name, and the stream's name ("" for the data).
+fn split_stream(path: &FsPath) -> (Vec<Vec<u8>>, String) {
+    let mut base = path.to_vec();
+    if let Some(last) = base.last_mut() {
+        if let Some(at) = last.iter().position(|&b| b == b':') {
+            let stream = String::from_utf8_lossy(&last[at + 1..]).into_owned();
+            last.truncate(at);
+            return (base, stream);
+        }
+    }
+    (base, String::new())
 }
 
 /// None for 0, which is "never set" (mkntfs leaves the system files' times so).
@@ -66,6 +83,62 @@ impl NtfsFs {
             file = next;
         }
         Ok(file)
+    }
+
+    /// The names of `file`'s named `$DATA` streams, each once (an attribute list may hold
+    /// one stream in several pieces).
+    fn streams(volume: &mut Volume, file: &NtfsFile<'_>, at: &FsPath) -> Result<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        let mut attrs = file.attributes();
+        while let Some(item) = attrs.next(volume) {
+            let item = item.map_err(|e| volume.error(NAME, at, e))?;
+            let a = item.to_attribute().map_err(|e| volume.error(NAME, at, e))?;
+            if a.ty().ok() != Some(NtfsAttributeType::Data) {
+                continue;
+            }
+            let name = a
+                .name()
+                .map_err(|e| volume.error(NAME, at, e))?
+                .to_string_lossy();
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+                if names.len() > MAX_STREAMS {
+                    return Err(volume.error(
+                        NAME,
+                        at,
+                        format!("more than {MAX_STREAMS} data streams (damaged)"),
+                    ));
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// The entry of `file`'s stream `stream` ("" for its data), called `name`.
+    fn stream_entry(
+        volume: &mut Volume,
+        file: &NtfsFile<'_>,
+        name: Vec<u8>,
+        stream: &str,
+        at: &FsPath,
+    ) -> Result<Entry> {
+        if stream.is_empty() {
+            return Self::entry(volume, file, name, at);
+        }
+        let info = file.info().map_err(|e| volume.error(NAME, at, e))?;
+        let size = match file.data(volume, stream) {
+            None => return Err(volume.not_found(at)),
+            Some(item) => item
+                .and_then(|item| item.to_attribute().map(|a| a.value_length()))
+                .map_err(|e| volume.error(NAME, at, e))?,
+        };
+        Ok(Entry {
+            name,
+            kind: Kind::File,
+            size,
+            modified: time(info.modification_time()),
+            id: Some(file.file_record_number()),
+        })
     }
 
     /// Kind, size, time and number of `file`, called `name`.
@@ -117,9 +190,10 @@ impl FileSystem for NtfsFs {
 
     fn stat(&mut self, path: &FsPath) -> Result<Entry> {
         self.volume.begin(0);
-        let file = Self::file(&self.ntfs, &mut self.volume, path)?;
+        let (base, stream) = split_stream(path);
+        let file = Self::file(&self.ntfs, &mut self.volume, &base)?;
         let name = path.last().cloned().unwrap_or_default();
-        Self::entry(&mut self.volume, &file, name, path)
+        Self::stream_entry(&mut self.volume, &file, name, &stream, path)
     }
 
     fn list(&mut self, path: &FsPath) -> Result<Vec<Entry>> {
@@ -151,6 +225,13 @@ impl FileSystem for NtfsFs {
             let file = e
                 .to_file(&self.ntfs, volume)
                 .map_err(|err| volume.error(NAME, &at, err))?;
+            for stream in Self::streams(volume, &file, &at)? {
+                let mut n = name.clone();
+                n.push(b':');
+                n.extend_from_slice(stream.as_bytes());
+                out.push(Self::stream_entry(volume, &file, n, &stream, &at)?);
+                check_count(volume, NAME, path, out.len())?;
+            }
             out.push(Self::entry(volume, &file, name, &at)?);
             check_count(volume, NAME, path, out.len())?;
         }
@@ -160,12 +241,16 @@ impl FileSystem for NtfsFs {
     fn read(&mut self, path: &FsPath, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
         self.volume.begin(0);
         let volume = &mut self.volume;
-        let file = Self::file(&self.ntfs, volume, path)?;
-        if file.is_directory() {
+        let (base, stream) = split_stream(path);
+        let file = Self::file(&self.ntfs, volume, &base)?;
+        if file.is_directory() && stream.is_empty() {
             return Err(volume.error(NAME, path, "not a file"));
         }
-        let Some(item) = file.data(volume, "") else {
-            return Ok(0);
+        let Some(item) = file.data(volume, &stream) else {
+            if stream.is_empty() {
+                return Ok(0);
+            }
+            return Err(volume.not_found(path));
         };
         let item = item.map_err(|e| volume.error(NAME, path, e))?;
         let attribute = item

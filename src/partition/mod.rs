@@ -203,12 +203,27 @@ pub fn of_image_as(
     sector_size: u32,
     unreadable: &[std::ops::Range<u64>],
 ) -> Result<Option<PartitionTable>> {
+    let gaps: Vec<_> = unreadable
+        .iter()
+        .map(|r| (r.clone(), "unreadable on the source (zeros in the image)"))
+        .collect();
+    of_image_with_gaps(image, media_size, sector_size, &gaps)
+}
+
+/// [`of_image_as`] where each byte range not in the image as it stands says why (unreadable,
+/// or not read yet by a rescue that stopped): a read that touches one fails with that.
+pub fn of_image_with_gaps(
+    image: &crate::image::Image,
+    media_size: u64,
+    sector_size: u32,
+    gaps: &[(std::ops::Range<u64>, &str)],
+) -> Result<Option<PartitionTable>> {
     let fetch = |offset: u64, buf: &mut [u8]| -> Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
-        if let Some(bad) = unreadable.iter().find(|r| r.start < end && offset < r.end) {
+        if let Some((bad, why)) = gaps.iter().find(|(r, _)| r.start < end && offset < r.end) {
             return Err(crate::Error::Damaged {
                 range: bad.start.max(offset)..bad.end.min(end),
-                detail: "unreadable on the source (zeros in the image)".into(),
+                detail: (*why).into(),
             });
         }
         let n = image.read_at(buf, offset)?;

@@ -276,6 +276,7 @@ pub fn rescue(
     if let Err(e) = result {
         record.record_mut().outputs = vec![job.output_file()];
         record.set_unreadable(&job.bad_runs(), sector, job.state.path.clone());
+        record.note_partitions(partitions_so_far(&mut job));
         return Err(failed(&mut record, e));
     }
     let output = job.output_file();
@@ -340,6 +341,56 @@ fn partitions_of_image(report: &RescueReport) -> Result<Option<crate::partition:
         .map(|r| r.offset..r.offset + r.length)
         .collect();
     crate::partition::of_image_as(&image, report.size, report.sector_size, &bad)
+}
+
+/// Why a table read of a stopped rescue's image fails where the map is not finished.
+const NOT_READ_YET: &str = "not read yet: the rescue stopped before it read these sectors \
+                            (resume it to read them)";
+
+/// The partition table of a rescue that stopped before finishing, from its image as it
+/// stands: only when the table's own areas (LBA 0–33, and the GPT backup in the last 33
+/// sectors) are rescued, and with every byte the map does not call finished refused rather
+/// than its zeros taken for a table (an extended partition's chain beyond them, say).
+fn partitions_so_far<R: SectorReader + ?Sized>(
+    job: &mut job::Job<'_, R>,
+) -> Result<Option<crate::partition::PartitionTable>> {
+    use crate::map::BlockState;
+    job.image.flush()?;
+    let (size, ss) = (job.geo.size, job.geo.ss);
+    let gaps: Vec<(std::ops::Range<u64>, &str)> = job
+        .state
+        .map
+        .blocks()
+        .iter()
+        .filter(|b| b.state != BlockState::Finished)
+        .map(|b| {
+            let why = if b.state == BlockState::BadSector {
+                "unreadable on the source (zeros in the image)"
+            } else {
+                NOT_READ_YET
+            };
+            (b.pos..b.end(), why)
+        })
+        .collect();
+    let areas = [0..(34 * ss).min(size), size.saturating_sub(33 * ss)..size];
+    for area in &areas {
+        if let Some((r, why)) = gaps
+            .iter()
+            .find(|(r, _)| r.start < area.end && area.start < r.end)
+        {
+            return Err(Error::Damaged {
+                range: r.start.max(area.start)..r.end.min(area.end),
+                detail: format!("a partition table sector is {why}"),
+            });
+        }
+    }
+    let raw = crate::image::RawImage::open_recorded(
+        std::slice::from_ref(&job.image.path().to_path_buf()),
+        None,
+        Some(size),
+    )?;
+    let image = crate::image::Image::Raw(crate::image::ImageFormat::Raw, raw);
+    crate::partition::of_image_with_gaps(&image, size, ss as u32, &gaps)
 }
 
 /// How a rescue run reads, for the record.

@@ -32,7 +32,28 @@ fn ext4_tree(root: &Path) -> Vec<u8> {
         .args(["-d", "2020-01-02 03:04:05 UTC"])
         .arg(root.join("a.txt"))
         .exits(0);
+    // The link's own time (-h), unlike its target's.
+    Command::new("touch")
+        .args(["-h", "-d", "2021-03-04 05:06:07 UTC"])
+        .arg(root.join("sub/link"))
+        .exits(0);
     big
+}
+
+/// `istat`'s "File Modified:" line of `inode` (in UTC), TSK's reading of the inode's mtime.
+fn istat_modified(image: &Path, offset: u64, inode: &str) -> String {
+    let out = Command::new("istat")
+        .args(["-z", "UTC", "-o", &offset.to_string()])
+        .arg(image)
+        .arg(inode)
+        .exits(0);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("File Modified:")
+                .map(|t| t.trim().to_string())
+        })
+        .expect("istat shows a modification time")
 }
 
 /// An MBR disk whose partition 1 is ext4 made from [`ext4_tree`]; `None` (skipped) without
@@ -166,6 +187,21 @@ fn ext4_in_a_partition_lists_and_extracts_as_tsk_reads_it_raw_and_e01() {
     // Times kept: 2020-01-02T03:04:05Z.
     let m = std::fs::metadata(out.join("p1/a.txt")).unwrap();
     assert_eq!(m.mtime(), 1_577_934_245);
+    // The link's own time too (2021-03-04T05:06:07Z, as istat reads its inode), set on the
+    // link, not through it onto a.txt.
+    let link_inode = fls(&disk, Some(PART_START))
+        .into_iter()
+        .find(|e| e.path == "sub/link")
+        .unwrap()
+        .inode;
+    assert!(
+        istat_modified(&disk, PART_START, &link_inode).starts_with("2021-03-04 05:06:07"),
+        "{}",
+        istat_modified(&disk, PART_START, &link_inode)
+    );
+    let lm = std::fs::symlink_metadata(out.join("p1/sub/link")).unwrap();
+    assert!(lm.file_type().is_symlink());
+    assert_eq!(lm.mtime(), 1_614_834_367);
     let rec = extract_record(&out);
     assert_eq!(rec["image"]["format"], "E01");
     assert_eq!(rec["complete"], true);
@@ -278,7 +314,15 @@ fn ntfs_lists_mft_numbers_and_extracts_as_tsk_reads_it() {
         .into_iter()
         .filter(|e| !e.path.contains('/'))
         .collect();
-    let mut theirs: Vec<String> = tsk.iter().map(|e| e.path.clone()).collect();
+    // Named data streams too (attribute type 128 in TSK's MFT-TYPE-ID), as `name:stream`:
+    // exhibit lists them beside their file. Named indexes ($Secure:$SDH) are the file.
+    let mut theirs: Vec<String> = tsk
+        .iter()
+        .map(|e| match e.inode.split('-').nth(1) {
+            Some("128") if e.stream => e.full.clone(),
+            _ => e.path.clone(),
+        })
+        .collect();
     theirs.sort();
     theirs.dedup();
     let entries = l["entries"].as_array().unwrap();

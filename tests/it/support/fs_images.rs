@@ -118,6 +118,8 @@ pub struct FlsEntry {
     pub path: String,
     /// A named stream (`name:stream`), not the file's data.
     pub stream: bool,
+    /// The name as fls prints it, `name:stream` for a stream.
+    pub full: String,
 }
 
 /// `fls -r -p [-o OFFSET] image`: every allocated name, without TSK's virtual entries
@@ -142,6 +144,7 @@ pub fn fls(image: &Path, offset: Option<u64>) -> Vec<FlsEntry> {
                 || head.starts_with("v/v")
                 || head.starts_with("V/V");
             let stream = path.contains(':');
+            let full = path.replace('^', "\u{1b}");
             let path = path
                 .split(':')
                 .next()
@@ -152,6 +155,7 @@ pub fn fls(image: &Path, offset: Option<u64>) -> Vec<FlsEntry> {
                 kind,
                 path,
                 stream,
+                full,
             })
         })
         .collect()
