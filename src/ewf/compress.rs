@@ -8,10 +8,12 @@
 //! level 2 for `Fast` (2.3× libdeflate-1 per core on executables, 1.7× on text; its images are
 //! within 1.1 % of ewfacquire's `fast` ones on every class measured, smaller on text), and
 //! libdeflate level 9 for `Best` (about 3× zlib-9, smaller than zlib-9). Both emit plain
-//! RFC 1950 zlib streams. Chunks that look like random data ([`looks_random`]: byte entropy
-//! as high as random data's, no repeated sectors) are stored raw without trying: deflate
-//! cannot shrink them by more than a fraction of a percent, and trying costs several times
-//! the test.
+//! RFC 1950 zlib streams. Chunks that look like random data ([`classify`]: byte entropy as
+//! high as random data's, no repeated sectors) are stored raw without trying: deflate cannot
+//! shrink them by more than a fraction of a percent, and trying costs several times the test.
+//! Random-looking chunks with repeated sectors go to libdeflate-1 even in `Fast`: ISA-L's
+//! fast levels lose long matches amid random bytes (a 16 KiB random block stored twice:
+//! 28 734 bytes from ISA-L 2, 16 617 from libdeflate-1, 16 575 from zlib-1).
 
 use super::format::adler32;
 use super::Compression;
@@ -36,29 +38,42 @@ fn entropy(hist: &[u32; 256], n: usize) -> f64 {
         .sum()
 }
 
-/// Whether deflate would not shrink this chunk by more than a negligible amount, decided at
-/// a fraction of deflate's cost (measured in docs/performance.md, "Giving up early"):
+/// Whether deflate can shrink this chunk by more than a negligible amount, decided at a
+/// fraction of deflate's cost (measured in docs/performance.md, "Giving up early"):
 ///
 /// 1. every 8th byte's order-0 entropy < 7.9 bits: compressible (text ~5, executables ~6;
 ///    random data scores ≥ 7.93 on this 4096-byte sample of a 32 KiB chunk). Nearly every
 ///    chunk that is not random stops here, after 4096 byte loads.
-/// 2. every byte's entropy within 0.0045 bits of what uniform random data of this length
+/// 2. no two 512-byte sectors of the chunk start with the same 16 bytes: the order-0 tests
+///    are blind to repeats, and on a disk repeats come sector-aligned (a file or block stored
+///    twice); random data never repeats 16 bytes by chance. A repeat sends the chunk to an
+///    engine that finds long matches amid noise ([`Content::NoiseWithRepeats`]).
+/// 3. every byte's entropy within 0.0045 bits of what uniform random data of this length
 ///    scores (7.990 for 32 KiB; the estimate's bias is 255 / (2 n ln 2)): then Huffman
 ///    coding can save at most ~0.06 %. Compressed media (gzip, PNG, .deb) often passes (1)
-///    but not (2), and deflate still takes 1–3 % off such chunks.
-/// 3. no two 512-byte sectors of the chunk start with the same 16 bytes: the order-0 test
-///    is blind to repeats, and on a disk repeats come sector-aligned (a file or block stored
-///    twice); random data never repeats 16 bytes by chance.
-fn looks_random(data: &[u8]) -> bool {
+///    but not (3), and deflate still takes 1–3 % off such chunks.
+fn classify(data: &[u8]) -> Content {
     if data.len() < 4096 {
-        return false;
+        return Content::Ordinary;
     }
     let mut hist = [0u32; 256];
     for &b in data.iter().step_by(8) {
         hist[b as usize] += 1;
     }
     if entropy(&hist, data.len().div_ceil(8)) < 7.9 {
-        return false;
+        return Content::Ordinary;
+    }
+    let mut heads: Vec<[u8; 16]> = data
+        .chunks_exact(512)
+        .map(|s| {
+            let mut h = [0u8; 16];
+            h.copy_from_slice(&s[..16]);
+            h
+        })
+        .collect();
+    heads.sort_unstable();
+    if heads.windows(2).any(|w| w[0] == w[1]) {
+        return Content::NoiseWithRepeats;
     }
     // Four histograms: consecutive equal bytes would otherwise wait on one counter.
     let mut h4 = [[0u32; 256]; 4];
@@ -79,18 +94,21 @@ fn looks_random(data: &[u8]) -> bool {
     let n = data.len() as f64;
     let random_scores = 8.0 - 255.0 / (2.0 * n * std::f64::consts::LN_2);
     if entropy(&all, data.len()) < random_scores - 0.0045 {
-        return false;
+        return Content::Ordinary;
     }
-    let mut heads: Vec<[u8; 16]> = data
-        .chunks_exact(512)
-        .map(|s| {
-            let mut h = [0u8; 16];
-            h.copy_from_slice(&s[..16]);
-            h
-        })
-        .collect();
-    heads.sort_unstable();
-    heads.windows(2).all(|w| w[0] != w[1])
+    Content::Noise
+}
+
+/// What [`classify`] finds in a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Content {
+    /// Deflate will shrink it: the worker's engine.
+    Ordinary,
+    /// Random bytes: stored raw without trying.
+    Noise,
+    /// Random bytes with repeated sectors: deflate halves such a chunk, but only an engine
+    /// that keeps long matches amid noise (libdeflate, zlib) finds the repeats.
+    NoiseWithRepeats,
 }
 
 /// ISA-L's stateless zlib compressor, the only place exhibit calls into libisal.
@@ -167,6 +185,8 @@ impl Deflater {
 pub struct ChunkEncoder {
     compression: Compression,
     deflate: Deflater,
+    /// libdeflate-1 for [`Content::NoiseWithRepeats`] in `Fast`, made on first use.
+    repeats: Option<Deflater>,
     zero_full: std::sync::Arc<Vec<u8>>,
     chunk_size: usize,
     scratch: Vec<u8>,
@@ -201,6 +221,7 @@ impl ChunkEncoder {
         ChunkEncoder {
             compression,
             deflate,
+            repeats: None,
             zero_full,
             chunk_size,
             scratch: vec![0u8; chunk_size],
@@ -215,25 +236,33 @@ impl ChunkEncoder {
                 out.extend_from_slice(&self.zero_full);
                 return true;
             }
-            return self.deflate_into(data, out);
+            return self.deflate_into(data, out, false);
         }
         match self.compression {
             Compression::None => self.store_raw(data, out),
-            Compression::Fast | Compression::Best => {
-                if looks_random(data) {
-                    return self.store_raw(data, out);
-                }
-                self.deflate_into(data, out)
-            }
+            Compression::Fast | Compression::Best => match classify(data) {
+                Content::Noise => self.store_raw(data, out),
+                Content::NoiseWithRepeats => self.deflate_into(data, out, true),
+                Content::Ordinary => self.deflate_into(data, out, false),
+            },
         }
     }
 
-    fn deflate_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> bool {
+    fn deflate_into(&mut self, data: &[u8], out: &mut Vec<u8>, noisy_repeats: bool) -> bool {
         let room = data.len().saturating_sub(1);
         if self.scratch.len() < room {
             self.scratch.resize(room, 0);
         }
-        match self.deflate.zlib_compress(data, &mut self.scratch[..room]) {
+        let engine = if noisy_repeats && matches!(self.deflate, Deflater::Isal(_)) {
+            self.repeats.get_or_insert_with(|| {
+                Deflater::Libdeflate(libdeflater::Compressor::new(
+                    libdeflater::CompressionLvl::new(1).unwrap_or_default(),
+                ))
+            })
+        } else {
+            &mut self.deflate
+        };
+        match engine.zlib_compress(data, &mut self.scratch[..room]) {
             Some(n) if n > 0 && n < data.len() => {
                 out.extend_from_slice(&self.scratch[..n]);
                 true
@@ -424,20 +453,28 @@ mod tests {
     #[test]
     fn the_early_give_up_takes_random_chunks_only() {
         let random = pseudo_random(32768, 7);
-        assert!(looks_random(&random));
+        assert_eq!(classify(&random), Content::Noise);
         // A sector-aligned repeat (a 4 KiB block stored twice) keeps the entropy of random
         // data but deflate halves it: the chunk must be compressed, not stored.
         let mut repeated = random[..16384].to_vec();
         repeated.extend_from_slice(&random[..16384]);
-        assert!(!looks_random(&repeated));
+        assert_eq!(classify(&repeated), Content::NoiseWithRepeats);
         assert!(round_trip(Compression::Fast, &repeated, 32768));
+        let mut enc = ChunkEncoder::new(
+            Compression::Fast,
+            32768,
+            Arc::new(compressed_zero_chunk(32768)),
+        );
+        let mut stored = Vec::new();
+        assert!(enc.encode(&repeated, &mut stored));
+        assert!(stored.len() < 17 * 1024, "{} bytes", stored.len());
         // Random bytes drawn from 250 of the 256 values: order-0 entropy 7.97, which the
         // 1-in-8 sample cannot tell from random but the whole chunk can; deflate saves ~0.4 %.
         let skewed: Vec<u8> = random.iter().map(|&b| b % 250).collect();
-        assert!(!looks_random(&skewed));
+        assert_eq!(classify(&skewed), Content::Ordinary);
         assert!(round_trip(Compression::Fast, &skewed, 32768));
         let text: Vec<u8> = b"forensic images keep every byte ".repeat(1024);
-        assert!(!looks_random(&text));
+        assert_eq!(classify(&text), Content::Ordinary);
     }
 
     #[test]
