@@ -26,16 +26,14 @@ pub fn is_all_zero(data: &[u8]) -> bool {
     data.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 
-/// Order-0 entropy in bits per byte of a byte histogram over `n` bytes.
-fn entropy(hist: &[u32; 256], n: usize) -> f64 {
+/// How many bits per byte the order-0 entropy of a histogram over `n` bytes falls short of
+/// 8, to first order: χ² / (2 n ln 2), which is exact enough near 8 bits (within a few %
+/// of the deficit at 0.1 bits) and costs 256 integer multiply-adds instead of 256 log2.
+fn entropy_deficit(hist: &[u32; 256], n: usize) -> f64 {
+    let squares: u64 = hist.iter().map(|&c| u64::from(c) * u64::from(c)).sum();
     let n = n as f64;
-    hist.iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    let chi_square = 256.0 * squares as f64 / n - n;
+    chi_square / (2.0 * n * std::f64::consts::LN_2)
 }
 
 /// Whether deflate can shrink this chunk by more than a negligible amount, decided at a
@@ -63,7 +61,7 @@ fn classify(data: &[u8]) -> Content {
     for &b in data.iter().step_by(8) {
         hist[b as usize] += 1;
     }
-    if entropy(&hist, data.len().div_ceil(8)) < 7.9 {
+    if entropy_deficit(&hist, data.len().div_ceil(8)) > 0.1 {
         return Content::Ordinary;
     }
     let mut heads: Vec<[u8; 16]> = data
@@ -96,8 +94,8 @@ fn classify(data: &[u8]) -> Content {
         *c = h4[0][i] + h4[1][i] + h4[2][i] + h4[3][i];
     }
     let n = data.len().div_ceil(2);
-    let random_scores = 8.0 - 255.0 / (2.0 * n as f64 * std::f64::consts::LN_2);
-    if entropy(&all, n) < random_scores - 0.0045 {
+    let random_falls_short = 255.0 / (2.0 * n as f64 * std::f64::consts::LN_2);
+    if entropy_deficit(&all, n) > random_falls_short + 0.0045 {
         return Content::Ordinary;
     }
     if has_matches(&data[..PROBE]) {
