@@ -5,15 +5,15 @@
 //! memory speed and reuse one precomputed stream, in every mode (libewf's "empty block").
 //!
 //! Engines, chosen by measurement (docs/performance.md, "E01 by data class"): ISA-L's igzip
-//! level 2 for `Fast` (2.3× libdeflate-1 per core on executables, 1.7× on text; its images are
-//! within 1.1 % of ewfacquire's `fast` ones on every class measured, smaller on text), and
-//! libdeflate level 9 for `Best` (about 3× zlib-9, smaller than zlib-9). Both emit plain
-//! RFC 1950 zlib streams. Chunks that look like random data ([`classify`]: byte entropy as
-//! high as random data's, no repeated sectors) are stored raw without trying: deflate cannot
-//! shrink them by more than a fraction of a percent, and trying costs several times the test.
-//! Random-looking chunks with repeated sectors go to libdeflate-1 even in `Fast`: ISA-L's
-//! fast levels lose long matches amid random bytes (a 16 KiB random block stored twice:
-//! 28 734 bytes from ISA-L 2, 16 617 from libdeflate-1, 16 575 from zlib-1).
+//! level 2 for `Fast` (2.1× less CPU than libdeflate-1 on executables, 1.8× on text; its
+//! images at most 0.8 % larger than ewfacquire's `fast` ones on every class measured, smaller
+//! on text), and libdeflate level 9 for `Best` (about 3× zlib-9, smaller than zlib-9). Both
+//! emit plain RFC 1950 zlib streams. Chunks that look like random data ([`classify`]: byte
+//! entropy as high as random data's, no repeated sectors or strings) are stored raw without
+//! trying: deflate cannot shrink them by more than ~0.06 %, and trying costs several times
+//! the test. Random-looking chunks with repeated sectors go to libdeflate-1 even in `Fast`:
+//! ISA-L's fast levels lose long matches amid random bytes (a 16 KiB random block stored
+//! twice: 28 734 bytes from ISA-L 2, 16 617 from libdeflate-1, 16 575 from zlib-1).
 
 use super::format::adler32;
 use super::Compression;
@@ -113,7 +113,6 @@ const PROBE: usize = 1024;
 /// string was seen before (what a match finder would extend). In random bytes a 4-byte
 /// string recurs within 1 KiB once in ~8000 chunks; 16 recurrences mean structure. Longer
 /// periods are sector-aligned repeats on a disk, which the sector test sees.
-/// (Deflating the 1 KiB with ISA-L instead costs more: it clears its hash table per call.)
 fn has_matches(head: &[u8]) -> bool {
     const EMPTY: u16 = u16::MAX;
     let mut last = [EMPTY; 4096];
