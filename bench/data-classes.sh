@@ -17,7 +17,7 @@
 # Settings (environment):
 #   BENCH_SIZE=1G          size of each source (bytes or IEC suffix); 256M for a quick look
 #   BENCH_REPS=3           repetitions (medians reported)
-#   BENCH_CLASSES="random executables"
+#   BENCH_CLASS_LIST="random executables"   (which sources; BENCH_CLASSES is left to compare.sh: 0 = off)
 #   BENCH_DIR=${TMPDIR:-/tmp}/exhibit-bench-classes   work directory (sources and images;
 #                          needs about 3.2 × BENCH_SIZE free)
 #   EXHIBIT=target/release/exhibit
@@ -31,7 +31,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 size_arg=${BENCH_SIZE:-1G}
 size=$(numfmt --from=iec "$size_arg")
 reps=${BENCH_REPS:-3}
-classes=${BENCH_CLASSES:-random executables}
+classes=${BENCH_CLASS_LIST:-random executables}
 work=${BENCH_DIR:-${TMPDIR:-/tmp}/exhibit-bench-classes}
 exhibit=${EXHIBIT:-$repo/target/release/exhibit}
 keep=${BENCH_KEEP_SOURCES:-0}
