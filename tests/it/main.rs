@@ -20,6 +20,7 @@ mod devices;
 mod e01_check;
 mod e01_memory;
 mod e01_reference;
+mod e01_stored;
 mod e01_tsk;
 mod e01_write;
 mod hostile_files;
