@@ -8,17 +8,27 @@
 #   scripts/install-deps.sh            install what is missing
 #   scripts/install-deps.sh --update   apt-get update first when something is missing (fresh machine)
 #   scripts/install-deps.sh --check    only report; exit 3 when something is missing
+#   scripts/install-deps.sh --build    only the build's packages (the list's `# build` section),
+#                                      with an apt-get update when something is missing
 #   scripts/install-deps.sh [OPTION] EXTRA...   also these packages (the benchmarks use this)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-check_only=0 update_first=0
+check_only=0 update_first=0 build_only=0
 case ${1:-} in
     --check) check_only=1; shift ;;
     --update) update_first=1; shift ;;
+    --build) build_only=1 update_first=1; shift ;;
 esac
 
-mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$root/.ci/apt-packages")
+list="$root/.ci/apt-packages"
+if ((build_only)); then
+    # The lines from '# build' up to the next section header ('# tests').
+    mapfile -t wanted < <(sed -n '/^# build/,/^# tests/p' "$list" |
+        sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d')
+else
+    mapfile -t wanted < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$list")
+fi
 wanted+=("$@")
 
 missing=()
