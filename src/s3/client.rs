@@ -86,6 +86,8 @@ pub struct ObjectHead {
     pub checksum_type: Option<String>,
     /// User metadata (`x-amz-meta-NAME`), names lowercase without the prefix, sorted.
     pub metadata: Vec<(String, String)>,
+    /// The Object Lock mode the server applied (`x-amz-object-lock-mode`), if any.
+    pub lock_mode: Option<String>,
 }
 
 /// One object of a listing.
@@ -118,7 +120,7 @@ pub struct UploadedPart {
 }
 
 /// S3 Object Lock retention for the objects written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ObjectLock {
     /// `GOVERNANCE` or `COMPLIANCE`.
     pub mode: String,
@@ -309,6 +311,7 @@ impl Client {
                 .and_then(parse_crc64nvme),
             checksum_type: reply.header("x-amz-checksum-type").map(str::to_string),
             metadata,
+            lock_mode: reply.header("x-amz-object-lock-mode").map(str::to_string),
         }))
     }
 

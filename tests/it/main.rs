@@ -33,6 +33,7 @@ mod rescue_device;
 mod restore;
 mod restore_deploy;
 mod s3_client;
+mod s3_upload;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;
