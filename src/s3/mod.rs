@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod store;
 pub mod url;
+mod xml;
 
 pub use client::{Client, ObjectHead, PutOptions, UploadedPart};
 pub use config::{Credentials, S3Config, Secret};

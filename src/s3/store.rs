@@ -180,7 +180,8 @@ mod tests {
     #[test]
     fn parts_fit_the_largest_object_in_10000() {
         assert_eq!(part_size_for(0).unwrap(), SMALLEST_PART);
-        assert_eq!(part_size_for(80 << 30).unwrap(), SMALLEST_PART);
+        assert_eq!(part_size_for(78 << 30).unwrap(), SMALLEST_PART);
+        assert_eq!(part_size_for(80 << 30).unwrap(), 9 << 20);
         // 2 TB: at least 200 MB a part, rounded up to whole MiB.
         let p = part_size_for(2_000_000_000_000).unwrap();
         assert!(p * MAX_PARTS >= 2_000_000_000_000 && p % (1 << 20) == 0 && p < 201 << 20);

@@ -68,6 +68,7 @@ enum SegmentTarget {
     Object {
         path: PathBuf,
         writer: Option<ObjectWriter>,
+        aborted: bool,
     },
 }
 
@@ -188,10 +189,18 @@ impl RawSink {
             RawLayout::Split { .. } => "raw-segment",
             RawLayout::Device(_) => "device",
         };
-        OutputFile {
-            path: s.image.path().to_path_buf(),
-            size: s.written,
-            kind: kind.to_string(),
+        match &s.image {
+            // An object whose upload was aborted does not exist: the record says so.
+            SegmentTarget::Object { aborted: true, .. } => OutputFile {
+                path: s.image.path().to_path_buf(),
+                size: 0,
+                kind: format!("{kind}-aborted"),
+            },
+            _ => OutputFile {
+                path: s.image.path().to_path_buf(),
+                size: s.written,
+                kind: kind.to_string(),
+            },
         }
     }
 
@@ -222,6 +231,7 @@ fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
             image: SegmentTarget::Object {
                 path: path.to_path_buf(),
                 writer: Some(ObjectWriter::new(store, key)),
+                aborted: false,
             },
             written: 0,
         });
@@ -245,7 +255,7 @@ impl Segment {
     fn write_at(&mut self, data: &[u8], offset: u64) -> Result<()> {
         match &mut self.image {
             SegmentTarget::File(f) => f.write_at(data, offset)?,
-            SegmentTarget::Object { path, writer } => {
+            SegmentTarget::Object { path, writer, .. } => {
                 let w = writer.as_mut().ok_or_else(|| closed(path))?;
                 // Blocks arrive in order without gaps, so an object is only ever appended to.
                 if offset != w.len() {
@@ -280,9 +290,12 @@ impl Segment {
             SegmentTarget::File(f) => {
                 let _ = f.sync_all();
             }
-            SegmentTarget::Object { writer, .. } => {
+            SegmentTarget::Object {
+                writer, aborted, ..
+            } => {
                 if let Some(mut w) = writer.take() {
                     w.abort();
+                    *aborted = true;
                 }
             }
         }

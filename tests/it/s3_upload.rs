@@ -120,6 +120,44 @@ fn raw_and_e01_objects_equal_a_local_acquisition() {
 }
 
 #[test]
+fn an_e01_segment_larger_than_the_patch_window_closes_its_runs_within_it() {
+    let Some(g) = Garage::single() else { return };
+    let dir = tempdir();
+    // Random data: stored raw, so one 40 MiB segment is five 8 MiB parts; each sectors run
+    // must end within the part held back for its descriptor's patch.
+    std::fs::write(dir.path().join("src.img"), random(40 * MIB, 21)).unwrap();
+    let source = dir.path().join("src.img");
+    let flags = ["--format", "e01", "--segment-size", "64M"];
+    acquire_to(&g, &source, "s3://evidence/big/disk", &flags).exits(0);
+    let got = dir.path().join("got");
+    let names = download(&g, "big/", &got);
+    assert!(names.contains(&"disk.E01".to_string()) && !names.contains(&"disk.E02".to_string()));
+    let runs = std::fs::read(got.join("disk.E01"))
+        .unwrap()
+        .windows(8)
+        .filter(|w| w == b"table2\0\0")
+        .count();
+    assert!(
+        runs >= 5,
+        "{runs} table runs in a 40 MiB segment of 8 MiB parts"
+    );
+    let (code, text) = verify(&got.join("disk.E01"), &[]);
+    assert_eq!(code, 0, "{text}");
+    if have("ewfverify") {
+        let out = Command::new("ewfverify")
+            .arg("-q")
+            .arg(got.join("disk.E01"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
 fn convert_writes_an_e01_into_the_bucket() {
     let Some(g) = Garage::single() else { return };
     let dir = tempdir();
@@ -309,4 +347,38 @@ fn an_interrupted_upload_is_aborted_and_recorded() {
     assert_eq!(c.list_multipart_uploads("int/").unwrap(), vec![]);
     assert_eq!(c.head_object("int/disk.raw").unwrap(), None);
     assert_eq!(status_of(&c, "int/disk.yaml"), "interrupted");
+}
+
+#[test]
+fn batch_entries_write_into_the_bucket_and_one_base_twice_is_refused() {
+    let Some(g) = Garage::single() else { return };
+    let dir = tempdir();
+    let a = make_source(dir.path(), "a.img", 2 * MIB, 22);
+    let b = make_source(dir.path(), "b.img", 3 * MIB, 23);
+    let jobs = |second: &str| {
+        let text = format!(
+            "jobs:\n  - source: '{}'\n    output: 's3://evidence/batch/a'\n    format: 'raw,e01'\n\
+             \x20 - source: '{}'\n    output: '{second}'\n    parts-in-flight: '2'\n",
+            a.display(),
+            b.display()
+        );
+        let path = dir.path().join("jobs.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut cmd = exhibit();
+    cmd.arg("batch").arg(jobs("s3://evidence/batch/a"));
+    let out = g.command_env(&mut cmd).exits(2);
+    assert!(stderr(&out).contains("outputs overlap"), "{}", stderr(&out));
+    assert_eq!(g.client().list_objects("batch/", 10).unwrap(), vec![]);
+
+    let mut cmd = exhibit();
+    cmd.arg("batch").arg(jobs("s3://evidence/batch/b"));
+    g.command_env(&mut cmd).exits(0);
+    let got = dir.path().join("got");
+    download(&g, "batch/", &got);
+    assert!(std::fs::read(got.join("a.raw")).unwrap() == std::fs::read(&a).unwrap());
+    assert!(std::fs::read(got.join("b.raw")).unwrap() == std::fs::read(&b).unwrap());
+    let (code, text) = verify(&got.join("a.E01"), &[]);
+    assert_eq!(code, 0, "{text}");
 }
