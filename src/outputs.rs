@@ -276,6 +276,12 @@ impl Outputs {
                 }
             )));
         }
+        // Uploads of BASE's objects left by an earlier run that could not abort them (its
+        // server lost quorum, the machine went down): this run replaces that run's set, so
+        // they are aborted now instead of keeping their parts forever.
+        for pending in client.list_multipart_uploads(&prefix)? {
+            client.abort_multipart(&pending.key, &pending.upload_id)?;
+        }
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
         Ok(lock)
     }
