@@ -26,6 +26,8 @@
 #                           same source to raw and to E01)
 #   BENCH_RESTORE=1         also run bench/restore-targets.sh (exhibit restore with its read-back,
 #                           onto one and three loop devices, vs ewfexport -t - piped into dd)
+#   BENCH_S3=1              also run bench/s3.sh (exhibit acquire raw and E01 into a single-node
+#                           Garage on loopback vs the same to local files; needs Garage)
 #   BENCH_RESCUE=1          also run bench/rescue.sh (exhibit rescue vs ddrescue on a faulty device,
 #                           512- and 4096-byte sectors) and put its tables in the report
 #   BENCH_KEEP_SOURCE=0     1 keeps the source file for the next run (same size: reused)
@@ -45,6 +47,7 @@ do_rescue=${BENCH_RESCUE:-1}
 do_mount=${BENCH_MOUNT:-1}
 do_convert=${BENCH_CONVERT:-1}
 do_restore=${BENCH_RESTORE:-1}
+do_s3=${BENCH_S3:-1}
 do_verify=${BENCH_VERIFY:-1}
 keep_source=${BENCH_KEEP_SOURCE:-0}
 
@@ -319,6 +322,17 @@ if ((do_restore && have_exhibit)) && "$exhibit" restore --help >/dev/null 2>&1; 
     fi
 fi
 
+# S3: bench/s3.sh on the same source file, same run.
+s3_table=""
+if ((do_s3 && have_exhibit)) && grep -q -- --endpoint <<<"$acquire_help"; then
+    log "s3: exhibit acquire into Garage vs to local files"
+    if OUT="$work/s3.md" EXHIBIT="$exhibit" "$repo/bench/s3.sh" "$src" "$reps" >"$work/log.s3" 2>&1; then
+        s3_table=$work/s3.md
+    else
+        notes+=("bench/s3.sh failed: $(tail -n 1 "$work/log.s3")")
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 mb() { awk -v b="$size" -v s="$1" 'BEGIN { if (s > 0) printf "%.0f", b / s / 1e6; else print "-" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f×", a / b; else print "-" }'; }
@@ -404,6 +418,12 @@ ewfv_med=$(echo "${wsync[ewfverify]:-}" | median)
         echo "## Restore (bench/restore-targets.sh)"
         echo
         cat "$restore_table"
+    fi
+    if [[ -n $s3_table ]]; then
+        echo
+        echo "## Acquire into S3 (bench/s3.sh)"
+        echo
+        cat "$s3_table"
     fi
     if ((${#verify_rows[@]})); then
         echo

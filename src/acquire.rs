@@ -62,6 +62,9 @@ pub struct AcquireOptions {
     pub case: CaseMetadata,
     /// Replace existing outputs instead of refusing.
     pub overwrite: bool,
+    /// For an `s3://` BASE: endpoint, object-lock retention, parts in flight (docs/s3.md).
+    #[serde(skip_serializing_if = "crate::s3::StoreOptions::is_default")]
+    pub store: crate::s3::StoreOptions,
     /// Set the kernel's read-only flag on the source device before reading (default off).
     pub set_readonly: bool,
     /// Image a live source (mounted read-write, held, swap): refused without it (default
@@ -87,6 +90,7 @@ impl AcquireOptions {
             piece_size: DEFAULT_PIECE_SIZE,
             case: CaseMetadata::default(),
             overwrite: false,
+            store: crate::s3::StoreOptions::default(),
             set_readonly: false,
             allow_live: false,
             command_line: Vec::new(),
@@ -112,6 +116,7 @@ impl AcquireOptions {
             hashes: &self.hashes,
             overwrite: self.overwrite,
             media_size: source.size(),
+            store: &self.store,
         })
     }
 }

@@ -59,6 +59,9 @@ pub struct ConvertOptions {
     pub case: CaseMetadata,
     /// Replace existing outputs instead of refusing.
     pub overwrite: bool,
+    /// For an `s3://` BASE: endpoint, object-lock retention, parts in flight (docs/s3.md).
+    #[serde(skip_serializing_if = "crate::s3::StoreOptions::is_default")]
+    pub store: crate::s3::StoreOptions,
     /// E01 decoder threads (default 0: one per core).
     pub workers: usize,
     /// argv, for the record.
@@ -79,6 +82,7 @@ impl ConvertOptions {
             piece_size: DEFAULT_PIECE_SIZE,
             case: CaseMetadata::default(),
             overwrite: false,
+            store: crate::s3::StoreOptions::default(),
             workers: 0,
             command_line: Vec::new(),
         }
@@ -125,6 +129,7 @@ pub fn convert(
         hashes: &opts.hashes,
         overwrite: opts.overwrite,
         media_size,
+        store: &opts.store,
     })?;
     if set.wants_e01() && !matches!(sector, 512 | 4096) {
         return Err(Error::InvalidOption(format!(

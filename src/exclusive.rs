@@ -123,6 +123,10 @@ impl Drop for TempFile {
 /// over the target, so a reader sees the old or the new file, never half of one. On failure
 /// the temporary file is removed and `path` is as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A side file of an `s3://` set is one PutObject, which is atomic by itself.
+    if let Some(written) = crate::s3::store::put_if_object(path, bytes) {
+        return written;
+    }
     let tmp = TempFile::beside(path)?;
     let mut f = tmp.file();
     f.write_all(bytes).map_err(|e| Error::io(path, e))?;

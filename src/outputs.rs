@@ -12,6 +12,9 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest as _;
 
 use crate::audit::{
     hash_logs, write_atomically, write_map, AuditRecord, HashInfo, Outcome, PiecesInfo,
@@ -23,6 +26,9 @@ use crate::exclusive::BaseLock;
 use crate::hash::HashAlgorithm;
 use crate::map::{BadRun, SectorMap};
 use crate::pieces::PieceList;
+use crate::s3::client::PutOptions;
+use crate::s3::store::{register, Registration, Store, StoreOptions};
+use crate::s3::S3Url;
 use crate::sink::raw::{refuse_existing, RawLayout, RawSink};
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
@@ -64,6 +70,8 @@ pub struct OutputRequest<'a> {
     pub overwrite: bool,
     /// Media bytes the pass will deliver.
     pub media_size: u64,
+    /// For an `s3://` BASE: endpoint, retention, parts in flight.
+    pub store: &'a StoreOptions,
 }
 
 /// The planned outputs of one BASE.
@@ -79,6 +87,12 @@ pub struct Outputs {
     media_size: u64,
     /// Every file the run will create or replace (the side files and the raw layout's).
     planned: Vec<PathBuf>,
+    /// For an `s3://` BASE: its name and options; the store registered by `claim`.
+    bucket: Option<(S3Url, StoreOptions)>,
+    store: Mutex<Option<Registration>>,
+    client: Mutex<Option<Arc<crate::s3::Client>>>,
+    /// The largest object the set writes (for the part size).
+    largest: u64,
 }
 
 impl Outputs {
@@ -97,12 +111,18 @@ impl Outputs {
         }
         hashes.sort();
         hashes.dedup();
+        let bucket = if crate::s3::url::is_s3_os(req.base.as_os_str()) {
+            let text = req.base.to_str().unwrap_or_default();
+            Some((S3Url::parse(text)?, req.store.clone()))
+        } else {
+            None
+        };
         let base_dir = req
             .base
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        if !base_dir.is_dir() {
+        if bucket.is_none() && !base_dir.is_dir() {
             return Err(Error::Refused(format!(
                 "the output directory {} does not exist",
                 base_dir.display()
@@ -139,6 +159,17 @@ impl Outputs {
         if let Some(layout) = &raw_layout {
             planned.extend(layout.paths(req.media_size));
         }
+        if bucket.is_some() && req.clone_target.is_some() {
+            return Err(Error::InvalidOption(
+                "--clone writes a device, not objects: give a local -o with --clone".into(),
+            ));
+        }
+        // The largest raw object: the image or a split segment (E01 segments: create_sinks).
+        let largest = if raw_layout.is_some() {
+            req.split.unwrap_or(req.media_size)
+        } else {
+            0
+        };
         Ok(Outputs {
             base: req.base.to_path_buf(),
             side,
@@ -149,7 +180,16 @@ impl Outputs {
             clone_target: req.clone_target.map(Path::to_path_buf),
             media_size: req.media_size,
             planned,
+            bucket,
+            store: Mutex::new(None),
+            client: Mutex::new(None),
+            largest,
         })
+    }
+
+    /// The BASE's object name when the set goes into a bucket.
+    pub fn bucket(&self) -> Option<&S3Url> {
+        self.bucket.as_ref().map(|(u, _)| u)
     }
 
     /// The hashes to compute: those asked for, with MD5 and SHA-1 for E01, sorted.
@@ -171,6 +211,10 @@ impl Outputs {
     /// files, `BASE.lock`, `BASE.E01`, and the segment names of BASE that exist (a run that
     /// writes segments may replace or remove any of them).
     pub fn guarded(&self) -> Result<Vec<PathBuf>> {
+        if self.bucket.is_some() {
+            // Objects live on no local file system, so none can be the source or on it.
+            return Ok(Vec::new());
+        }
         let mut guarded = self.planned.clone();
         guarded.push(self.side.lock());
         if self.e01 {
@@ -195,6 +239,9 @@ impl Outputs {
         room: u64,
     ) -> Result<BaseLock> {
         refuse_source(&self.guarded()?)?;
+        if let Some((url, options)) = &self.bucket {
+            return self.claim_objects(url, options, job);
+        }
         let lock = BaseLock::acquire(&self.side.lock(), job, room)?;
         for path in &self.planned {
             let is_clone_target = self.clone_target.as_deref() == Some(path.as_path());
@@ -203,6 +250,74 @@ impl Outputs {
             }
         }
         Ok(lock)
+    }
+
+    /// `claim` for an `s3://` BASE: the client from the AWS-style configuration, the lock
+    /// (a local file named after the BASE: one run per BASE on this machine), the refusal of
+    /// any existing object of BASE (`BASE.` anything, by listing) unless `--overwrite`, and
+    /// the store registered, so the writers of the set write objects from here on.
+    fn claim_objects(&self, url: &S3Url, options: &StoreOptions, job: &str) -> Result<BaseLock> {
+        let config = crate::s3::S3Config::from_env(options.endpoint.as_deref())?;
+        let client = Arc::new(crate::s3::Client::new(&config, url.bucket())?);
+        let lock_name = format!(
+            "exhibit-s3-{}.lock",
+            &crate::hash::to_hex(&sha2::Sha256::digest(url.to_string().as_bytes()))[..32]
+        );
+        let lock = BaseLock::acquire(&std::env::temp_dir().join(lock_name), job, 0)?;
+        let prefix = format!("{}.", url.key());
+        let existing = client.list_objects(&prefix, 100_000)?;
+        if let (false, Some(first)) = (self.overwrite, existing.first()) {
+            return Err(Error::Refused(format!(
+                "{} already exists{} (use --overwrite to replace it)",
+                client.url_of(&first.key),
+                match existing.len() {
+                    1 => String::new(),
+                    n => format!(", with {} more objects of this BASE", n - 1),
+                }
+            )));
+        }
+        // Uploads of BASE's objects left by an earlier run that could not abort them (its
+        // server lost quorum, the machine went down): this run replaces that run's set, so
+        // they are aborted now instead of keeping their parts forever.
+        for pending in client.list_multipart_uploads(&prefix)? {
+            client.abort_multipart(&pending.key, &pending.upload_id)?;
+        }
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        Ok(lock)
+    }
+
+    /// Registers the store of an `s3://` BASE (after `claim`), its part size fitting the
+    /// largest object of the set (`e01_segment`: the E01 segment size, if any) in 10,000
+    /// parts.
+    fn register_store(&self, e01_segment: Option<u64>) -> Result<()> {
+        let Some((url, options)) = &self.bucket else {
+            return Ok(());
+        };
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Internal("the sinks of an s3:// set before its claim".into()))?;
+        let largest = self
+            .largest
+            .max(e01_segment.map_or(0, |s| s.min(self.media_size.saturating_mul(2) + (1 << 20))));
+        let metadata = vec![("exhibit-version".to_string(), crate::VERSION.to_string())];
+        let store = Store {
+            client,
+            base: url.clone(),
+            put: PutOptions {
+                metadata,
+                lock: options.lock.clone(),
+            },
+            part_size: crate::s3::store::part_size_for(largest)?,
+            parts_in_flight: match options.parts_in_flight {
+                0 => crate::s3::store::DEFAULT_PARTS_IN_FLIGHT,
+                n => n,
+            },
+        };
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(register(store));
+        Ok(())
     }
 
     /// The sinks (raw, then E01), created empty. E01 needs media of whole `sector_size`-byte
@@ -222,16 +337,18 @@ impl Outputs {
                 )));
             }
         }
+        let e01_options = self.e01.then(e01);
+        self.register_store(e01_options.as_ref().map(|o| o.segment_size))?;
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         let created = (|| -> Result<()> {
             if let Some(layout) = self.raw_layout.clone() {
                 let raw = RawSink::create(layout, self.media_size, self.overwrite)?;
                 sinks.push(Box::new(raw));
             }
-            if self.e01 {
+            if let Some(options) = e01_options {
                 sinks.push(Box::new(E01Sink::create(
                     &self.base,
-                    e01(),
+                    options,
                     self.overwrite,
                 )?));
             }

@@ -222,6 +222,89 @@ impl From<IoArg> for EngineChoice {
     }
 }
 
+/// Object storage (`-o s3://BUCKET/PREFIX/BASE`), shared by acquire and convert (docs/s3.md).
+/// Credentials come only from the environment and the AWS files, never from a flag, so that
+/// no secret is on a command line (or in the record's copy of it).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// S3 endpoint for an s3:// BASE (beats AWS_ENDPOINT_URL and the profile's
+    /// endpoint_url), e.g. http://127.0.0.1:3900 for a self-hosted Garage or MinIO.
+    #[arg(long, value_name = "URL", help_heading = "Object storage")]
+    pub endpoint: Option<String>,
+
+    /// S3 Object Lock mode for every object written (GOVERNANCE or COMPLIANCE); needs
+    /// --retain-until and a bucket with Object Lock enabled.
+    #[arg(
+        long,
+        value_name = "MODE",
+        requires = "retain_until",
+        help_heading = "Object storage"
+    )]
+    pub object_lock_mode: Option<LockMode>,
+
+    /// Retain every object until this time (RFC 3339, e.g. 2033-01-01T00:00:00Z).
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "object_lock_mode",
+        help_heading = "Object storage"
+    )]
+    pub retain_until: Option<String>,
+
+    /// Parts of each image object uploaded at once (memory: about (N + 2) parts per object).
+    #[arg(long, value_name = "N", default_value_t = 4,
+        value_parser = clap::value_parser!(u64).range(1..=64),
+        help_heading = "Object storage")]
+    pub parts_in_flight: u64,
+}
+
+/// S3 Object Lock modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LockMode {
+    /// Users with a special permission can still remove the retention.
+    Governance,
+    /// Nobody can remove the retention before it ends.
+    Compliance,
+}
+
+impl StoreArgs {
+    /// The library's options; refuses a retention time that is no RFC 3339 time.
+    pub fn options(&self, output: &std::path::Path) -> anyhow::Result<exhibit::s3::StoreOptions> {
+        let s3 = exhibit::s3::is_s3(&output.to_string_lossy());
+        if !s3 && (self.endpoint.is_some() || self.object_lock_mode.is_some()) {
+            anyhow::bail!(
+                "--endpoint and --object-lock-mode need an s3:// output (-o s3://BUCKET/BASE)"
+            );
+        }
+        let lock = match (&self.object_lock_mode, &self.retain_until) {
+            (Some(mode), Some(until)) => {
+                let t = chrono::DateTime::parse_from_rfc3339(until).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--retain-until {}: not an RFC 3339 time ({e})",
+                        exhibit::text::printable(until)
+                    )
+                })?;
+                Some(exhibit::s3::client::ObjectLock {
+                    mode: match mode {
+                        LockMode::Governance => "GOVERNANCE",
+                        LockMode::Compliance => "COMPLIANCE",
+                    }
+                    .into(),
+                    retain_until: t
+                        .with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                })
+            }
+            _ => None,
+        };
+        Ok(exhibit::s3::StoreOptions {
+            endpoint: self.endpoint.clone(),
+            lock,
+            parts_in_flight: if s3 { self.parts_in_flight as usize } else { 0 },
+        })
+    }
+}
+
 /// A byte count on the command line: `4096`, `64K`, `1M`, `1.5G`, `2T` (powers of 1024;
 /// `KB`/`MB`/`GB`/`TB` are powers of 1000). Shown (in defaults) in the largest binary unit
 /// that divides it.

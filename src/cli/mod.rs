@@ -20,7 +20,9 @@ use exhibit::reader::ReaderOptions;
 use exhibit::rescue::RescueOptions;
 use exhibit::verify::VerifyOptions;
 
-use groups::{CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size, SplitArgs};
+use groups::{
+    CaseArgs, FormatArgs, GiveUpArgs, HashArgs, IoArg, ReaderArgs, Size, SplitArgs, StoreArgs,
+};
 
 /// Forensic sector-level disk acquisition.
 #[derive(Debug, Parser)]
@@ -158,6 +160,10 @@ pub struct ConvertArgs {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// Object storage.
+    #[command(flatten)]
+    pub store: StoreArgs,
+
     /// No progress and no summary (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
@@ -176,6 +182,7 @@ impl ConvertArgs {
             split: self.split.bytes(),
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,
+            store: self.store.options(&self.output)?,
             workers: self.workers,
             case: self.case.metadata()?,
             command_line: exhibit::text::args_text(std::env::args_os()),
@@ -220,6 +227,10 @@ pub struct AcquireArgs {
     #[arg(long)]
     pub overwrite: bool,
 
+    /// Object storage.
+    #[command(flatten)]
+    pub store: StoreArgs,
+
     /// Set the kernel's read-only flag on the source device first (BLKROSET, like `blockdev
     /// --setro`; it stays set, `blockdev --setrw` clears it). A software guard, not a
     /// hardware write blocker.
@@ -251,6 +262,7 @@ impl AcquireArgs {
             clone_target: self.clone.clone(),
             hashes: self.hash.hashes.clone(),
             overwrite: self.overwrite,
+            store: self.store.options(&self.output)?,
             set_readonly: self.set_readonly,
             allow_live: self.allow_live,
             case: self.case.metadata()?,

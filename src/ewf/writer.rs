@@ -161,6 +161,30 @@ struct Run {
     entries: Vec<u32>,
 }
 
+/// Where a segment goes: a file (through a buffer; the `sectors` descriptor patched in place)
+/// or an object of an `s3://` set (streamed; patched while still held back).
+enum SegmentOut {
+    File(BufWriter<File>),
+    Object(crate::sink::object::ObjectWriter),
+}
+
+impl SegmentOut {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            SegmentOut::File(f) => f.write_all(bytes),
+            SegmentOut::Object(o) => o.write(bytes).map_err(std::io::Error::other),
+        }
+    }
+
+    /// How far back from the end a patch may reach: unbounded for a file.
+    fn patch_window(&self) -> u64 {
+        match self {
+            SegmentOut::File(_) => u64::MAX,
+            SegmentOut::Object(o) => o.patch_window(),
+        }
+    }
+}
+
 /// Writes segment files, section by section, in order.
 struct SegmentWriter {
     base: PathBuf,
@@ -169,7 +193,7 @@ struct SegmentWriter {
     first_sections: Vec<u8>,
     volume_body: Vec<u8>,
     written: Vec<OutputFile>,
-    file: Option<BufWriter<File>>,
+    file: Option<SegmentOut>,
     path: PathBuf,
     number: u32,
     pos: u64,
@@ -198,8 +222,16 @@ impl SegmentWriter {
         })?;
         let seg_no = u16::try_from(number)
             .map_err(|_| Error::InvalidOption("more than 65535 segments".into()))?;
-        let file = crate::exclusive::open_output(&path, self.overwrite, self.overwrite, false)?;
-        self.file = Some(BufWriter::with_capacity(1 << 20, file));
+        self.file = Some(match crate::s3::store::route(&path) {
+            Some((store, key)) => {
+                SegmentOut::Object(crate::sink::object::ObjectWriter::new(store, key))
+            }
+            None => {
+                let file =
+                    crate::exclusive::open_output(&path, self.overwrite, self.overwrite, false)?;
+                SegmentOut::File(BufWriter::with_capacity(1 << 20, file))
+            }
+        });
         self.path = path;
         self.number = number;
         self.pos = 0;
@@ -251,7 +283,16 @@ impl SegmentWriter {
         let len = stored.len() as u64;
         if let Some(run) = &self.run {
             let rel = self.pos - run.descriptor_offset;
-            if run.entries.len() as u32 >= MAX_TABLE_ENTRIES || rel + len > MAX_RELATIVE_OFFSET {
+            // An object can patch the run's descriptor only while it is held back: a run
+            // ends before it would reach further back than that (a file has no such limit).
+            let window = self
+                .file
+                .as_ref()
+                .map_or(u64::MAX, SegmentOut::patch_window);
+            if run.entries.len() as u32 >= MAX_TABLE_ENTRIES
+                || rel + len > MAX_RELATIVE_OFFSET
+                || rel + len > window
+            {
                 self.close_run()?;
             }
         }
@@ -301,15 +342,17 @@ impl SegmentWriter {
         let table_offset = self.pos;
         let size = table_offset - run.descriptor_offset;
         let d = format::encode_descriptor(SectionType::Sectors, table_offset, size);
-        let f = self
-            .file
-            .as_mut()
-            .ok_or_else(|| Error::Internal("E01 segment not open".into()))?;
-        f.flush()
-            .map_err(|e| write_err(&self.path, table_offset, e))?;
-        f.get_ref()
-            .write_all_at(&d, run.descriptor_offset)
-            .map_err(|e| write_err(&self.path, run.descriptor_offset, e))?;
+        match self.file.as_mut() {
+            Some(SegmentOut::File(f)) => {
+                f.flush()
+                    .map_err(|e| write_err(&self.path, table_offset, e))?;
+                f.get_ref()
+                    .write_all_at(&d, run.descriptor_offset)
+                    .map_err(|e| write_err(&self.path, run.descriptor_offset, e))?;
+            }
+            Some(SegmentOut::Object(o)) => o.patch(run.descriptor_offset, &d)?,
+            None => return Err(Error::Internal("E01 segment not open".into())),
+        }
         let body = format::encode_table(run.descriptor_offset, &run.entries);
         self.section(SectionType::Table, &body)?;
         self.section(SectionType::Table2, &body)
@@ -317,10 +360,17 @@ impl SegmentWriter {
 
     /// Flushes, fsyncs and records the current segment.
     fn close_file(&mut self) -> Result<()> {
-        if let Some(mut f) = self.file.take() {
-            f.flush().map_err(|e| write_err(&self.path, self.pos, e))?;
-            let file = f.get_ref();
-            file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        if let Some(out) = self.file.take() {
+            match out {
+                SegmentOut::File(mut f) => {
+                    f.flush().map_err(|e| write_err(&self.path, self.pos, e))?;
+                    let file = f.get_ref();
+                    file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+                }
+                SegmentOut::Object(o) => {
+                    o.finish()?;
+                }
+            }
             self.written.push(OutputFile {
                 path: self.path.clone(),
                 size: self.pos,
@@ -332,14 +382,26 @@ impl SegmentWriter {
 
     /// Best-effort flush of what is there, for an abandoned set (no `done`).
     fn abandon(&mut self) {
-        if let Some(mut f) = self.file.take() {
-            let _ = f.flush();
-            let _ = f.get_ref().sync_all();
-            self.written.push(OutputFile {
-                path: self.path.clone(),
-                size: self.pos,
-                kind: "e01-segment-incomplete".into(),
-            });
+        match self.file.take() {
+            Some(SegmentOut::File(mut f)) => {
+                let _ = f.flush();
+                let _ = f.get_ref().sync_all();
+                self.written.push(OutputFile {
+                    path: self.path.clone(),
+                    size: self.pos,
+                    kind: "e01-segment-incomplete".into(),
+                });
+            }
+            Some(SegmentOut::Object(mut o)) => {
+                // Aborted: no object for it exists, so none is listed as written.
+                o.abort();
+                self.written.push(OutputFile {
+                    path: self.path.clone(),
+                    size: 0,
+                    kind: "e01-segment-aborted".into(),
+                });
+            }
+            None => {}
         }
     }
 }

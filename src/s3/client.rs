@@ -21,6 +21,7 @@ use rusty_s3::{Bucket, UrlStyle};
 use sha2::{Digest, Sha256};
 
 use super::config::{S3Config, Secret};
+use super::xml::{error_fields, one_line, xml_blocks, xml_escape, xml_field};
 use crate::error::{Error, Result};
 
 /// How long a signed request stays valid: long enough for a slow part upload with retries.
@@ -86,6 +87,8 @@ pub struct ObjectHead {
     pub checksum_type: Option<String>,
     /// User metadata (`x-amz-meta-NAME`), names lowercase without the prefix, sorted.
     pub metadata: Vec<(String, String)>,
+    /// The Object Lock mode the server applied (`x-amz-object-lock-mode`), if any.
+    pub lock_mode: Option<String>,
 }
 
 /// One object of a listing.
@@ -118,7 +121,7 @@ pub struct UploadedPart {
 }
 
 /// S3 Object Lock retention for the objects written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ObjectLock {
     /// `GOVERNANCE` or `COMPLIANCE`.
     pub mode: String,
@@ -309,6 +312,7 @@ impl Client {
                 .and_then(parse_crc64nvme),
             checksum_type: reply.header("x-amz-checksum-type").map(str::to_string),
             metadata,
+            lock_mode: reply.header("x-amz-object-lock-mode").map(str::to_string),
         }))
     }
 
@@ -801,66 +805,6 @@ fn unquote(s: &str) -> String {
     s.trim().trim_matches('"').to_string()
 }
 
-fn one_line(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    // A server's message is hostile text: bounded, like everything else read from outside.
-    match s.char_indices().nth(400) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s,
-    }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The text of the first `<NAME>…</NAME>` in `xml`.
-fn xml_field(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&close)? + start;
-    Some(xml_unescape(xml[start..end].trim()))
-}
-
-/// Every `<NAME>…</NAME>` block's inside.
-fn xml_blocks<'x>(xml: &'x str, name: &str) -> Vec<&'x str> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(s) = rest.find(&open) {
-        let after = &rest[s + open.len()..];
-        let Some(e) = after.find(&close) else { break };
-        out.push(&after[..e]);
-        rest = &after[e + close.len()..];
-    }
-    out
-}
-
-/// The `Code` and `Message` of an S3 error document (empty when absent).
-fn error_fields(xml: &str) -> (String, String) {
-    (
-        xml_field(xml, "Code").unwrap_or_default(),
-        xml_field(xml, "Message").unwrap_or_default(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -874,26 +818,5 @@ mod tests {
             Some(0x0102_0304_0506_0708)
         );
         assert_eq!(parse_crc64nvme("not base64"), None);
-    }
-
-    #[test]
-    fn error_documents_become_one_line() {
-        let xml = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>\
-                   <Message>Forbidden: key\n &lt;x&gt;</Message></Error>";
-        assert_eq!(
-            error_fields(xml),
-            (
-                "AccessDenied".to_string(),
-                "Forbidden: key\n <x>".to_string()
-            )
-        );
-        assert_eq!(one_line("a\n\x1b b"), "a b");
-        let blocks = xml_blocks(
-            "<R><Upload><Key>a</Key><UploadId>1</UploadId></Upload><Upload><Key>b</Key>\
-             <UploadId>2</UploadId></Upload></R>",
-            "Upload",
-        );
-        assert_eq!(blocks.len(), 2);
-        assert_eq!(xml_field(blocks[1], "UploadId").as_deref(), Some("2"));
     }
 }

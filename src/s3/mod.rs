@@ -5,8 +5,11 @@
 
 pub mod client;
 pub mod config;
+pub mod store;
 pub mod url;
+mod xml;
 
 pub use client::{Client, ObjectHead, PutOptions, UploadedPart};
 pub use config::{Credentials, S3Config, Secret};
+pub use store::{Store, StoreOptions};
 pub use url::{is_s3, S3Url};

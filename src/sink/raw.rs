@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::block::Block;
 use crate::error::{Error, Result};
 use crate::sink::image_file::ImageFile;
+use crate::sink::object::ObjectWriter;
 use crate::sink::target::open_target;
 use crate::sink::{MediaSummary, OutputFile, Sink};
 
@@ -57,8 +58,27 @@ pub fn split_name(base: &Path, number: u64) -> PathBuf {
 }
 
 struct Segment {
-    image: ImageFile,
+    image: SegmentTarget,
     written: u64,
+}
+
+/// A segment is a file (or device), or an object of an `s3://` set.
+enum SegmentTarget {
+    File(ImageFile),
+    Object {
+        path: PathBuf,
+        writer: Option<ObjectWriter>,
+        aborted: bool,
+    },
+}
+
+impl SegmentTarget {
+    fn path(&self) -> &Path {
+        match self {
+            SegmentTarget::File(f) => f.path(),
+            SegmentTarget::Object { path, .. } => path,
+        }
+    }
 }
 
 /// The raw writer. Only the segment being written is open: a finished segment is synced and
@@ -102,7 +122,7 @@ impl RawSink {
         };
         match &sink.layout {
             RawLayout::Device(path) => {
-                let image = open_target(path, media_size, false, "--clone")?;
+                let image = SegmentTarget::File(open_target(path, media_size, false, "--clone")?);
                 sink.current = Some((0, Segment { image, written: 0 }));
             }
             _ => {
@@ -150,8 +170,8 @@ impl RawSink {
                 _ => {}
             }
             let next = match self.current.take() {
-                Some((n, seg)) => {
-                    seg.sync()?;
+                Some((n, mut seg)) => {
+                    seg.close()?;
                     self.closed.push(self.describe(&seg));
                     n + 1
                 }
@@ -169,10 +189,18 @@ impl RawSink {
             RawLayout::Split { .. } => "raw-segment",
             RawLayout::Device(_) => "device",
         };
-        OutputFile {
-            path: s.image.path().to_path_buf(),
-            size: s.written,
-            kind: kind.to_string(),
+        match &s.image {
+            // An object whose upload was aborted does not exist: the record says so.
+            SegmentTarget::Object { aborted: true, .. } => OutputFile {
+                path: s.image.path().to_path_buf(),
+                size: 0,
+                kind: format!("{kind}-aborted"),
+            },
+            _ => OutputFile {
+                path: s.image.path().to_path_buf(),
+                size: s.written,
+                kind: kind.to_string(),
+            },
         }
     }
 
@@ -198,6 +226,16 @@ pub fn refuse_existing(path: &Path) -> Result<()> {
 }
 
 fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
+    if let Some((store, key)) = crate::s3::store::route(path) {
+        return Ok(Segment {
+            image: SegmentTarget::Object {
+                path: path.to_path_buf(),
+                writer: Some(ObjectWriter::new(store, key)),
+                aborted: false,
+            },
+            written: 0,
+        });
+    }
     let buffered = crate::exclusive::open_output(path, overwrite, overwrite, false)?;
     if let Ok(meta) = buffered.metadata() {
         if !meta.file_type().is_file() {
@@ -208,21 +246,64 @@ fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
         }
     }
     Ok(Segment {
-        image: ImageFile::new(path, buffered, ImageFile::open_direct(path)),
+        image: SegmentTarget::File(ImageFile::new(path, buffered, ImageFile::open_direct(path))),
         written: 0,
     })
 }
 
 impl Segment {
     fn write_at(&mut self, data: &[u8], offset: u64) -> Result<()> {
-        self.image.write_at(data, offset)?;
+        match &mut self.image {
+            SegmentTarget::File(f) => f.write_at(data, offset)?,
+            SegmentTarget::Object { path, writer, .. } => {
+                let w = writer.as_mut().ok_or_else(|| closed(path))?;
+                // Blocks arrive in order without gaps, so an object is only ever appended to.
+                if offset != w.len() {
+                    return Err(Error::Internal(format!(
+                        "{}: raw write at {offset}, not at its end {}",
+                        path.display(),
+                        w.len()
+                    )));
+                }
+                w.write(data)?;
+            }
+        }
         self.written = self.written.max(offset + data.len() as u64);
         Ok(())
     }
 
-    fn sync(&self) -> Result<()> {
-        self.image.sync_all()
+    /// Synced (a file) or completed and checked (an object): its data is final.
+    fn close(&mut self) -> Result<()> {
+        match &mut self.image {
+            SegmentTarget::File(f) => f.sync_all(),
+            SegmentTarget::Object { writer, .. } => match writer.take() {
+                Some(w) => w.finish().map(|_| ()),
+                None => Ok(()),
+            },
+        }
     }
+
+    /// What an abandoned run leaves: a file synced as far as it got; an object's upload
+    /// aborted, so nothing incomplete is presented as an object.
+    fn abandon(&mut self) {
+        match &mut self.image {
+            SegmentTarget::File(f) => {
+                let _ = f.sync_all();
+            }
+            SegmentTarget::Object {
+                writer, aborted, ..
+            } => {
+                if let Some(mut w) = writer.take() {
+                    w.abort();
+                    *aborted = true;
+                }
+            }
+        }
+    }
+}
+
+fn closed(path: &Path) -> Error {
+    Error::Internal(format!("{}: written after it was closed", path.display()))
 }
 
 impl Sink for RawSink {
@@ -251,15 +332,15 @@ impl Sink for RawSink {
         if !matches!(self.layout, RawLayout::Device(_)) {
             self.segment(n - 1)?;
         }
-        if let Some((_, s)) = &self.current {
-            s.sync()?;
+        if let Some((_, s)) = &mut self.current {
+            s.close()?;
         }
         Ok(self.listing())
     }
 
-    fn abandon(self: Box<Self>) -> Vec<OutputFile> {
-        if let Some((_, s)) = &self.current {
-            let _ = s.sync();
+    fn abandon(mut self: Box<Self>) -> Vec<OutputFile> {
+        if let Some((_, s)) = &mut self.current {
+            s.abandon();
         }
         self.listing()
     }

@@ -36,6 +36,9 @@ pub fn stale_files(
     keep: &[PathBuf],
     protect: Option<(u64, u64)>,
 ) -> Result<Vec<PathBuf>> {
+    if crate::s3::url::is_s3_os(base.as_os_str()) {
+        return stale_objects(base, keep);
+    }
     let dir = base
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -81,9 +84,31 @@ pub fn remove_stale(
 ) -> Result<Vec<PathBuf>> {
     let stale = stale_files(base, keep, protect)?;
     for p in &stale {
-        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        match crate::s3::store::route(p) {
+            Some((store, key)) => store.client.delete_object(&key)?,
+            None => std::fs::remove_file(p).map_err(|e| Error::io(p, e))?,
+        }
     }
     Ok(stale)
+}
+
+/// [`stale_files`] of an `s3://` BASE: its objects with an own extension not in `keep`
+/// (none before the set's store is registered: nothing can be removed then either).
+fn stale_objects(base: &Path, keep: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let Some((store, key)) = crate::s3::store::route(base) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{key}.");
+    let mut found = Vec::new();
+    for object in store.client.list_objects(&prefix, 100_000)? {
+        let ext = &object.key[prefix.len()..];
+        let path = PathBuf::from(store.client.url_of(&object.key));
+        if (is_own_extension(ext) || is_e01_extension(ext)) && !keep.contains(&path) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ mod restore;
 mod restore_deploy;
 mod s3_client;
 mod s3_read;
+mod s3_upload;
 mod vanish;
 mod verify_e01;
 mod verify_fuzz;

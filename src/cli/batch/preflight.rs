@@ -78,6 +78,24 @@ pub fn check(jobs_file: &Path, jobs: &[Job]) -> Result<Vec<Checked>, String> {
         sources.insert(id, i);
     }
 
+    // Objects have no directory identity: two jobs on one s3:// BASE are found by name.
+    let mut bases: HashMap<String, usize> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let base = job.options.base.to_string_lossy().into_owned();
+        if !exhibit::s3::is_s3(&base) {
+            continue;
+        }
+        if let Some(&other) = bases.get(&base) {
+            return Err(format!(
+                "job {} and job {} both write {}: outputs overlap",
+                jobs[other].number,
+                job.number,
+                exhibit::text::printable(&base)
+            ));
+        }
+        bases.insert(base, i);
+    }
+
     let mut places: HashMap<Place, usize> = HashMap::new();
     let jobs_file = place(jobs_file);
     for (i, (_, guarded)) in opened.iter().enumerate() {

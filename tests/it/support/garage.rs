@@ -189,6 +189,11 @@ impl Garage {
         }
     }
 
+    /// Starts node `i` again (after [`Garage::kill_node`]) on its data and ports.
+    pub fn restart_node(&mut self, i: usize) {
+        self.start_node(i);
+    }
+
     /// Stops node `i` at once (SIGKILL), as a crashed or unplugged server.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
