@@ -28,7 +28,11 @@ TIME=/usr/bin/time
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/exhibit-test-bench-s3-XXXXXX")
 GARAGE_PID=""
 cleanup() {
-    [[ -n $GARAGE_PID ]] && kill -9 "$GARAGE_PID" 2>/dev/null && wait "$GARAGE_PID" 2>/dev/null
+    # Under set -e a killed server's wait status (137) would become the script's exit status.
+    if [[ -n $GARAGE_PID ]]; then
+        kill -9 "$GARAGE_PID" 2>/dev/null || true
+        wait "$GARAGE_PID" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -315,6 +315,7 @@ impl Outputs {
                 0 => crate::s3::store::DEFAULT_PARTS_IN_FLIGHT,
                 n => n,
             },
+            media: Default::default(),
         };
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(register(store));
         Ok(())
@@ -388,7 +389,13 @@ impl Outputs {
         sector: u64,
     ) -> Result<()> {
         record.set_unreadable(unreadable, sector, self.side.map());
-        record.finish(outcome)
+        let written = record.finish(outcome);
+        match written {
+            Err(why) if crate::s3::url::is_s3_os(record.path().as_os_str()) => {
+                Err(keep_unsent_record(record, why))
+            }
+            written => written,
+        }
     }
 
     /// After a pass that failed: the map as far as it got (status `?`), the record with the
@@ -473,6 +480,14 @@ impl Outputs {
             return Err(error.or_unrecorded(record.path(), written));
         }
 
+        if let Some(reg) = self
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            reg.store().set_media_hashes(&summary.hashes);
+        }
         let logs = match hash_logs::write(&self.side, &summary.hashes, &outputs, summary.media_size)
         {
             Ok(logs) => logs,
@@ -563,4 +578,36 @@ pub fn refuse_inputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A record that could not reach its bucket (the server gone, a cluster without a quorum) is
+/// what the examiner most needs from the run: it is kept as a local file in the temporary
+/// directory, and the error says where, instead of the run's only account being the bucket's
+/// stale `running` record.
+fn keep_unsent_record(record: &RecordBuilder, why: Error) -> Error {
+    let url = record.path().to_string_lossy().into_owned();
+    let flat: String = url
+        .trim_start_matches("s3://")
+        .trim_end_matches(".yaml")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let local = std::env::temp_dir().join(format!(
+        "exhibit-unsent-record-{flat}-{}.yaml",
+        std::process::id()
+    ));
+    let kept = match record.record().write(&local) {
+        Ok(()) => format!("the finished record is kept at {}", local.display()),
+        Err(e) => format!("nor could it be kept locally ({e})"),
+    };
+    Error::Storage {
+        url,
+        message: format!("{why}; {kept}"),
+    }
 }

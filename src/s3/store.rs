@@ -72,6 +72,10 @@ pub struct Store {
     pub part_size: u64,
     /// Parts in flight per image object.
     pub parts_in_flight: usize,
+    /// The media hashes once the pass has them (`media-md5`, …): metadata of every side file
+    /// written after it (hash logs, record). The image objects' metadata is fixed when their
+    /// uploads begin, before any hash is known.
+    pub media: Mutex<Vec<(String, String)>>,
 }
 
 impl Store {
@@ -87,8 +91,24 @@ impl Store {
 
     /// Writes a small side file whole, as one object with its checksum checked.
     pub fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
-        self.client.put_object(key, bytes, &self.put)?;
+        let media = self.media.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if media.is_empty() {
+            self.client.put_object(key, bytes, &self.put)?;
+        } else {
+            let mut put = self.put.clone();
+            put.metadata.extend(media);
+            self.client.put_object(key, bytes, &put)?;
+        }
         self.check_lock(key)
+    }
+
+    /// From now on, side files carry the media hashes as metadata.
+    pub fn set_media_hashes(&self, hashes: &crate::hash::MediaHashes) {
+        *self.media.lock().unwrap_or_else(|p| p.into_inner()) = hashes
+            .hex()
+            .into_iter()
+            .map(|(a, hex)| (format!("media-{}", a.name()), hex))
+            .collect();
     }
 
     /// With Object Lock asked for: the object written has it, or the job fails (a server

@@ -66,6 +66,21 @@ fn assert_verified(rec: &serde_yaml::Value, targets: usize) {
             .as_sequence()
             .unwrap()
             .is_empty());
+        // One hash a target: the strongest the image claims, equal to that claim.
+        let read: Vec<(&str, &str)> = ["sha256", "sha1", "md5"]
+            .into_iter()
+            .filter_map(|a| t["read_back"][a].as_str().map(|h| (a, h)))
+            .collect();
+        assert_eq!(read.len(), 1, "{t:?}");
+        let claims = r["claimed_hashes"].as_sequence().unwrap();
+        let strongest = ["sha256", "sha1", "md5"]
+            .into_iter()
+            .find(|a| claims.iter().any(|c| c["algorithm"] == *a))
+            .unwrap_or("sha256");
+        assert_eq!(read[0].0, strongest, "{claims:?}");
+        for c in claims.iter().filter(|c| c["algorithm"] == strongest) {
+            assert_eq!(c["claimed"].as_str(), Some(read[0].1), "{c:?}");
+        }
     }
 }
 

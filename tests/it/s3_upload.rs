@@ -91,6 +91,17 @@ fn raw_and_e01_objects_equal_a_local_acquisition() {
         "{outputs}"
     );
     assert_eq!(g.client().list_multipart_uploads("").unwrap(), vec![]);
+    // The record and hash-log objects carry the media hashes as metadata (sha256sum's).
+    let want_sha = sha256_hex(&std::fs::read(&source).unwrap());
+    for key in ["case-14/disk.yaml", "case-14/disk.sha256"] {
+        let head = g.client().head_object(key).unwrap().unwrap();
+        let meta: std::collections::HashMap<_, _> = head.metadata.into_iter().collect();
+        assert_eq!(meta.get("media-sha256"), Some(&want_sha), "{key}: {meta:?}");
+        assert!(
+            meta.contains_key("media-md5") && meta.contains_key("media-sha1"),
+            "{meta:?}"
+        );
+    }
 
     // The downloaded E01 set is whole: exhibit's verify and libewf's ewfverify agree.
     let (code, text) = verify(&got.join("disk.E01"), &[]);
@@ -278,6 +289,11 @@ fn a_cluster_finishes_with_one_node_down_and_fails_cleanly_with_two() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(e.contains("s3://evidence/two/disk"), "{e}");
+    // Without a quorum the record could not be stored either: it is kept locally, incomplete.
+    if e.contains("could not be updated") {
+        let rec = take_kept_record(&e);
+        assert_eq!(rec["outcome"]["status"].as_str(), Some("failed"), "{rec:?}");
+    }
     // Back with its nodes, the cluster holds no image presented as complete, and no record
     // that says complete.
     g.restart_node(1);
@@ -326,6 +342,23 @@ fn a_server_gone_mid_run_fails_with_exit_2_and_no_complete_object() {
     let c = g.client();
     assert_eq!(c.head_object("gone/disk.raw").unwrap(), None);
     assert_eq!(status_of(&c, "gone/disk.yaml"), "running");
+    // The bucket's record is stale; the finished one is kept locally and the error says where.
+    let rec = take_kept_record(&e);
+    assert_eq!(rec["outcome"]["status"].as_str(), Some("failed"), "{rec:?}");
+}
+
+/// The record a run could not store in its bucket, kept in the temporary directory at the
+/// path its error names; read and removed.
+fn take_kept_record(stderr: &str) -> serde_yaml::Value {
+    let kept = stderr
+        .split("the finished record is kept at ")
+        .nth(1)
+        .and_then(|rest| rest.split(".yaml").next())
+        .map(|p| std::path::PathBuf::from(format!("{p}.yaml")))
+        .unwrap_or_else(|| panic!("no local record named: {stderr}"));
+    let text = std::fs::read(&kept).unwrap();
+    let _ = std::fs::remove_file(&kept);
+    serde_yaml::from_slice(&text).unwrap()
 }
 
 #[test]
