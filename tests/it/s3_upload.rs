@@ -106,18 +106,7 @@ fn raw_and_e01_objects_equal_a_local_acquisition() {
     // The downloaded E01 set is whole: exhibit's verify and libewf's ewfverify agree.
     let (code, text) = verify(&got.join("disk.E01"), &[]);
     assert_eq!(code, 0, "{text}");
-    if have("ewfverify") {
-        let out = Command::new("ewfverify")
-            .arg("-q")
-            .arg(got.join("disk.E01"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    ewfverify_ok(&got.join("disk.E01"));
 
     // The same BASE again is refused before anything is written.
     let out = acquire_to(&g, &source, "s3://evidence/case-14/disk", &flags).exits(2);
@@ -154,18 +143,7 @@ fn an_e01_segment_larger_than_the_patch_window_closes_its_runs_within_it() {
     );
     let (code, text) = verify(&got.join("disk.E01"), &[]);
     assert_eq!(code, 0, "{text}");
-    if have("ewfverify") {
-        let out = Command::new("ewfverify")
-            .arg("-q")
-            .arg(got.join("disk.E01"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    ewfverify_ok(&got.join("disk.E01"));
 }
 
 #[test]
