@@ -392,19 +392,7 @@ fn ntfs_directories_made_through_an_ntfs3g_mount_extract_whole() {
         std::fs::write(m.dir.join("Users/ann/note.txt"), b"note").unwrap();
     }
     // ntfs-3g's daemon writes the volume out after the unmount: read it only once it is gone.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("ntfs-3g {}", img.display()))
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "ntfs-3g did not end after its unmount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_ntfs3g(&img);
     let out = dir.path().join("out");
     exhibit()
         .arg("extract")

@@ -3,28 +3,9 @@
 //! as `file:stream` beside the file and extracted each as its own file of that name, with its
 //! SHA-256 in extract.yaml. The Sleuth Kit (`fls`, `icat` of `MFT-128-ID`) is the oracle.
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-/// Waits until no ntfs-3g daemon serves `source` any more (it writes after the unmount).
-fn wait_for_ntfs3g(source: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("pgrep")
-        .arg("-f")
-        .arg(format!("ntfs-3g .*{}", source.display()))
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "ntfs-3g did not end after its unmount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn ntfs_alternate_data_streams_are_listed_and_extracted_as_their_own_files() {

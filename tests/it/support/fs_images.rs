@@ -208,3 +208,20 @@ pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Waits until no ntfs-3g daemon serves `source` any more (it writes after the unmount).
+pub fn wait_for_ntfs3g(source: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Command::new("pgrep")
+        .arg("-f")
+        .arg(format!("ntfs-3g .*{}", source.display()))
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ntfs-3g did not end after its unmount"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
