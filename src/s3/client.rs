@@ -12,14 +12,13 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
-use base64::Engine as _;
 use rusty_s3::actions::{
     AbortMultipartUpload, CreateMultipartUpload, DeleteObject, GetObject, HeadObject,
     ListObjectsV2, PutObject, S3Action, UploadPart,
 };
 use rusty_s3::{Bucket, UrlStyle};
-use sha2::{Digest, Sha256};
 
+use super::checksum::{crc64nvme_header, hex_sha256, parse_crc64nvme, part_digests};
 use super::config::{S3Config, Secret};
 use super::xml::{error_fields, one_line, xml_blocks, xml_escape, xml_field};
 use crate::error::{Error, Result};
@@ -156,25 +155,6 @@ impl fmt::Debug for Client {
             .field("access_key_id", &self.credentials.key())
             .finish_non_exhaustive()
     }
-}
-
-/// The CRC64NVME of `data`, as S3 computes it.
-pub fn crc64nvme(data: &[u8]) -> u64 {
-    let mut c = crc64fast_nvme::Digest::new();
-    c.write(data);
-    c.sum64()
-}
-
-/// The base64 of a CRC64NVME's 8 big-endian bytes: how S3 writes it in headers and XML.
-pub fn crc64nvme_header(crc: u64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
-}
-
-fn parse_crc64nvme(header: &str) -> Option<u64> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(header.trim())
-        .ok()?;
-    Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
 /// A request to send: method, signed URL, the headers that were signed, and a body.
@@ -368,9 +348,8 @@ impl Client {
     /// Writes `body` as the object `key` in one request, with its CRC64NVME for the server to
     /// check; returns that CRC.
     pub fn put_object(&self, key: &str, body: &[u8], options: &PutOptions) -> Result<u64> {
-        let crc = crc64nvme(body);
+        let (crc, sha) = part_digests(body);
         let crc_header = crc64nvme_header(crc);
-        let sha = hex_sha256(body);
         self.send("PUT", key, &[], Some(body), || {
             let mut a = PutObject::new(&self.bucket, Some(&self.credentials), key);
             let h = a.headers_mut();
@@ -456,9 +435,8 @@ impl Client {
         number: u16,
         body: &[u8],
     ) -> Result<UploadedPart> {
-        let crc = crc64nvme(body);
+        let (crc, sha) = part_digests(body);
         let crc_header = crc64nvme_header(crc);
-        let sha = hex_sha256(body);
         let what = format!("UPLOAD PART {number}");
         let reply = self.send(&what, key, &[], Some(body), || {
             let mut a = UploadPart::new(
@@ -797,26 +775,6 @@ fn add_put_options<'a>(h: &mut rusty_s3::Map<'a>, options: &'a PutOptions) {
     }
 }
 
-fn hex_sha256(data: &[u8]) -> String {
-    crate::hash::to_hex(&Sha256::digest(data))
-}
-
 fn unquote(s: &str) -> String {
     s.trim().trim_matches('"').to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc64nvme_is_s3s() {
-        // The check value of CRC-64/NVME ("123456789"), and its header form.
-        assert_eq!(crc64nvme(b"123456789"), 0xae8b_1486_0a79_9888);
-        assert_eq!(
-            parse_crc64nvme(&crc64nvme_header(0x0102_0304_0506_0708)),
-            Some(0x0102_0304_0506_0708)
-        );
-        assert_eq!(parse_crc64nvme("not base64"), None);
-    }
 }

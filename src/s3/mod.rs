@@ -3,6 +3,7 @@
 //! take them ([`config`]), and a blocking client whose every request is signed, checksummed,
 //! bounded in time and retried when the failure is transient ([`client`]). docs/s3.md.
 
+pub mod checksum;
 pub mod client;
 pub mod config;
 pub mod store;

@@ -1,41 +1,125 @@
 //! An image object streamed into a bucket: a multipart upload with several parts in flight,
-//! each part with a CRC64NVME the server checks, and the whole object's CRC64NVME computed
-//! here and compared with what the completed object reports. Memory is bounded by the parts
-//! in flight: `(parts_in_flight + 2) × part_size`.
+//! each part with a CRC64NVME the server checks, and the whole object's CRC64NVME (combined
+//! from the parts') compared with what the completed object reports. Memory is bounded by the
+//! parts in flight: `(parts_in_flight + 2) × part_size`.
 //!
-//! Bytes are appended in order; the last [`ObjectWriter::patch_window`] bytes are held back
-//! (not yet sent), so a writer that fills in a header after its data (the E01 `sectors`
-//! descriptor) can still patch them. An object that fits in one part is one PutObject.
+//! Bytes are appended in order into part-sized buffers; the last [`ObjectWriter::patch_window`]
+//! bytes are held back (not yet sent), so a writer that fills in a header after its data (the
+//! E01 `sectors` descriptor) can still patch them. A buffer is copied into once and handed to
+//! an upload thread whole, which hands it back for reuse when its part is sent. An object that
+//! fits in one part is one PutObject.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::s3::checksum::crc64nvme_combine;
 use crate::s3::client::UploadedPart;
 use crate::s3::Store;
 
 type PartJob = (u16, Vec<u8>);
+/// What an upload thread answers for a part: the part (or why not), its length, and its
+/// buffer back.
+type PartDone = (Result<UploadedPart>, u64, Vec<u8>);
 
 /// One object being written.
 pub struct ObjectWriter {
     store: Arc<Store>,
     key: String,
     part_size: usize,
-    /// Bytes not yet sent, starting at object offset `held_start`.
-    held: Vec<u8>,
-    held_start: u64,
+    held: HeldParts,
     next_part: u16,
-    crc: crc64fast_nvme::Digest,
     upload: Option<Upload>,
+}
+
+/// The bytes of an object not yet sent, from object offset `start`: whole parts, the last one
+/// possibly partial; and buffers back from sent parts, for the next ones.
+struct HeldParts {
+    part_size: usize,
+    parts: VecDeque<Vec<u8>>,
+    len: usize,
+    start: u64,
+    spare: Vec<Vec<u8>>,
+}
+
+impl HeldParts {
+    fn new(part_size: usize) -> HeldParts {
+        HeldParts {
+            part_size,
+            parts: VecDeque::new(),
+            len: 0,
+            start: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Object offset after the last byte held.
+    fn end(&self) -> u64 {
+        self.start + self.len as u64
+    }
+
+    /// Copies as much of `data` as fills the current part (a new one when it is whole);
+    /// returns how many bytes it took.
+    fn append(&mut self, data: &[u8]) -> usize {
+        if self.parts.back().is_none_or(|b| b.len() == self.part_size) {
+            let mut buffer = self.spare.pop().unwrap_or_default();
+            buffer.clear();
+            buffer.reserve_exact(self.part_size);
+            self.parts.push_back(buffer);
+        }
+        let buffer = self.parts.back_mut().expect("a buffer was just pushed");
+        let n = (self.part_size - buffer.len()).min(data.len());
+        buffer.extend_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    /// Overwrites held bytes from object offset `offset` (the caller checked the range).
+    fn patch(&mut self, offset: u64, mut data: &[u8]) {
+        // Every buffer but the last is a whole part, so an offset's buffer is found by
+        // division; a patch may run on into the next buffer.
+        let mut at = (offset - self.start) as usize;
+        while !data.is_empty() {
+            let buffer = &mut self.parts[at / self.part_size];
+            let first = at % self.part_size;
+            let n = (buffer.len() - first).min(data.len());
+            buffer[first..first + n].copy_from_slice(&data[..n]);
+            at += n;
+            data = &data[n..];
+        }
+    }
+
+    /// The oldest part, no longer held.
+    fn take_first(&mut self) -> Option<Vec<u8>> {
+        let part = self.parts.pop_front()?;
+        self.len -= part.len();
+        self.start += part.len() as u64;
+        Some(part)
+    }
+
+    /// Everything held, as one body (for an object sent in one request).
+    fn take_all(&mut self) -> Vec<u8> {
+        let body = self.parts.drain(..).flatten().collect();
+        self.start += self.len as u64;
+        self.len = 0;
+        body
+    }
+
+    fn clear(&mut self) {
+        self.parts.clear();
+        self.len = 0;
+    }
 }
 
 struct Upload {
     id: String,
     jobs: Option<SyncSender<PartJob>>,
-    results: Receiver<Result<UploadedPart>>,
+    results: Receiver<PartDone>,
     threads: Vec<JoinHandle<()>>,
-    done: Vec<UploadedPart>,
+    /// Parts sent with their lengths.
+    done: Vec<(UploadedPart, u64)>,
 }
 
 impl ObjectWriter {
@@ -46,10 +130,8 @@ impl ObjectWriter {
             store,
             key,
             part_size,
-            held: Vec::new(),
-            held_start: 0,
+            held: HeldParts::new(part_size),
             next_part: 1,
-            crc: crc64fast_nvme::Digest::new(),
             upload: None,
         }
     }
@@ -61,7 +143,7 @@ impl ObjectWriter {
 
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.held_start + self.held.len() as u64
+        self.held.end()
     }
 
     /// True before the first byte.
@@ -76,10 +158,13 @@ impl ObjectWriter {
 
     /// Appends `data`, sending whole parts once more than a part plus the patch window is
     /// held.
-    pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.held.extend_from_slice(data);
-        while self.held.len() >= 2 * self.part_size {
-            self.send_part()?;
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            let n = self.held.append(data);
+            data = &data[n..];
+            while self.held.len >= 2 * self.part_size {
+                self.send_part()?;
+            }
         }
         Ok(())
     }
@@ -87,24 +172,20 @@ impl ObjectWriter {
     /// Overwrites bytes at `offset` written earlier, within the patch window.
     pub fn patch(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         let end = offset + data.len() as u64;
-        if offset < self.held_start || end > self.len() {
+        if offset < self.held.start || end > self.len() {
             return Err(Error::Internal(format!(
                 "{}: a patch of bytes {offset}..{end} outside the held bytes {}..{}",
                 self.url(),
-                self.held_start,
+                self.held.start,
                 self.len()
             )));
         }
-        let at = (offset - self.held_start) as usize;
-        self.held[at..at + data.len()].copy_from_slice(data);
+        self.held.patch(offset, data);
         Ok(())
     }
 
     fn send_part(&mut self) -> Result<()> {
-        let rest = self.held.split_off(self.part_size.min(self.held.len()));
-        let part = std::mem::replace(&mut self.held, rest);
-        self.held_start += part.len() as u64;
-        self.crc.write(&part);
+        let part = self.held.take_first().expect("a part is held");
         if self.upload.is_none() {
             self.upload = Some(self.begin()?);
         }
@@ -118,8 +199,9 @@ impl ObjectWriter {
         self.next_part += 1;
         let upload = self.upload.as_mut().expect("upload begun");
         // A failed part ends the object: say so now instead of after the whole pass.
-        while let Ok(result) = upload.results.try_recv() {
-            upload.done.push(result?);
+        while let Ok((result, len, buffer)) = upload.results.try_recv() {
+            self.held.spare.push(buffer);
+            upload.done.push((result?, len));
         }
         let sent = upload
             .jobs
@@ -139,7 +221,7 @@ impl ObjectWriter {
             for t in upload.threads.drain(..) {
                 let _ = t.join();
             }
-            while let Ok(result) = upload.results.try_recv() {
+            while let Ok((result, _, _)) = upload.results.try_recv() {
                 if let Err(e) = result {
                     return e;
                 }
@@ -166,7 +248,7 @@ impl ObjectWriter {
                     let Ok((number, body)) = job else { return };
                     let result = store.client.upload_part(&key, &id, number, &body);
                     let failed = result.is_err();
-                    let _ = result_tx.send(result);
+                    let _ = result_tx.send((result, body.len() as u64, body));
                     if failed {
                         return;
                     }
@@ -183,18 +265,18 @@ impl ObjectWriter {
     }
 
     /// Sends what is held, completes the upload and checks the completed object's
-    /// CRC64NVME against the one computed here. Returns the object's length.
+    /// CRC64NVME against the one combined here from its parts'. Returns the object's length.
     pub fn finish(mut self) -> Result<u64> {
         let len = self.len();
         if self.upload.is_none() {
-            let body = std::mem::take(&mut self.held);
+            let body = self.held.take_all();
             self.store
                 .client
                 .put_object(&self.key, &body, &self.store.put)?;
             return Ok(len);
         }
         let result = (|| -> Result<()> {
-            while !self.held.is_empty() {
+            while self.held.len > 0 {
                 self.send_part()?;
             }
             let upload = self.upload.as_mut().expect("upload begun");
@@ -202,11 +284,11 @@ impl ObjectWriter {
             for t in upload.threads.drain(..) {
                 let _ = t.join();
             }
-            while let Ok(result) = upload.results.try_recv() {
-                upload.done.push(result?);
+            while let Ok((result, len, _)) = upload.results.try_recv() {
+                upload.done.push((result?, len));
             }
             let mut parts = std::mem::take(&mut upload.done);
-            parts.sort_by_key(|p| p.number);
+            parts.sort_by_key(|(p, _)| p.number);
             let expected = u64::from(self.next_part - 1);
             if parts.len() as u64 != expected {
                 return Err(Error::Internal(format!(
@@ -215,10 +297,14 @@ impl ObjectWriter {
                     parts.len()
                 )));
             }
+            let whole = parts
+                .iter()
+                .fold(0, |crc, (p, len)| crc64nvme_combine(crc, p.crc64nvme, *len));
+            let parts: Vec<UploadedPart> = parts.into_iter().map(|(p, _)| p).collect();
             let id = upload.id.clone();
             self.store
                 .client
-                .complete_multipart(&self.key, &id, &parts, self.crc.sum64())?;
+                .complete_multipart(&self.key, &id, &parts, whole)?;
             self.store.check_lock(&self.key)
         })();
         match result {
@@ -250,5 +336,44 @@ impl Drop for ObjectWriter {
     fn drop(&mut self) {
         // An upload neither finished nor aborted (a panic, an early return) is aborted.
         self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeldParts;
+
+    #[test]
+    fn held_parts_give_back_the_bytes_written_with_patches_across_parts() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut held = HeldParts::new(64);
+        let mut expected = data.clone();
+        let mut sent = Vec::new();
+        let mut rest = &data[..];
+        for step in [1, 63, 64, 65, 200, 3, 604] {
+            let (now, later) = rest.split_at(step);
+            let mut now = now;
+            while !now.is_empty() {
+                let n = held.append(now);
+                now = &now[n..];
+            }
+            rest = later;
+            while held.len >= 2 * 64 {
+                let part = held.take_first().unwrap();
+                assert_eq!(part.len(), 64, "every part but the last is whole");
+                sent.extend_from_slice(&part);
+                held.spare.push(part);
+            }
+            // A patch over the boundary of two held parts, as the E01 writer's header patch
+            // may be.
+            let at = held.start + 60;
+            if at + 8 <= held.end() {
+                held.patch(at, &[0xee; 8]);
+                expected[at as usize..at as usize + 8].fill(0xee);
+            }
+        }
+        sent.extend(held.take_all());
+        assert_eq!(sent, expected);
+        assert_eq!(held.end(), 1000);
     }
 }

@@ -67,7 +67,8 @@ enum SegmentTarget {
     File(ImageFile),
     Object {
         path: PathBuf,
-        writer: Option<ObjectWriter>,
+        // Boxed: a writer holds its parts' bookkeeping, far more than a file's handle.
+        writer: Option<Box<ObjectWriter>>,
         aborted: bool,
     },
 }
@@ -230,7 +231,7 @@ fn open_file(path: &Path, overwrite: bool) -> Result<Segment> {
         return Ok(Segment {
             image: SegmentTarget::Object {
                 path: path.to_path_buf(),
-                writer: Some(ObjectWriter::new(store, key)),
+                writer: Some(Box::new(ObjectWriter::new(store, key))),
                 aborted: false,
             },
             written: 0,

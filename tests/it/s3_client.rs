@@ -2,7 +2,8 @@
 //! checksums compared with what the server reports, refusals as one line without the secret.
 
 use crate::support::garage::{self, Garage};
-use exhibit::s3::client::{crc64nvme, RetryPolicy, Timeouts};
+use exhibit::s3::checksum::crc64nvme;
+use exhibit::s3::client::{RetryPolicy, Timeouts};
 use exhibit::s3::{Client, PutOptions};
 
 #[test]
