@@ -331,7 +331,7 @@ impl Outputs {
     ) -> Result<Vec<Box<dyn Sink>>> {
         if self.e01 {
             let sector = u64::from(sector_size);
-            if self.media_size % sector != 0 {
+            if !self.media_size.is_multiple_of(sector) {
                 return Err(Error::InvalidOption(format!(
                     "E01 stores whole {sector}-byte sectors and the source is {} bytes; use --format raw",
                     self.media_size

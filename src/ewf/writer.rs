@@ -448,7 +448,7 @@ impl E01Sink {
                 "E01 chunk of {chunk_size} bytes ({spc} × {bps}) must be from 8 KiB to 64 MiB"
             )));
         }
-        if opts.media_size % u64::from(bps) != 0 {
+        if !opts.media_size.is_multiple_of(u64::from(bps)) {
             return Err(Error::InvalidOption(format!(
                 "media size {} is not a multiple of the {bps}-byte sector",
                 opts.media_size
@@ -683,7 +683,7 @@ impl Sink for E01Sink {
             let take = (chunk - self.job_buf.len() % chunk).min(data.len());
             self.job_buf.extend_from_slice(&data[..take]);
             pos = take;
-            if self.job_buf.len() % chunk == 0 {
+            if self.job_buf.len().is_multiple_of(chunk) {
                 let len = self.job_buf.len();
                 self.submit(len)?;
             }

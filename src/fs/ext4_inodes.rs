@@ -80,7 +80,7 @@ impl Geometry {
         if g == 1 || !self.sparse {
             return true;
         }
-        if g % 2 == 0 {
+        if g.is_multiple_of(2) {
             return false;
         }
         [3u64, 5, 7].iter().any(|&r| {

@@ -152,7 +152,7 @@ fn array(
     which: &str,
 ) -> Result<Result<Vec<u8>, String>> {
     let len = u64::from(h.entry_count) * u64::from(h.entry_size);
-    if h.entry_size < 128 || h.entry_size % 8 != 0 || len > MAX_ARRAY {
+    if h.entry_size < 128 || !h.entry_size.is_multiple_of(8) || len > MAX_ARRAY {
         return Ok(Err(format!(
             "the {which} GPT header gives {} entries of {} bytes",
             h.entry_count, h.entry_size

@@ -166,7 +166,7 @@ pub fn explain_failure<S: ReadAt + ?Sized>(src: &S, at: u64, error: Error) -> Er
 
 /// `64M` for whole MiB, else bytes: as the flag is written.
 fn size_name(n: u64) -> String {
-    if n % (1 << 20) == 0 {
+    if n.is_multiple_of(1 << 20) {
         format!("{}M", n >> 20)
     } else {
         n.to_string()

@@ -86,13 +86,13 @@ impl Default for ReaderOptions {
 impl ReaderOptions {
     /// Checks the options against the source.
     pub fn validate(&self, sector_size: u32) -> Result<()> {
-        if self.block_size == 0 || self.block_size % 4096 != 0 {
+        if self.block_size == 0 || !self.block_size.is_multiple_of(4096) {
             return Err(Error::InvalidOption(format!(
                 "--block-size {} is not a positive multiple of 4096",
                 self.block_size
             )));
         }
-        if self.block_size % sector_size as usize != 0 {
+        if !self.block_size.is_multiple_of(sector_size as usize) {
             return Err(Error::InvalidOption(format!(
                 "--block-size {} is not a multiple of the source's sector size {sector_size}",
                 self.block_size

@@ -132,7 +132,7 @@ pub struct RescueReport {
 /// existing set (without `--overwrite`), one on the source, or a source of partial sectors.
 fn refuse_e01_up_front(source: &Source, opts: &RescueOptions) -> Result<()> {
     let sector = u64::from(source.logical_sector_size());
-    if source.size() % sector != 0 {
+    if !source.size().is_multiple_of(sector) {
         return Err(Error::InvalidOption(format!(
             "E01 stores whole {sector}-byte sectors and the source is {} bytes; rescue without --format e01",
             source.size()

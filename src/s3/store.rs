@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(part_size_for(80 << 30).unwrap(), 9 << 20);
         // 2 TB: at least 200 MB a part, rounded up to whole MiB.
         let p = part_size_for(2_000_000_000_000).unwrap();
-        assert!(p * MAX_PARTS >= 2_000_000_000_000 && p % (1 << 20) == 0 && p < 201 << 20);
+        assert!(p * MAX_PARTS >= 2_000_000_000_000 && p.is_multiple_of(1 << 20) && p < 201 << 20);
         assert!(part_size_for(60 << 40).is_err());
     }
 }

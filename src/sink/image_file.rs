@@ -74,9 +74,9 @@ impl ImageFile {
     /// system may accept O_DIRECT at open and refuse it at write time (EINVAL); then this and
     /// every later write go through the page cache.
     pub fn write_at(&mut self, data: &[u8], offset: u64) -> Result<()> {
-        let aligned = |n: u64| n % ALIGN as u64 == 0;
+        let aligned = |n: u64| n.is_multiple_of(ALIGN as u64);
         let direct_len = match &self.direct {
-            Some(_) if aligned(offset) && data.as_ptr() as usize % ALIGN == 0 => {
+            Some(_) if aligned(offset) && (data.as_ptr() as usize).is_multiple_of(ALIGN) => {
                 data.len() / ALIGN * ALIGN
             }
             _ => 0,

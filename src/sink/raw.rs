@@ -98,7 +98,7 @@ pub struct RawSink {
 /// Refuses a split segment size that is not a positive multiple of 512 bytes (before
 /// [`RawLayout::paths`] divides by it).
 pub fn check_split(segment_size: u64) -> Result<()> {
-    if segment_size < 512 || segment_size % 512 != 0 {
+    if segment_size < 512 || !segment_size.is_multiple_of(512) {
         return Err(Error::InvalidOption(format!(
             "--split {segment_size}: a segment must be a positive multiple of 512 bytes"
         )));

@@ -59,7 +59,7 @@ fn write_e01(
 /// Mostly zeros, with a marked sector every 64 MiB so that reads check their place.
 fn marked(offset: u64, buf: &mut [u8]) {
     buf.fill(0);
-    if offset % (64 << 20) == 0 {
+    if offset.is_multiple_of(64 << 20) {
         buf[..8].copy_from_slice(&offset.to_le_bytes());
     }
 }
@@ -81,7 +81,7 @@ fn peak_of_mount(first: &Path, media: u64, mnt: &Path) -> u64 {
     while at < media {
         f.seek(SeekFrom::Start(at)).unwrap();
         f.read_exact(&mut buf).unwrap();
-        let mark = if at % (64 << 20) == 0 { at } else { 0 };
+        let mark = if at.is_multiple_of(64 << 20) { at } else { 0 };
         assert_eq!(buf[..8], mark.to_le_bytes(), "at {at}");
         assert!(buf[8..].iter().all(|&b| b == 0), "at {at}");
         at += media / 256;
