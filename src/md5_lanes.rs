@@ -16,6 +16,11 @@
 /// Streams one vector register holds.
 pub const LANES: usize = 8;
 
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use crate::block::Block;
+
 const INITIAL: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
 /// MD5 over several streams fed in lockstep.
@@ -108,6 +113,60 @@ impl Md5Lanes {
     pub fn remove(&mut self, stream: usize) {
         self.states.remove(stream);
         self.carry.remove(stream);
+    }
+}
+
+/// Hashes the streams that arrive on `streams` (blocks of any sizes, in order) in lockstep,
+/// until each sender is dropped; returns each stream's MD5. A stream that ends early is
+/// finished there and the others go on (its digest then covers what it sent).
+///
+/// Waiting on one stream while the others are ahead is what lockstep means: each producer is
+/// held back only by its own bounded channel, and the stream waited on always has an empty
+/// one, so it can always go on.
+pub fn hash_in_lockstep(streams: Vec<Receiver<Arc<Block>>>) -> Vec<[u8; 16]> {
+    let mut digests = vec![[0u8; 16]; streams.len()];
+    let mut lanes = Md5Lanes::new(streams.len());
+    // Per live lane: its stream's index and the block it is in, with the bytes used of it.
+    let mut live: Vec<(usize, Option<(Arc<Block>, usize)>)> =
+        (0..streams.len()).map(|i| (i, None)).collect();
+    loop {
+        let mut lane = 0;
+        while lane < live.len() {
+            let (stream, current) = &mut live[lane];
+            if current.as_ref().is_some_and(|(b, used)| *used < b.len()) {
+                lane += 1;
+                continue;
+            }
+            match streams[*stream].recv() {
+                Ok(block) => *current = Some((block, 0)),
+                Err(_) => {
+                    digests[*stream] = lanes.digest(lane);
+                    lanes.remove(lane);
+                    live.remove(lane);
+                }
+            }
+        }
+        if live.is_empty() {
+            return digests;
+        }
+        let take = live
+            .iter()
+            .map(|(_, c)| c.as_ref().map_or(0, |(b, used)| b.len() - used))
+            .min()
+            .unwrap_or(0);
+        let inputs: Vec<&[u8]> = live
+            .iter()
+            .map(|(_, c)| {
+                let (b, used) = c.as_ref().expect("every live lane has a block");
+                &b.data()[*used..*used + take]
+            })
+            .collect();
+        lanes.update(&inputs);
+        for (_, c) in live.iter_mut() {
+            if let Some((_, used)) = c {
+                *used += take;
+            }
+        }
     }
 }
 
@@ -378,6 +437,38 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn streams_of_differently_cut_blocks_hash_in_lockstep() {
+        use std::sync::mpsc::sync_channel;
+        let data: Vec<Vec<u8>> = (0..3).map(|s| bytes(10_000, s + 1)).collect();
+        let cuts: [&[usize]; 3] = [&[4096, 4096, 1808], &[512; 20], &[10_000]];
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..3).map(|_| sync_channel(2)).unzip();
+        let hasher = std::thread::spawn(move || hash_in_lockstep(receivers));
+        std::thread::scope(|scope| {
+            for ((tx, d), cut) in senders.into_iter().zip(&data).zip(cuts) {
+                scope.spawn(move || {
+                    let pool = crate::buffer::BufferPool::new(4, 16 << 10);
+                    let mut at = 0;
+                    for (index, &n) in cut.iter().cycle().enumerate() {
+                        if at == d.len() {
+                            break;
+                        }
+                        let n = n.min(d.len() - at);
+                        let mut buf = pool.take();
+                        buf[..n].copy_from_slice(&d[at..at + n]);
+                        let block = Block::new(index as u64, at as u64, buf, n, Vec::new());
+                        tx.send(Arc::new(block)).unwrap();
+                        at += n;
+                    }
+                });
+            }
+        });
+        let digests = hasher.join().unwrap();
+        for (digest, d) in digests.iter().zip(&data) {
+            assert_eq!(digest[..], Md5::digest(d)[..]);
         }
     }
 

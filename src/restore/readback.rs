@@ -2,9 +2,15 @@
 //! io_uring where the kernel allows it) over the media length only, into the one fan-out with
 //! the hashes and the piece list, all targets at once; then each target's hashes against what
 //! the image claims, and its pieces against the image's to name the ranges that differ.
+//!
+//! Several targets proven by MD5 are hashed in lockstep, one lane each of one vector register
+//! ([`crate::md5_lanes`]): MD5 is the slowest of the three and one serial stream per target,
+//! so three targets would otherwise take three cores' worth of it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 use crate::audit::{ByteRange, ReadBack};
 use crate::block::Block;
@@ -16,6 +22,7 @@ use crate::pieces::PieceList;
 use crate::pipeline::{self, Consumers, Tuning};
 use crate::progress::Progress;
 use crate::reader::{read_source, ReaderOptions};
+use crate::sink::lane_feed::{LaneFeed, LANE_DEPTH};
 use crate::source::Source;
 
 /// What reading one target back gave.
@@ -26,12 +33,13 @@ pub(super) struct Read {
     pub direct_io: bool,
 }
 
-/// Reads `path` back over `media` bytes, hashing it with `algorithms` and listing its pieces
-/// of `piece_size` bytes.
+/// Reads `path` back over `media` bytes, hashing it with `algorithms` (and its MD5 in the
+/// lane `md5_lane` when given) and listing its pieces of `piece_size` bytes.
 fn read_one(
     path: &Path,
     media: u64,
     algorithms: &[HashAlgorithm],
+    md5_lane: Option<SyncSender<Arc<Block>>>,
     piece_size: u32,
     progress: &Progress,
     stop: &AtomicBool,
@@ -42,7 +50,10 @@ fn read_one(
     let consumers = Consumers {
         hashes: algorithms.to_vec(),
         piece_size: Some(piece_size),
-        sinks: Vec::new(),
+        sinks: md5_lane
+            .map(|lane| Box::new(LaneFeed::new(lane)) as Box<dyn crate::sink::Sink>)
+            .into_iter()
+            .collect(),
     };
     let mut unreadable = Vec::new();
     let passed = pipeline::run(
@@ -81,7 +92,8 @@ fn read_one(
 }
 
 /// Reads every target back at once (each its own reader and hashes; one progress over all),
-/// in the order given.
+/// in the order given. With more than one target, their MD5s (when asked for) are taken in
+/// lockstep on one thread instead of one thread each.
 pub(super) fn read_all(
     paths: &[PathBuf],
     media: u64,
@@ -93,20 +105,59 @@ pub(super) fn read_all(
     progress.set_done(0);
     progress.set_total(media.saturating_mul(paths.len() as u64));
     progress.set_phase("reading back");
+    let in_lanes = paths.len() > 1 && algorithms.contains(&HashAlgorithm::Md5);
+    let per_target: Vec<HashAlgorithm> = algorithms
+        .iter()
+        .copied()
+        .filter(|a| !(in_lanes && *a == HashAlgorithm::Md5))
+        .collect();
+    let per_target = &per_target;
+    let (lanes, streams): (Vec<_>, Vec<_>) = if in_lanes {
+        paths
+            .iter()
+            .map(|_| {
+                let (tx, rx) = sync_channel(LANE_DEPTH);
+                (Some(tx), rx)
+            })
+            .unzip()
+    } else {
+        (paths.iter().map(|_| None).collect(), Vec::new())
+    };
     std::thread::scope(|scope| {
+        let md5s =
+            in_lanes.then(|| scope.spawn(move || crate::md5_lanes::hash_in_lockstep(streams)));
         let threads: Vec<_> = paths
             .iter()
-            .map(|p| {
-                scope.spawn(move || read_one(p, media, algorithms, piece_size, progress, stop))
+            .zip(lanes)
+            .map(|(p, lane)| {
+                scope
+                    .spawn(move || read_one(p, media, per_target, lane, piece_size, progress, stop))
             })
             .collect();
-        threads
+        let mut reads: Vec<Result<Read>> = threads
             .into_iter()
             .map(|t| {
                 t.join()
                     .unwrap_or_else(|_| Err(Error::Internal("a read-back thread panicked".into())))
             })
-            .collect()
+            .collect();
+        if let Some(md5s) = md5s {
+            match md5s.join() {
+                Ok(digests) => {
+                    for (read, digest) in reads.iter_mut().zip(digests) {
+                        if let Ok(read) = read {
+                            read.hashes.set(HashAlgorithm::Md5, &digest);
+                        }
+                    }
+                }
+                Err(_) => {
+                    for read in &mut reads {
+                        *read = Err(Error::Internal("the lockstep MD5 thread panicked".into()));
+                    }
+                }
+            }
+        }
+        reads
     })
 }
 

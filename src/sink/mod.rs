@@ -16,6 +16,7 @@ use crate::map::BadRun;
 
 pub mod e01;
 pub mod image_file;
+pub mod lane_feed;
 pub mod object;
 pub mod raw;
 pub mod stale;

@@ -420,6 +420,64 @@ fn a_target_that_corrupts_writes_is_caught_by_the_read_back() {
     assert!(r2["restore"]["targets"][0]["read_back"].is_null());
 }
 
+/// An image that claims only an MD5 proves several targets by MD5, hashed in lockstep (one
+/// lane each): every target's own MD5 must still be its own, the corrupted one's included.
+#[test]
+fn an_md5_only_image_onto_three_targets_proves_each_by_its_own_md5() {
+    require_faulty_device!();
+    let dir = tempdir();
+    let d = dir.path();
+    let (src, data) = source(d);
+    let base = d.join("disk");
+    acquire(&src, &base, &["--hash", "md5"], 0);
+    let (f1, l1) = target(d, "a", MEDIA, 0x11, 512);
+    let flip = 3 * MIB as u64 + 77;
+    let bad = CorruptingDevice::new(MEDIA, 0, flip, 512);
+    let file_target = d.join("copy.raw");
+    let rec_path = d.join("r.yaml");
+    let out = restore(
+        &with_ext(&base, "raw"),
+        &[&bad.device, &l1.path, &file_target],
+        &["--yes", "--record", rec_path.to_str().unwrap()],
+        1,
+    );
+    assert!(text(&out).contains("DIFFERS"), "{}", text(&out));
+    drop(l1);
+    assert_restored(&f1, &data, 0x11);
+    assert_eq!(std::fs::read(&file_target).unwrap(), data);
+    let rec = read_record(&rec_path);
+    let claims = rec["restore"]["claimed_hashes"].as_sequence().unwrap();
+    assert!(claims.iter().all(|c| c["algorithm"] == "md5"), "{claims:?}");
+    let source_md5 = coreutils_sum("md5sum", &src);
+    let written = d.join("what-the-bad-target-holds");
+    std::fs::write(&written, &bad.contents()[..MEDIA]).unwrap();
+    let bad_md5 = coreutils_sum("md5sum", &written);
+    assert_ne!(bad_md5, source_md5, "the device did corrupt");
+    let ts = rec["restore"]["targets"].as_sequence().unwrap();
+    let verdicts: Vec<(&str, &str)> = ts
+        .iter()
+        .map(|t| {
+            (
+                t["read_back"]["verdict"].as_str().unwrap(),
+                t["read_back"]["md5"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("differs", bad_md5.as_str()),
+            ("matches", source_md5.as_str()),
+            ("matches", source_md5.as_str())
+        ]
+    );
+    let ranges = ts[0]["read_back"]["differing_ranges"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    assert_eq!(ranges[0]["offset"].as_u64(), Some(3 * MIB as u64));
+}
+
 #[test]
 fn a_write_that_fails_in_the_middle_is_reported_at_its_offset_and_nothing_after_it_counts() {
     require_faulty_device!();
