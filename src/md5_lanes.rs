@@ -127,8 +127,8 @@ pub fn hash_in_lockstep(streams: Vec<Receiver<Arc<Block>>>) -> Vec<[u8; 16]> {
     let mut digests = vec![[0u8; 16]; streams.len()];
     let mut lanes = Md5Lanes::new(streams.len());
     // Per live lane: its stream's index and the block it is in, with the bytes used of it.
-    let mut live: Vec<(usize, Option<(Arc<Block>, usize)>)> =
-        (0..streams.len()).map(|i| (i, None)).collect();
+    type Lane = (usize, Option<(Arc<Block>, usize)>);
+    let mut live: Vec<Lane> = (0..streams.len()).map(|i| (i, None)).collect();
     loop {
         let mut lane = 0;
         while lane < live.len() {
