@@ -2,7 +2,9 @@
 //! zeros they were filled with), each on its own thread because each is one serial stream,
 //! and hash logs in the coreutils format that `md5sum -c` / `sha256sum -c` accept.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::str::FromStr;
 
 use md5::Md5;
@@ -172,8 +174,53 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 /// One line of a coreutils hash log: `HEX  NAME`. A name of `-` means "standard input", which
 /// is how a log for split segments or an E01 says "pipe the media in" (`cat BASE.0* |
 /// sha256sum -c BASE.sha256`).
-pub fn log_line(digest: &[u8], name: &str) -> String {
-    format!("{}  {}\n", to_hex(digest), name)
+///
+/// The name goes in as its raw bytes (a Latin-1 name stays the file `md5sum -c` opens). A name
+/// with a backslash, newline or carriage return is escaped as coreutils (9.x) itself writes it:
+/// the line starts with `\` and those become `\\`, `\n`, `\r`; [`unescape_log_name`] reads it back.
+pub fn log_line(digest: &[u8], name: &OsStr) -> Vec<u8> {
+    let name = name.as_bytes();
+    let escape = name.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r'));
+    let mut line = Vec::with_capacity(name.len() + digest.len() * 2 + 4);
+    if escape {
+        line.push(b'\\');
+    }
+    line.extend_from_slice(to_hex(digest).as_bytes());
+    line.extend_from_slice(b"  ");
+    for &b in name {
+        match b {
+            b'\\' if escape => line.extend_from_slice(b"\\\\"),
+            b'\n' => line.extend_from_slice(b"\\n"),
+            b'\r' => line.extend_from_slice(b"\\r"),
+            _ => line.push(b),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+/// The name of an escaped log line (one that started with `\`, see [`log_line`]): `\\`,
+/// `\n` and `\r` back to the characters; any other backslash is kept as it is.
+pub fn unescape_log_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -192,5 +239,32 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(from_hex("00ff").unwrap(), vec![0, 255]);
+    }
+
+    /// What `md5sum` (coreutils 9.1) writes for each name, taken from its own output.
+    #[test]
+    fn log_lines_escape_names_as_coreutils_does() {
+        let d = from_hex("9dd4e461268c8034f5c8564e155c67a6").unwrap();
+        let line = |n: &[u8]| log_line(&d, OsStr::from_bytes(n));
+        let hex = "9dd4e461268c8034f5c8564e155c67a6";
+        assert_eq!(line(b"disk.raw"), format!("{hex}  disk.raw\n").into_bytes());
+        assert_eq!(line(b"-"), format!("{hex}  -\n").into_bytes());
+        assert_eq!(
+            line(b"it's a disk"),
+            format!("{hex}  it's a disk\n").into_bytes()
+        );
+        assert_eq!(line(b"a\nb"), format!("\\{hex}  a\\nb\n").into_bytes());
+        assert_eq!(line(b"c\\d"), format!("\\{hex}  c\\\\d\n").into_bytes());
+        assert_eq!(line(b"e\rf"), format!("\\{hex}  e\\rf\n").into_bytes());
+        assert_eq!(line(b"i\tj"), format!("{hex}  i\tj\n").into_bytes());
+        let mut latin1 = format!("{hex}  g").into_bytes();
+        latin1.extend_from_slice(b"\xffh\n");
+        assert_eq!(line(b"g\xffh"), latin1);
+        for name in ["a\nb", "c\\d", "e\rf", "x\\n\\\n"] {
+            let l = line(name.as_bytes());
+            let text = std::str::from_utf8(&l).unwrap();
+            let written = text.trim_end_matches('\n').split_once("  ").unwrap().1;
+            assert_eq!(unescape_log_name(written), name);
+        }
     }
 }

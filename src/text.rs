@@ -3,10 +3,10 @@
 //! (Latin-1 names on old evidence) written into the record and JSON without failing.
 //!
 //! One rule each, used everywhere: [`printable`] for what is printed, [`path_text`] and the
-//! [`path`] serde helpers for what is stored.
+//! [`path`] serde helpers for what is stored, [`shell_quote`] for a name in a shell command.
 
 use std::borrow::Cow;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -161,6 +161,56 @@ pub mod path {
     }
 }
 
+/// `word` as one word of a **bash** command line, for the commands the record tells a person
+/// to paste (`hashes.check`). A word of only `[A-Za-z0-9._/+=:,@%^-]` is left as it is (so
+/// ordinary names read as before); any other UTF-8 word without control characters goes in
+/// POSIX single quotes (`'it'\''s'`); a word that is not UTF-8 or holds control characters
+/// (a newline, an escape sequence, a bidirectional override) uses bash's ANSI-C quoting,
+/// `$'caf\xe9'`, because the record is UTF-8 YAML and cannot carry the raw bytes. `$'…'` is
+/// not POSIX `sh`: the commands are for bash.
+pub fn shell_quote(word: &OsStr) -> Cow<'_, str> {
+    let bytes = word.as_bytes();
+    let safe = |b: &u8| b.is_ascii_alphanumeric() || b"._/+=:,@%^-".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(safe) {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return Cow::Borrowed(s);
+        }
+    }
+    let text = std::str::from_utf8(bytes).ok();
+    if let Some(s) = text.filter(|s| !s.chars().any(needs_escape)) {
+        return Cow::Owned(format!("'{}'", s.replace('\'', "'\\''")));
+    }
+    let mut out = String::with_capacity(bytes.len() * 2 + 3);
+    out.push_str("$'");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' | '\'' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if needs_escape(c) => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('\'');
+    Cow::Owned(out)
+}
+
+/// [`shell_quote`] for a path.
+pub fn shell_quote_path(p: &Path) -> Cow<'_, str> {
+    shell_quote(p.as_os_str())
+}
+
 /// argv for the record: each argument as text, non-UTF-8 bytes escaped like [`path_text`]
 /// (`std::env::args` would panic on them).
 pub fn args_text(args: impl IntoIterator<Item = OsString>) -> Vec<String> {
@@ -191,5 +241,25 @@ mod tests {
         for plain in ["/ev/café.raw", "a\\xzz", "a\\x4"] {
             assert_eq!(path_from_text(plain), PathBuf::from(plain));
         }
+    }
+
+    #[test]
+    fn shell_words_are_quoted_for_bash() {
+        let q = |b: &[u8]| shell_quote(OsStr::from_bytes(b)).into_owned();
+        assert!(matches!(
+            shell_quote(OsStr::new("/dev/sdz")),
+            Cow::Borrowed("/dev/sdz")
+        ));
+        assert_eq!(q(b"disk-1_a.E01"), "disk-1_a.E01");
+        assert_eq!(q(b"a+b=c:d,e@f%g^h"), "a+b=c:d,e@f%g^h");
+        assert_eq!(q(b""), "''");
+        assert_eq!(q(b"my disk.raw"), "'my disk.raw'");
+        assert_eq!(q(b"it's"), "'it'\\''s'");
+        assert_eq!(q(b"$(rm -rf ~);*`x`\\"), "'$(rm -rf ~);*`x`\\'");
+        assert_eq!(q("café".as_bytes()), "'café'");
+        assert_eq!(q(b"caf\xe9 it's\\"), "$'caf\\xe9 it\\'s\\\\'");
+        assert_eq!(q(b"a\nb\x1b[0m"), "$'a\\x0ab\\x1b[0m'");
+        assert_eq!(q("a\u{202e}b".as_bytes()), "$'a\\xe2\\x80\\xaeb'");
+        assert_eq!(shell_quote_path(Path::new("/ev/a b")), "'/ev/a b'");
     }
 }

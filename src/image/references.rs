@@ -59,6 +59,11 @@ pub fn parse_log(algorithm: HashAlgorithm, text: &str) -> (Vec<LogEntry>, Vec<(u
         if l.trim().is_empty() || l.starts_with('#') {
             continue;
         }
+        // coreutils starts a line with `\` when it escaped the name (a backslash or newline).
+        let (l, escaped) = match l.strip_prefix('\\') {
+            Some(rest) => (rest, true),
+            None => (l, false),
+        };
         let parsed = if let Some((hex, rest)) = l.split_once(' ') {
             let name = rest
                 .strip_prefix(' ')
@@ -82,7 +87,12 @@ pub fn parse_log(algorithm: HashAlgorithm, text: &str) -> (Vec<LogEntry>, Vec<(u
             })
         });
         match parsed {
-            Some(e) => entries.push(e),
+            Some(mut e) => {
+                if escaped {
+                    e.name = crate::hash::unescape_log_name(&e.name);
+                }
+                entries.push(e)
+            }
             None => bad.push((i + 1, l.chars().take(120).collect())),
         }
     }
@@ -369,6 +379,16 @@ mod tests {
         let (e, bad) = parse_log(HashAlgorithm::Sha1, &format!("{md5}  x\n"));
         assert!(e.is_empty());
         assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn escaped_coreutils_lines_give_the_real_name() {
+        let md5 = "900150983cd24fb0d6963f7d28e17f72";
+        let text = format!("\\{md5}  a\\\\b\\n.raw\n\\MD5 (c\\nd) = {md5}\n");
+        let (e, bad) = parse_log(HashAlgorithm::Md5, &text);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(e[0].name, "a\\b\n.raw");
+        assert_eq!(e[1].name, "c\nd");
     }
 
     #[test]

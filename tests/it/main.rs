@@ -14,6 +14,7 @@ mod browse;
 mod browse_ext4;
 mod browse_ntfs;
 mod cat;
+mod check_commands;
 mod cli;
 mod convert;
 mod devices;
