@@ -6,11 +6,16 @@
 #   s3 raw:     exhibit acquire SOURCE -o s3://bench/disk                  (objects complete, checked)
 #   local E01:  exhibit acquire SOURCE -o WORK/local/disk --format e01     (+ sync)
 #   s3 E01:     exhibit acquire SOURCE -o s3://bench/disk --format e01
+# Each of the four twice: "shared", everything on both cores as it comes; and "own core", exhibit
+# pinned to CPU 0 (local runs too) and every Garage thread to CPU 1, so the server's hashing and
+# storing does not come out of exhibit's CPU, the way a server on another machine would not
+# (on a two-core machine that leaves exhibit one core for both kinds of run).
 # Page cache dropped before every run; local times include the final `sync`; the bucket's
 # objects of each s3 run go under a prefix of their own, so no run is refused (they stay until
-# the end: the work directory needs about (2 x REPEATS + 1) x the source size free). Peak RSS from /usr/bin/time. Garage's data directory lives
-# in the work directory, so both write to the same file system. Writes a Markdown table to
-# stdout (and to $OUT if set). Root only (drop_caches).
+# the end: the work directory needs about (4 x REPEATS + 1) x the source size free). Peak RSS
+# and exhibit's CPU seconds from /usr/bin/time, Garage's CPU seconds from /proc. Garage's data
+# directory lives in the work directory, so both write to the same file system. Writes a
+# Markdown table to stdout (and to $OUT if set). Root only (drop_caches).
 #
 #   bench/s3.sh SOURCE [REPEATS]      (REPEATS default 3; median reported)
 #   EXHIBIT=target/release/exhibit    GARAGE=$(scripts/install-garage.sh)
@@ -72,41 +77,67 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3
 size=$(stat -c %s "$SOURCE")
 
-declare -A times rss
-run() { # run WHAT: appends seconds to times[WHAT] and the peak RSS (KiB) to rss[WHAT]
-    local what=$1 fmt out
+declare -A times rss cpu server
+garage_cpu() { # Garage's user + system seconds so far
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$GARAGE_PID/stat"
+}
+run() { # run WHAT PLACEMENT: appends to times/rss/cpu/server[WHAT/PLACEMENT]
+    local what=$1 placement=$2 fmt out pin=()
     case $what in *e01) fmt=e01 ;; *) fmt=raw ;; esac
-    case $what in local*) out=$WORK/local/disk ;; *) out=s3://bench/run$RANDOM/disk ;; esac
+    case $what in local*) out=$WORK/local/disk ;; *) out=s3://bench/run$RANDOM$RANDOM/disk ;; esac
+    [[ $placement == own ]] && pin=(taskset -c 0)
     rm -rf "$WORK/local"/*
     sync; echo 3 >/proc/sys/vm/drop_caches
-    local t0 t1
+    local t0 t1 g0 g1
+    g0=$(garage_cpu)
     t0=$(now)
-    "$TIME" -f '%M' -o "$WORK/rss" "$EXHIBIT" acquire "$SOURCE" -o "$out" --format "$fmt" --quiet \
-        || { echo "s3.sh: $what failed" >&2; exit 2; }
+    "${pin[@]}" "$TIME" -f '%M %U %S' -o "$WORK/rss" "$EXHIBIT" acquire "$SOURCE" -o "$out" \
+        --format "$fmt" --quiet || { echo "s3.sh: $what ($placement) failed" >&2; exit 2; }
     sync
     t1=$(now)
-    times[$what]+="$(echo "$t1 - $t0" | bc) "
-    rss[$what]+="$(tail -n 1 "$WORK/rss") "
+    g1=$(garage_cpu)
+    local key=$what/$placement m u sy
+    read -r m u sy < <(tail -n 1 "$WORK/rss")
+    times[$key]+="$(echo "$t1 - $t0" | bc) "
+    rss[$key]+="$m "
+    cpu[$key]+="$(echo "$u + $sy" | bc) "
+    server[$key]+="$(echo "$g1 - $g0" | bc) "
 }
-for _ in $(seq "$REPEATS"); do
-    for what in local-raw s3-raw local-e01 s3-e01; do run "$what"; done
+for placement in shared own; do
+    if [[ $placement == own ]]; then
+        taskset -a -p 2 "$GARAGE_PID" >/dev/null
+    fi
+    for _ in $(seq "$REPEATS"); do
+        for what in local-raw s3-raw local-e01 s3-e01; do run "$what" "$placement"; done
+    done
 done
 {
-    echo "Acquire into a single-node Garage on loopback (sqlite metadata, data on the work directory's file system) vs to a local file, $((size >> 20)) MiB source, page cache dropped, \`sync\` included, $REPEATS runs"
+    echo "Acquire into a single-node Garage on loopback (sqlite metadata, default settings, data on the work directory's file system) vs to a local file, $((size >> 20)) MiB source, page cache dropped, \`sync\` included, $REPEATS runs each; CPU seconds are user + system"
     echo
-    echo "| what | median s | MB/s (median) | vs local | peak RSS MiB (median) |"
-    echo "|---|---:|---:|---:|---:|"
-    for what in local-raw s3-raw local-e01 s3-e01; do
-        m=$(echo "${times[$what]}" | median)
-        base=$(echo "${times[local-${what#*-}]}" | median)
-        r=$(echo "${rss[$what]}" | median)
-        case $what in
-            local-raw) label='raw to a local file' ;;
-            s3-raw) label='raw to `s3://` (4 parts in flight)' ;;
-            local-e01) label='E01 (`fast`) to local files' ;;
-            s3-e01) label='E01 (`fast`) to `s3://`' ;;
-        esac
-        printf '| %s | %.2f | %.0f | %.2f× | %.0f |\n' "$label" "$m" \
-            "$(echo "$size / $m / 1000000" | bc -l)" "$(echo "$base / $m" | bc -l)" "$(echo "$r / 1024" | bc -l)"
+    echo "| cores | what | median s | MB/s (median) | vs local | exhibit CPU s | Garage CPU s | peak RSS MiB (median) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    for placement in shared own; do
+        for what in local-raw s3-raw local-e01 s3-e01; do
+            key=$what/$placement
+            m=$(echo "${times[$key]}" | median)
+            base=$(echo "${times[local-${what#*-}/$placement]}" | median)
+            r=$(echo "${rss[$key]}" | median)
+            c=$(echo "${cpu[$key]}" | median)
+            g=$(echo "${server[$key]}" | median)
+            case $what in
+                local-raw) label='raw to a local file' ;;
+                s3-raw) label='raw to `s3://` (4 parts in flight)' ;;
+                local-e01) label='E01 (`fast`) to local files' ;;
+                s3-e01) label='E01 (`fast`) to `s3://`' ;;
+            esac
+            case $placement in
+                shared) where='both shared' ;;
+                own) where='exhibit CPU 0, Garage CPU 1' ;;
+            esac
+            case $what in local*) g='' ;; esac
+            printf '| %s | %s | %.2f | %.0f | %.2f× | %.2f | %s | %.0f |\n' "$where" "$label" "$m" \
+                "$(echo "$size / $m / 1000000" | bc -l)" "$(echo "$base / $m" | bc -l)" "$c" "$g" \
+                "$(echo "$r / 1024" | bc -l)"
+        done
     done
 } | tee "${OUT:-/dev/null}"
