@@ -105,6 +105,15 @@ mod tests {
     use super::*;
     use crate::hash::HashAlgorithm;
 
+    /// Digests with only an MD5 (of "x"): one log per check.
+    fn md5_of_x() -> MediaHashes {
+        let mut digests = MediaHashes::default();
+        let mut h = HashAlgorithm::Md5.hasher();
+        h.update(b"x");
+        digests.set(HashAlgorithm::Md5, &h.finish());
+        digests
+    }
+
     fn file(path: &str, kind: &str) -> OutputFile {
         OutputFile {
             path: path.into(),
@@ -117,10 +126,7 @@ mod tests {
     fn logs_name_the_raw_image_or_feed_the_media() {
         let dir = tempfile::tempdir().unwrap();
         let side = SideFiles::new(dir.path().join("disk"));
-        let mut digests = MediaHashes::default();
-        let mut h = HashAlgorithm::Md5.hasher();
-        h.update(b"x");
-        digests.set(HashAlgorithm::Md5, &h.finish());
+        let digests = md5_of_x();
 
         let raw = write(&side, &digests, &[file("d/disk.raw", "raw")], 1).unwrap();
         assert_eq!(raw.logs, vec![side.hash_log(HashAlgorithm::Md5)]);
@@ -147,10 +153,7 @@ mod tests {
     fn every_name_in_a_check_is_quoted_and_the_log_has_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let side = SideFiles::new(dir.path().join("it's a disk"));
-        let mut digests = MediaHashes::default();
-        let mut h = HashAlgorithm::Md5.hasher();
-        h.update(b"x");
-        digests.set(HashAlgorithm::Md5, &h.finish());
+        let digests = md5_of_x();
         let latin1 = |b: &[u8]| PathBuf::from(OsString::from_vec(b.to_vec()));
         let one = |path: PathBuf, kind: &str| OutputFile {
             path,
