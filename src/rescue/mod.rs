@@ -281,9 +281,16 @@ pub fn rescue(
     }
     let output = job.output_file();
     record.record_mut().outputs = vec![output];
+    // Every sector is read now; what is left is hashing the image, which takes minutes on a
+    // large disk and a signal may end. The table is read before it, so such a stop records it
+    // too (a finished run reads it again from the finished image, below).
+    let table_if_stopped = partitions_so_far(&mut job);
     let report = match job.finish(started.utc.into()) {
         Ok(report) => report,
-        Err(e) => return Err(failed(&mut record, e)),
+        Err(e) => {
+            record.note_partitions(table_if_stopped);
+            return Err(failed(&mut record, e));
+        }
     };
     if let (Some(settings), true) = (&opts.e01, report.complete) {
         match seal_into_e01(source, opts, settings, &report, interrupted) {

@@ -2,7 +2,8 @@
 //! stands, and only from sectors its map calls rescued: with nothing read yet the record
 //! says so; with LBA 0–33 and the GPT backup rescued (a resumed GNU ddrescue map) it holds
 //! the table `sfdisk --dump` shows; an MBR whose logical partitions' chain lies in sectors
-//! not read yet is refused with that reason, never read from the zeros there.
+//! not read yet is refused with that reason, never read from the zeros there. A rescue
+//! stopped while it hashes the finished image (its last step) records the table too.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -104,4 +105,58 @@ fn a_stopped_rescue_reads_the_table_only_from_rescued_sectors() {
         why.contains("not read yet") && why.contains(&format!("{}..", 8192 * 512)),
         "{why}"
     );
+}
+
+#[test]
+fn a_rescue_stopped_while_it_hashes_the_image_records_the_table() {
+    if !have("sfdisk") {
+        return;
+    }
+    let dir = tempdir();
+    // Large enough that hashing it takes far longer than the 20 ms in which a stop is seen.
+    let size = 1u64 << 30;
+    let disk = dir.path().join("big.img");
+    std::fs::File::create(&disk).unwrap().set_len(size).unwrap();
+    assert!(sfdisk(
+        &disk,
+        b"label: gpt\nstart=2048, size=8192, name=\"one\"\nstart=10240, size=8192\n"
+    ));
+    // Every sector rescued already (a GNU ddrescue map of `+` only): the run only hashes.
+    let base = dir.path().join("done");
+    std::fs::copy(&disk, base.with_extension("raw")).unwrap();
+    std::fs::write(
+        base.with_extension("map"),
+        format!(
+            "# Mapfile. Created by GNU ddrescue version 1.27\n\
+             # current_pos  current_status  current_pass\n\
+             {size:#x}     +               1\n\
+             #      pos        size  status\n\
+             0x00000000  {size:#x}  +\n"
+        ),
+    )
+    .unwrap();
+    let source = Source::open(&disk, true).unwrap();
+    let stop = AtomicBool::new(false);
+    let progress = RescueProgress::default();
+    let r = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while progress.phase() != exhibit::rescue::Phase::Hashing
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        rescue(&source, &RescueOptions::new(&base), &progress, &stop)
+    });
+    assert!(matches!(r, Err(exhibit::Error::Interrupted(_))), "{r:?}");
+    let rec = AuditRecord::read(&base.with_extension("yaml")).unwrap();
+    assert_eq!(rec.outcome.status, "interrupted", "{:?}", rec.outcome);
+    let table = rec.partitions.clone().flatten().expect("the table");
+    let finished = dir.path().join("finished");
+    rescue_cmd(&disk, &finished, &[]).exits(0);
+    let whole = AuditRecord::read(&finished.with_extension("yaml")).unwrap();
+    assert_eq!(Some(Some(table)), whole.partitions);
+    assert_eq!(rec.partitions_error, None);
 }
