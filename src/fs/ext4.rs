@@ -327,6 +327,9 @@ impl FileSystem for Ext4Fs {
     fn read(&mut self, path: &FsPath, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<u64> {
         self.volume.begin(0);
         if let Some(st) = self.stored(path)? {
+            if !st.inline {
+                return self.read_runs(path, &st, out);
+            }
             let data = self.inline_data(path, &st)?;
             out(&data)?;
             return Ok(data.len() as u64);
@@ -354,6 +357,20 @@ impl FileSystem for Ext4Fs {
                 let size = st.inode.size() as usize;
                 return Ok(st.inode.i_block()[..size].to_vec());
             }
+            if !st.inline {
+                // A long target in a block of its own (at most one block: bounded).
+                if st.inode.size() > 4096 {
+                    return Err(self
+                        .volume
+                        .error(NAME, path, "a link target over 4096 bytes"));
+                }
+                let mut target = Vec::new();
+                self.read_runs(path, &st, &mut |b: &[u8]| {
+                    target.extend_from_slice(b);
+                    Ok(())
+                })?;
+                return Ok(target);
+            }
             return self.inline_data(path, &st);
         }
         let p = path_bytes(path);
@@ -363,6 +380,20 @@ impl FileSystem for Ext4Fs {
             .map_err(|e| self.fail(path, e))?;
         Ok(target.as_ref().to_vec())
     }
+}
+
+/// Bytes a file's data is handed on in.
+const CHUNK: usize = 1 << 20;
+
+/// Hands on zeros from file offset `at` to `end` (a hole, an unwritten extent); returns `end`.
+fn zeros(out: &mut dyn FnMut(&[u8]) -> Result<()>, mut at: u64, end: u64) -> Result<u64> {
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
+    while at < end {
+        let n = (end - at).min(CHUNK as u64) as usize;
+        out(&ZEROS[..n])?;
+        at += n as u64;
+    }
+    Ok(at.max(end))
 }
 
 impl Ext4Fs {
@@ -393,16 +424,62 @@ impl Ext4Fs {
         Ok(out)
     }
 
-    /// The data of an inline inode; a file in blocks under an inline directory is an error
-    /// for that path (exhibit reads only the inline data itself).
-    fn inline_data(&self, path: &FsPath, st: &Stored) -> Result<Vec<u8>> {
-        if !st.inline {
-            return Err(self.volume.error(
+    /// A file in blocks under a directory stored inline, which `ext4-view` cannot reach: its
+    /// extents, read here, with holes and unwritten extents as zeros, up to its size.
+    fn read_runs(
+        &self,
+        path: &FsPath,
+        st: &Stored,
+        out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let v = &self.volume;
+        let size = st.inode.size();
+        let (bs, runs) = super::ext4_inodes::runs(v, st.ino).ok_or_else(|| {
+            v.error(
                 NAME,
                 path,
-                "its data is in blocks, under a directory stored inline (inline_data), \
-                 which exhibit's ext4 reader cannot follow; not read",
-            ));
+                "its data is in blocks mapped in a way exhibit's ext4 reader does not follow \
+                 (not by extents, or a damaged extent tree), under a directory stored inline; \
+                 not read",
+            )
+        })?;
+        v.begin(size);
+        let mut buf = vec![0u8; CHUNK];
+        let mut at = 0u64;
+        for run in runs {
+            let start = run.logical.saturating_mul(bs).min(size);
+            let end = run
+                .logical
+                .saturating_add(run.len)
+                .saturating_mul(bs)
+                .min(size);
+            at = zeros(out, at, start)?;
+            let Some(physical) = run.physical else {
+                at = zeros(out, at, end)?;
+                continue;
+            };
+            let mut from = physical.checked_mul(bs).ok_or_else(|| {
+                v.error(NAME, path, "an extent past the end of the volume (damaged)")
+            })?;
+            while at < end {
+                let n = (end - at).min(CHUNK as u64) as usize;
+                v.read_exact_at(from, &mut buf[..n])
+                    .map_err(|e| v.error(NAME, path, e))?;
+                out(&buf[..n])?;
+                at += n as u64;
+                from += n as u64;
+            }
+        }
+        zeros(out, at, size)?;
+        Ok(size)
+    }
+
+    /// The data of an inline inode.
+    fn inline_data(&self, path: &FsPath, st: &Stored) -> Result<Vec<u8>> {
+        if !st.inline {
+            return Err(self
+                .volume
+                .error(NAME, path, "its data is in blocks, not inline"));
         }
         st.inode.inline_data().ok_or_else(|| {
             self.volume

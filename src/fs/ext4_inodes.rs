@@ -27,6 +27,21 @@ const I_BLOCK: usize = 60;
 /// Blocks of one directory read at most (the read budget bounds the bytes as well).
 const MAX_DIR_BLOCKS: u64 = 1 << 18;
 const MAX_EXTENT_DEPTH: u32 = 5;
+/// Extents of one file, at most: a file fragmented further is refused rather than listed in
+/// unbounded memory (each is 24 bytes here; ext4 itself keeps files far below this).
+const MAX_RUNS: usize = 1 << 20;
+
+/// A stretch of a file's data: `len` blocks from logical block `logical`, stored from
+/// physical block `physical`, or `None` for an extent allocated but not yet written (zeros).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First logical block.
+    pub logical: u64,
+    /// First physical block, if written.
+    pub physical: Option<u64>,
+    /// Blocks.
+    pub len: u64,
+}
 
 /// Where a superblock puts its group descriptors.
 pub struct Geometry {
@@ -337,6 +352,56 @@ impl Layout {
         Some(())
     }
 
+    /// The data runs of an extent-mapped inode, in logical order (the gaps between them are
+    /// holes); `None` for a block-mapped inode or a damaged or overlapping tree.
+    fn runs(&self, v: &Volume, inode: &[u8]) -> Option<Vec<Run>> {
+        let flags = u32le(inode, 32)? as u32;
+        if flags & EXTENTS_FL == 0 || flags & INLINE_DATA_FL != 0 {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.extent_runs(v, inode.get(40..100)?, 0, &mut out)?;
+        out.sort_by_key(|r| r.logical);
+        let ordered = out
+            .windows(2)
+            .all(|w| w[0].logical + w[0].len <= w[1].logical);
+        ordered.then_some(out)
+    }
+
+    fn extent_runs(&self, v: &Volume, node: &[u8], depth: u32, out: &mut Vec<Run>) -> Option<()> {
+        if u16le(node, 0)? != 0xF30A || depth > MAX_EXTENT_DEPTH {
+            return None;
+        }
+        let entries = u16le(node, 2)?;
+        let level = u16le(node, 6)?;
+        for i in 0..entries as usize {
+            let e = node.get(12 + i * 12..24 + i * 12)?;
+            if level == 0 {
+                let (logical, len) = (u32le(e, 0)?, u16le(e, 4)?);
+                // A length above 32768 marks an extent allocated but not written yet.
+                let (len, written) = if len > 32768 {
+                    (len - 32768, false)
+                } else {
+                    (len, true)
+                };
+                let start = (u16le(e, 6)? << 32) | u32le(e, 8)?;
+                if out.len() >= MAX_RUNS {
+                    return None;
+                }
+                out.push(Run {
+                    logical,
+                    physical: written.then_some(start),
+                    len,
+                });
+            } else {
+                let child = (u16le(e, 8)? << 32) | u32le(e, 4)?;
+                let block = read(v, child.checked_mul(self.bs)?, self.bs)?;
+                self.extent_runs(v, &block, depth + 1, out)?;
+            }
+        }
+        Some(())
+    }
+
     /// Block `b` holding data (`level` 0) or pointers `level` deep.
     fn mapped(&self, v: &Volume, b: u64, level: u32, n: u64, out: &mut Vec<u64>) -> Option<()> {
         if b == 0 || out.len() as u64 >= n {
@@ -405,6 +470,14 @@ impl Layout {
 /// Inode `ino` as stored.
 pub fn inode(v: &Volume, ino: u32) -> Option<Inode> {
     Layout::of(v)?.inode(v, ino).map(Inode)
+}
+
+/// The block size and the data runs of inode `ino`, when it is mapped by extents (see
+/// [`Run`]).
+pub fn runs(v: &Volume, ino: u32) -> Option<(u64, Vec<Run>)> {
+    let l = Layout::of(v)?;
+    let runs = l.runs(v, &l.inode(v, ino)?)?;
+    Some((l.bs, runs))
 }
 
 /// (name, inode) of every record of directory inode `ino`.
