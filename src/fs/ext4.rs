@@ -443,6 +443,15 @@ impl Ext4Fs {
                  not read",
             )
         })?;
+        // Logical block numbers are 32 bits: a larger size is a forged inode, not a file (its
+        // zeros past the last extent would otherwise be streamed without end).
+        if size > (1u64 << 32).saturating_mul(bs) {
+            return Err(v.error(
+                NAME,
+                path,
+                format!("a size of {size} bytes, past ext4's limit (damaged)"),
+            ));
+        }
         v.begin(size);
         let mut buf = vec![0u8; CHUNK];
         let mut at = 0u64;
