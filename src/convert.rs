@@ -2,7 +2,7 @@
 //! image (raw, split raw, an E01 set of any writer, by any of its names) to any output set.
 //!
 //! ```text
-//!  Image::open ─▶ references::of_image (what it claims) ─▶ Outputs::plan/claim/create_sinks
+//!  Image::open_in ─▶ references::of_image (what it claims) ─▶ Outputs::plan/claim/create_sinks
 //!        ─▶ Image::stream (E01 decoded on all cores) ─▶ pipeline::run (hashes, pieces, sinks)
 //!        ─▶ Outputs::finish ─▶ the claims against the hashes read ─▶ record
 //! ```
@@ -110,7 +110,9 @@ pub fn convert(
     stop: &AtomicBool,
 ) -> Result<ConvertReport> {
     let started = Started::now();
-    let image = Image::open(&opts.image)?;
+    // Local files, or objects of a bucket (`s3://…`, the same endpoint as an s3 output).
+    let place = crate::image::Place::of(&opts.image, opts.store.endpoint.as_deref())?;
+    let image = Image::open_in(&place, &opts.image)?;
     image.refuse_incomplete(&opts.image)?;
     if opts.piece_size == 0 {
         return Err(Error::InvalidOption("the piece size must not be 0".into()));
@@ -227,6 +229,8 @@ pub fn convert(
             });
         }
     }
+    // An object replaced while it was read: the new set may hold no one object's bytes.
+    problems.extend(place.changed_since_opened()?);
     let unreadable = crate::map::merge_runs(unreadable, media_size);
     map.set(0, media_size, BlockState::Finished);
     for r in &unreadable {

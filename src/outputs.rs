@@ -211,11 +211,15 @@ impl Outputs {
     /// files, `BASE.lock`, `BASE.E01`, and the segment names of BASE that exist (a run that
     /// writes segments may replace or remove any of them).
     pub fn guarded(&self) -> Result<Vec<PathBuf>> {
-        if self.bucket.is_some() {
-            // Objects live on no local file system, so none can be the source or on it.
-            return Ok(Vec::new());
-        }
         let mut guarded = self.planned.clone();
+        if self.bucket.is_some() {
+            // Objects live on no local file system, so none can be a local source or on it;
+            // but an image being converted may be in the same bucket, under the same names.
+            if self.e01 {
+                guarded.extend(naming::segment_path(&self.base, 1));
+            }
+            return Ok(guarded);
+        }
         guarded.push(self.side.lock());
         if self.e01 {
             guarded.extend(naming::segment_path(&self.base, 1));
@@ -560,6 +564,24 @@ impl Outputs {
 /// Refuses an output that is one of `inputs` (by device and inode: also through another
 /// name, a hard link or a symbolic link).
 pub fn refuse_inputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> Result<()> {
+    // Objects have no device and inode: an object is the same as another by bucket and key.
+    let object = |p: &Path| {
+        p.to_str()
+            .filter(|s| crate::s3::is_s3(s))
+            .and_then(|s| crate::s3::S3Url::parse(s).ok())
+            .map(|u| (u.bucket().to_string(), u.key().to_string()))
+    };
+    for out in outputs {
+        let Some(o) = object(out) else { continue };
+        if let Some(input) = inputs.iter().find(|i| object(i).as_ref() == Some(&o)) {
+            return Err(Error::Refused(format!(
+                "{}: is {}, an object of the image being converted (or its record or hash \
+                 log); choose another -o",
+                crate::text::printable_path(out),
+                crate::text::printable_path(input)
+            )));
+        }
+    }
     let ids: Vec<((u64, u64), &PathBuf)> = inputs
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok().map(|m| ((m.dev(), m.ino()), p)))

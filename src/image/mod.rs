@@ -390,7 +390,7 @@ impl Image {
 fn refuse_bucket(path: &Path) -> Result<()> {
     if crate::s3::url::is_s3_os(path.as_os_str()) {
         return Err(Error::InvalidOption(format!(
-            "{}: an image in a bucket is read by verify, info and cat; copy it to a local \
+            "{}: an image in a bucket is read by verify, info, cat and convert; copy it to a local \
              directory for this command",
             crate::text::printable(&path.to_string_lossy())
         )));

@@ -313,7 +313,7 @@ fn a_wrong_secret_or_a_missing_object_is_one_clear_line() {
         .args(["mount", &url("case/disk.raw"), dir.path().to_str().unwrap()])
         .exits(2);
     assert!(
-        stderr(&out).contains("read by verify, info and cat"),
+        stderr(&out).contains("read by verify, info, cat and convert"),
         "{}",
         stderr(&out)
     );
@@ -389,4 +389,47 @@ fn names_of_many_bases_are_found_and_missing_ones_are_not() {
         .unwrap_err()
         .to_string()
         .contains("not in the bucket"));
+}
+
+/// `convert` reads an image in a bucket through the same reader as `verify`: the raw it writes
+/// is the source's bytes and the hashes the bucket's E01 and record claim are checked; a
+/// conversion onto the image's own BASE in the bucket is refused even with `--overwrite`, and
+/// the image's objects stay as they were.
+#[test]
+fn convert_reads_an_image_in_a_bucket_and_never_writes_over_it() {
+    let Some(g) = Garage::single() else { return };
+    let dir = tempdir();
+    let data = acquired(dir.path());
+    let sets = dir.path().join("sets");
+    upload(&g, &sets, "case/");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    exhibit_at(&g)
+        .arg("convert")
+        .arg(url("case/disk.E01"))
+        .arg("-o")
+        .arg(out.join("copy"))
+        .args(["--format", "raw"])
+        .exits(0);
+    assert!(std::fs::read(out.join("copy.raw")).unwrap() == data);
+    let rec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("copy.yaml")).unwrap()).unwrap();
+    let from = &rec["converted_from"];
+    assert_eq!(from["image"].as_str(), Some(url("case/disk.E01").as_str()));
+    let claimed = from["claimed_hashes"].as_sequence().unwrap();
+    assert!(claimed.len() >= 2, "{claimed:?}");
+    assert!(claimed.iter().all(|c| c["matches"] == true), "{claimed:?}");
+    assert_eq!(from["hashes_match"], true);
+
+    let before = g.client().head_object("case/disk.E01").unwrap();
+    assert!(before.is_some());
+    let refused = exhibit_at(&g)
+        .arg("convert")
+        .arg(url("case/disk.E01"))
+        .args(["-o", &url("case/disk"), "--format", "raw", "--overwrite"])
+        .exits(2);
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains("an object of the image being converted"), "{e}");
+    assert_eq!(g.client().head_object("case/disk.E01").unwrap(), before);
+    assert!(g.client().head_object("case/disk.yaml").unwrap().is_some());
 }
