@@ -299,7 +299,18 @@ impl Layout {
         let iblock = inode.get(40..100)?;
         let mut out = Vec::new();
         if flags & EXTENTS_FL != 0 {
-            self.extents(v, iblock, n, 0, &mut out)?;
+            // Written extents only: one not yet written reads as zeros, holes have no block.
+            for run in self.runs(v, inode)? {
+                let Some(physical) = run.physical else {
+                    continue;
+                };
+                for k in 0..run.len {
+                    if run.logical + k >= n || out.len() as u64 >= n {
+                        break;
+                    }
+                    out.push(physical.checked_add(k)?);
+                }
+            }
         } else {
             for (i, level) in (0..15usize).map(|i| (i, i.saturating_sub(11))) {
                 let b = u32le(iblock, i * 4)?;
@@ -311,45 +322,6 @@ impl Layout {
         }
         out.truncate(n as usize);
         Some(out)
-    }
-
-    fn extents(
-        &self,
-        v: &Volume,
-        node: &[u8],
-        n: u64,
-        depth: u32,
-        out: &mut Vec<u64>,
-    ) -> Option<()> {
-        if u16le(node, 0)? != 0xF30A || depth > MAX_EXTENT_DEPTH {
-            return None;
-        }
-        let entries = u16le(node, 2)?;
-        let level = u16le(node, 6)?;
-        for i in 0..entries as usize {
-            let e = node.get(12 + i * 12..24 + i * 12)?;
-            if level == 0 {
-                let (first, len) = (u32le(e, 0)?, u16le(e, 4)?);
-                if len > 32768 || first >= n {
-                    continue; // not yet written (reads as zeros), or past the end
-                }
-                let start = (u16le(e, 6)? << 32) | u32le(e, 8)?;
-                for k in 0..len.min(n - first) {
-                    out.push(start.checked_add(k)?);
-                    if out.len() as u64 >= n {
-                        return Some(());
-                    }
-                }
-            } else {
-                let child = (u16le(e, 8)? << 32) | u32le(e, 4)?;
-                let block = read(v, child.checked_mul(self.bs)?, self.bs)?;
-                self.extents(v, &block, n, depth + 1, out)?;
-            }
-            if out.len() as u64 >= n {
-                break;
-            }
-        }
-        Some(())
     }
 
     /// The data runs of an extent-mapped inode, in logical order (the gaps between them are
