@@ -128,6 +128,22 @@ impl ImageFile {
     }
 }
 
+/// A new, empty image file `img` in `dir`, opened as outputs are (for tests here and of the
+/// writers built on it).
+#[cfg(test)]
+pub(crate) fn scratch(dir: &std::path::Path) -> (PathBuf, ImageFile) {
+    let path = dir.join("img");
+    let buffered = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let image = ImageFile::new(&path, buffered, ImageFile::open_direct(&path));
+    (path, image)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,15 +152,7 @@ mod tests {
     #[test]
     fn aligned_bulk_and_unaligned_tail_land_where_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("img");
-        let buffered = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let mut img = ImageFile::new(&path, buffered, ImageFile::open_direct(&path));
+        let (path, mut img) = scratch(dir.path());
         let mut buf = AlignedBuf::new(3 * ALIGN);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (i % 253) as u8;

@@ -281,18 +281,7 @@ mod tests {
     use crate::buffer::{BufferPool, ALIGN};
     use std::fs::File;
 
-    fn file(dir: &std::path::Path) -> (std::path::PathBuf, ImageFile) {
-        let path = dir.join("img");
-        let buffered = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let image = ImageFile::new(&path, buffered, ImageFile::open_direct(&path));
-        (path, image)
-    }
+    use super::super::image_file::scratch as file;
 
     #[test]
     fn blocks_land_at_their_offsets_and_go_back_to_the_pool() {
